@@ -1,0 +1,1 @@
+"""Command-line front ends; each ``*_main(argv=None) -> int`` backs one command in ``bin/``."""

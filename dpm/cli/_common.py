@@ -1,0 +1,81 @@
+"""What every command shares: logging flags, one-line errors, exit codes."""
+import argparse
+import logging
+import sys
+
+EXIT_OK = 0
+EXIT_ERROR = 1      # bad input or a failed run: one line on stderr, no traceback
+EXIT_USAGE = 2      # argparse's own status for bad command lines
+
+# Exceptions that mean "the user gave us something we cannot use": reported as
+# one line.  Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, EOFError)
+
+
+def add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """Add ``-v/--verbose`` and ``-q/--quiet`` to a parser."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more log output (repeat for debug output)")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="only warnings and errors; no progress bar")
+
+
+def setup_logging(prog: str, args) -> None:
+    """Route the library's ``logging`` output to stderr at the level the flags ask for."""
+    if getattr(args, "quiet", False):
+        level = logging.WARNING
+    elif getattr(args, "verbose", 0) >= 1:
+        level = logging.DEBUG
+    else:
+        level = logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(prog))
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("matplotlib", "PIL"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, prog):
+        super().__init__()
+        self.prog = prog
+
+    def format(self, record):
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{self.prog}: {record.levelname.lower()}: {msg}"
+        return f"{self.prog}: {msg}"
+
+
+def show_progress(args) -> bool:
+    """Progress bars are on unless ``-q`` was given."""
+    return not getattr(args, "quiet", False)
+
+
+def error_line(exc: BaseException) -> str:
+    """Make a single line out of an exception's message."""
+    msg = str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        msg = f"{exc.filename}: {exc.strerror}"
+    msg = " ".join(msg.split())
+    return msg or type(exc).__name__
+
+
+def run(prog: str, body, argv=None) -> int:
+    """Run ``body(argv)`` and turn user errors and Ctrl+C into one line and a status.
+
+    ``body`` parses its own arguments and returns an exit status.
+    """
+    try:
+        return int(body(argv) or EXIT_OK)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        print(f"{prog}: error: {error_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,45 @@
+"""Shared test fixtures.
+
+Tests that compare against the original release's outputs read them in place
+from ``../shared`` (next to the repository; override with ``DPM_SHARED``) and
+skip with a reason where it is absent.
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DPM_SHARED", REPO.parent / "shared"))
+
+
+def shared_path(*parts):
+    """Return a path inside ``../shared``, skipping the test if it is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the original release's outputs live in ../shared)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """Load a golden ``.npz`` by stem: ``golden('features')['f8_000034']``."""
+    cache = {}
+
+    def load(stem):
+        if stem not in cache:
+            cache[stem] = np.load(shared_path("golden", f"{stem}.npz"))
+        return cache[stem]
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def models_dir():
+    return shared_path("models", "voc-release3.1")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

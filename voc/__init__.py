@@ -1,0 +1,1 @@
+"""voc: PASCAL VOC datasets (reading) and evaluation (the devkit's average precision)."""
