@@ -438,6 +438,10 @@ _R31_FIELDS = {"sbin", "rootfilters", "offsets", "blocksizes", "regmult", "learn
                "maxsize", "minsize", "thresh"}
 
 
+# voc-release3.1 names models after their class, except the INRIA Person model.
+_DATASET_CLASSES = {"inria": "person"}
+
+
 def import_mat_model(path) -> Model:
     """Read a voc-release3.1 model saved by MATLAB (``load(path)`` -> ``model``)."""
     import scipy.io as sio
@@ -466,7 +470,8 @@ def import_mat_model(path) -> Model:
     try:
         model = _convert_r31(m)
         model.info["source"] = path.name
-        model.class_name = path.stem[:-len("_final")] if path.stem.endswith("_final") else path.stem
+        name = path.stem[:-len("_final")] if path.stem.endswith("_final") else path.stem
+        model.class_name = _DATASET_CLASSES.get(name, name)
         validate_model(model, source=str(path))
     except (AttributeError, IndexError, TypeError, KeyError) as exc:
         raise ValueError(f"{path}: malformed voc-release3.1 model ({exc})") from None

@@ -1,0 +1,134 @@
+"""Detection speed: single-thread time per image with its split, and -j scaling.
+
+Usage::
+
+    python benchmarks/bench_detect.py [--repeat 7] [--images 12]
+
+Reports, in one run:
+
+* single-thread detection of ``000034.jpg`` with the VOC2007 person model
+  (median of ``--repeat`` runs) next to the original code's time for the
+  same image and model: the Octave run recorded in ``../shared/golden``
+  (``p034_time``) and the ~0.9 s of the original's fastest convolution
+  variant (fconvblas) on this kind of machine; ratios of both;
+* where the time goes: feature pyramid, convolution, distance transform, rest;
+* parity of that run with the golden boxes (count and max deviation);
+* images per second over a folder with ``-j 1`` and ``-j 2`` (``detect_files``),
+  and their ratio.
+"""
+import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")  # single-threaded native code (set before numpy loads)
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import dpm.detect as D  # noqa: E402
+from dpm import load_model, read_image  # noqa: E402
+from dpm.batch import detect_files  # noqa: E402
+
+SHARED = Path(os.environ.get("DPM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+ORIGINAL_FASTEST_S = 0.9  # the original's per-image time with fconvblas on this kind of machine
+
+
+class Timer:
+    """Accumulates the time spent in wrapped functions."""
+
+    def __init__(self):
+        self.total = {}
+
+    def wrap(self, name, fn):
+        def timed(*a, **k):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.total[name] = self.total.get(name, 0.0) + time.perf_counter() - t
+        return timed
+
+
+def split_times(image, model):
+    """One detection with the stages timed (wrapping adds a little overhead)."""
+    timer = Timer()
+    saved = (D.feature_pyramid, D.FilterBank.convolve, D.distance_transform)
+    D.feature_pyramid = timer.wrap("features", saved[0])
+    D.FilterBank.convolve = timer.wrap("convolution", saved[1])
+    D.distance_transform = timer.wrap("distance transform", saved[2])
+    try:
+        t = time.perf_counter()
+        D.detect(image, model)
+        total = time.perf_counter() - t
+    finally:
+        D.feature_pyramid, D.FilterBank.convolve, D.distance_transform = saved
+    rest = total - sum(timer.total.values())
+    return total, {**timer.total, "rest (padding, scores, boxes, nms)": rest}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--images", type=int, default=12, help="folder size for the -j test")
+    args = ap.parse_args()
+    models = SHARED / "models" / "voc-release3.1"
+    if not models.exists():
+        sys.exit(f"{models} is absent: this benchmark needs the original models and demo images")
+    model = load_model(models / "VOC2007" / "person_final.mat")
+    image = read_image(models / "000034.jpg")
+
+    D.detect(image, model)  # warm up
+    times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        dets = D.detect(image, model)
+        times.append(time.perf_counter() - t)
+    ours = statistics.median(times)
+    print(f"single-thread detect, person model, 000034.jpg {image.shape[1]}x{image.shape[0]}: "
+          f"median {ours * 1000:.1f} ms over {args.repeat} runs (min {min(times) * 1000:.1f} ms)")
+
+    golden = SHARED / "golden" / "detect.npz"
+    if golden.exists():
+        g = np.load(golden)
+        octave = float(g["p034_time"])
+        print(f"  original, Octave run recorded in golden (p034_time): {octave:.3f} s -> ours is "
+              f"{ours / octave:.3f} of it ({octave / ours:.1f}x faster)")
+        ref = g["p034_clip"]
+        ok = len(ref) == len(dets) and np.allclose(np.column_stack([dets.boxes, dets.scores]), ref, atol=1e-3)
+        dev = np.abs(np.column_stack([dets.boxes, dets.scores]) - ref).max() if len(ref) == len(dets) else np.nan
+        print(f"  parity with the original's final boxes: {'yes' if ok else 'NO'} "
+              f"({len(dets)} vs {len(ref)} boxes, max deviation {dev:.2e})")
+    print(f"  original, fastest convolution variant (~{ORIGINAL_FASTEST_S} s): ours is "
+          f"{ours / ORIGINAL_FASTEST_S:.3f} of it ({ORIGINAL_FASTEST_S / ours:.1f}x faster); "
+          f"target <= 0.200 of it")
+
+    total, split = split_times(image, model)
+    print(f"time split of one run ({total * 1000:.1f} ms):")
+    for name, secs in split.items():
+        print(f"  {name:38s} {secs * 1000:7.1f} ms  {100 * secs / total:5.1f}%")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        names = ["000034.jpg", "000061.jpg", "000084.jpg"]
+        paths = []
+        for i in range(args.images):
+            dst = Path(tmp) / f"img{i:03d}.jpg"
+            shutil.copy(models / names[i % 3], dst)
+            paths.append(dst)
+        rates = {}
+        for jobs in (1, 2):
+            list(detect_files(paths[:2], model, n_jobs=jobs, progress=False))  # start-up outside the timing
+            t = time.perf_counter()
+            n = sum(1 for _ in detect_files(paths, model, n_jobs=jobs, progress=False))
+            rates[jobs] = n / (time.perf_counter() - t)
+            print(f"-j {jobs}: {rates[jobs]:.2f} images/s over {n} images (includes worker start-up)")
+        print(f"-j 2 / -j 1 throughput: {rates[2] / rates[1]:.2f}x (target >= 1.7x)")
+
+
+if __name__ == "__main__":
+    main()

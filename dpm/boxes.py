@@ -1,0 +1,135 @@
+"""Boxes: conventions, non-maximum suppression, clipping, bounding-box prediction.
+
+Box convention (the original's, and PASCAL VOC's): ``[x1, y1, x2, y2]`` in
+**1-based, inclusive** pixel coordinates, so a box covers ``x2 - x1 + 1``
+columns and its area is ``(x2 - x1 + 1) * (y2 - y1 + 1)``.  Coordinates are
+floats: detection boxes are in general not on pixel boundaries.
+
+Ports of voc-release3.1 ``nms.m``, ``clipboxes.m`` and ``getboxes.m``
+(spec §1.10; Felzenszwalb, Girshick, McAllester, Ramanan, MIT-style licence).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["box_area", "nms", "nms_indices", "clip_boxes", "predict_boxes", "iou"]
+
+
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Area of inclusive boxes, ``(x2 - x1 + 1) * (y2 - y1 + 1)``."""
+    b = np.asarray(boxes, dtype=np.float64)
+    return (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """PASCAL overlap (intersection over union, inclusive pixels) of one box with many."""
+    box = np.asarray(box, dtype=np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w = np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]) + 1
+    h = np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]) + 1
+    inter = np.where((w > 0) & (h > 0), w * h, 0.0)
+    return inter / (box_area(box) + box_area(boxes) - inter)
+
+
+def nms_indices(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.5) -> np.ndarray:
+    """Greedy non-maximum suppression with the original's overlap rule.
+
+    Boxes are visited from the highest score down (ties: the later box first,
+    because ``nms.m`` takes the last element of MATLAB's stable ascending sort).
+    The picked box ``i`` suppresses every remaining box ``j`` with
+    ``intersection(i, j) / area(j) > overlap``.  This is **not** IoU: the
+    denominator is the area of the lower-scoring box, as in voc-release3.1.
+
+    Returns
+    -------
+    (K,) intp ndarray
+        Indices of the kept boxes, in the order they were picked.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if boxes.shape[0] != scores.shape[0]:
+        raise ValueError(f"nms: {boxes.shape[0]} boxes but {scores.shape[0]} scores")
+    if not 0 <= overlap <= 1 or not np.isfinite(overlap):
+        raise ValueError(f"nms: overlap must be in [0, 1], got {overlap}")
+    order = np.argsort(scores, kind="stable")[::-1]  # descending, later index first on ties
+    x1, y1, x2, y2 = boxes.T
+    area = box_area(boxes)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1
+        h = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1
+        suppress = (w > 0) & (h > 0) & (w * h / area[rest] > overlap)
+        order = rest[~suppress]
+    return np.asarray(keep, dtype=np.intp)
+
+
+def nms(boxes: np.ndarray, overlap: float = 0.5) -> np.ndarray:
+    """``nms.m``: rows of ``boxes`` (score in the last column) that survive suppression.
+
+    ``boxes`` is ``(N, K)`` with ``x1 y1 x2 y2`` in the first four columns and
+    the score in the last; the surviving rows are returned in pick order.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.size == 0:
+        return boxes.reshape(0, boxes.shape[-1] if boxes.ndim == 2 else 5)
+    return boxes[nms_indices(boxes[:, :4], boxes[:, -1], overlap)]
+
+
+def clip_boxes(boxes: np.ndarray, image_shape) -> np.ndarray:
+    """``clipboxes.m``: clamp ``x1, y1`` to at least 1 and ``x2, y2`` to the image width/height.
+
+    Boxes are not removed, even if clipping leaves them empty (as in the original).
+    """
+    b = np.array(boxes, dtype=np.float64, copy=True)
+    if b.size == 0:
+        return b
+    height, width = int(image_shape[0]), int(image_shape[1])
+    b[:, 0] = np.maximum(b[:, 0], 1)
+    b[:, 1] = np.maximum(b[:, 1], 1)
+    b[:, 2] = np.minimum(b[:, 2], width)
+    b[:, 3] = np.minimum(b[:, 3], height)
+    return b
+
+
+def bbox_features(root_boxes: np.ndarray, part_boxes: np.ndarray) -> np.ndarray:
+    """The ``getboxes.m`` regressor input for each detection.
+
+    ``[root x2 - x1 (no +1), root x1, root y1, part1 x1, part1 y1, ...]``:
+    ``3 + 2 * P`` values per detection, no bias term.
+    """
+    root_boxes = np.asarray(root_boxes, dtype=np.float64).reshape(-1, 4)
+    part_boxes = np.asarray(part_boxes, dtype=np.float64).reshape(root_boxes.shape[0], -1, 4)
+    cols = [root_boxes[:, 2:3] - root_boxes[:, 0:1], root_boxes[:, 0:2],
+            part_boxes[:, :, 0:2].reshape(root_boxes.shape[0], -1)]
+    return np.concatenate(cols, axis=1)
+
+
+def predict_boxes(root_boxes, part_boxes, components, regressors) -> np.ndarray:
+    """``getboxes.m``: predicted ``[x1 y1 x2 y2]`` from root and part boxes.
+
+    Parameters
+    ----------
+    root_boxes : (N, 4) ndarray
+    part_boxes : (N, P, 4) ndarray
+    components : (N,) int ndarray
+        0-based component of each detection.
+    regressors : list of (4, 3 + 2P) ndarray or None
+        One per component (``Component.bbox_regressor``).  A component without
+        one keeps its root box.
+    """
+    root_boxes = np.asarray(root_boxes, dtype=np.float64).reshape(-1, 4)
+    out = root_boxes.copy()
+    if out.shape[0] == 0:
+        return out
+    feats = bbox_features(root_boxes, part_boxes)
+    components = np.asarray(components)
+    for c, reg in enumerate(regressors):
+        if reg is None:
+            continue
+        sel = components == c
+        if sel.any():
+            out[sel] = feats[sel] @ np.asarray(reg, dtype=np.float64).T
+    return out

@@ -1,0 +1,312 @@
+"""Detection with a Deformable Part Model: voc-release3.1 ``detect.m`` and ``process.m``.
+
+The pipeline (spec §1.9, §1.10)::
+
+    image -> feature pyramid -> per level: root and part filter responses ->
+    distance transform of each part response -> component scores ->
+    positions above the threshold -> root and part boxes (the raw detections)
+    -> bounding-box prediction (getboxes) -> non-maximum suppression -> clipping
+
+Scores and boxes are those of the original code: the same raw detections in
+the same order (levels ascending from ``interval``; within a level, components
+in order; within a component, column-major positions), boxes in 1-based
+inclusive pixel coordinates (see :mod:`dpm.boxes`).
+
+Reference: P. Felzenszwalb, R. Girshick, D. McAllester, D. Ramanan, "Object
+Detection with Discriminatively Trained Part Based Models", PAMI 2010; the
+voc-release3.1 code (MIT-style licence).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .boxes import clip_boxes, nms_indices, predict_boxes
+from .convolve import FilterBank
+from .dt import distance_transform
+from .features import feature_pyramid
+from .image import as_rgb, upsample_image
+from .model import Model
+
+__all__ = ["Detections", "detect", "detect_raw", "check_image_size", "LevelScores", "score_levels"]
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections of one image, as parallel arrays.
+
+    All boxes are ``[x1, y1, x2, y2]`` in 1-based inclusive pixel coordinates of
+    the image that was passed to :func:`detect`.
+
+    Attributes
+    ----------
+    boxes : (N, 4) float64
+        Final boxes: predicted by the bounding-box regressor when the model has
+        one (``getboxes.m``), else the root boxes; clipped to the image.
+    scores : (N,) float64
+    components : (N,) int
+        0-based component index.
+    root_boxes : (N, 4) float64
+        Root filter placements (not clipped).
+    part_boxes : (N, P, 4) float64
+        Part filter placements (not clipped), in the component's part order.
+    levels : (N,) int
+        0-based pyramid level of the root.
+    image_shape : tuple
+        ``(height, width)`` of the image.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    components: np.ndarray
+    root_boxes: np.ndarray
+    part_boxes: np.ndarray
+    levels: np.ndarray
+    image_shape: tuple = field(default=(0, 0))
+
+    def __len__(self):
+        return int(self.scores.shape[0])
+
+    def __getitem__(self, index) -> "Detections":
+        idx = np.asarray(index)
+        if idx.ndim == 0:
+            idx = idx.reshape(1)
+        return Detections(self.boxes[idx], self.scores[idx], self.components[idx], self.root_boxes[idx],
+                          self.part_boxes[idx], self.levels[idx], self.image_shape)
+
+    @classmethod
+    def empty(cls, num_parts: int = 0, image_shape=(0, 0)) -> "Detections":
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.intp), np.zeros((0, 4)),
+                   np.zeros((0, num_parts, 4)), np.zeros(0, dtype=np.intp), tuple(image_shape))
+
+    def to_raw(self) -> np.ndarray:
+        """The original ``detect.m`` row layout: ``[root box, part boxes..., component (1-based), score]``."""
+        n = len(self)
+        return np.concatenate([self.root_boxes, self.part_boxes.reshape(n, 4 * self.part_boxes.shape[1]),
+                               (self.components + 1)[:, None].astype(np.float64), self.scores[:, None]], axis=1)
+
+
+@dataclass
+class LevelScores:
+    """Score maps of one pyramid level (what :func:`score_levels` yields).
+
+    ``scores[c]`` is component ``c``'s score map over root positions of the
+    padded level, ``argmax[c][j]`` the ``(Ix, Iy)`` 0-based dt argmax maps of
+    part ``j`` in the padded part level, ``cell`` the cell size in pixels.
+    """
+
+    level: int
+    cell: float
+    scores: list
+    argmax: list
+
+
+class _Prepared:
+    """A model's filters stacked for convolution, built once per detection call."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.roots = FilterBank([c.root for c in model.components])
+        self.part_index = []
+        filters = []
+        for c in model.components:
+            idx = []
+            for p in c.parts:
+                idx.append(len(filters))
+                filters.append(p.filter)
+            self.part_index.append(idx)
+        self.parts = FilterBank(filters) if filters else None
+
+
+def _pad(features: np.ndarray, pady: int, padx: int) -> np.ndarray:
+    h, w, nf = features.shape
+    out = np.zeros((h + 2 * pady, w + 2 * padx, nf), dtype=features.dtype)
+    out[pady:pady + h, padx:padx + w] = features
+    return out
+
+
+def _sample_stride2(values: np.ndarray, y0: int, x0: int, shape, fill) -> np.ndarray:
+    """``values[y0::2, x0::2]`` cut or filled to ``shape``.
+
+    Probes that fall outside the part map (the original would index out of
+    range there; it does not happen for pyramids built by featpyramid) get ``fill``.
+    """
+    sub = values[y0:y0 + 2 * shape[0]:2, x0:x0 + 2 * shape[1]:2]
+    if sub.shape == tuple(shape):
+        return sub
+    out = np.full(shape, fill, dtype=values.dtype)
+    out[:sub.shape[0], :sub.shape[1]] = sub
+    return out
+
+
+def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, levels=None):
+    """Yield :class:`LevelScores` for each pyramid level ``detect.m`` visits.
+
+    Levels run from ``interval`` (0-based) to the top; a level whose padded map
+    is smaller than the model's largest root is skipped, as in the original.
+    """
+    prepared = prepared or _Prepared(model)
+    pady, padx = model.padding
+    maxh, maxw = model.maxsize
+    interval = model.interval
+    todo = range(interval, len(pyramid.levels)) if levels is None else levels
+    for lev in todo:
+        feat = pyramid.levels[lev]
+        if feat.shape[0] + 2 * pady < maxh or feat.shape[1] + 2 * padx < maxw:
+            continue
+        root_resp = prepared.roots.convolve(_pad(feat, pady, padx))
+        part_resp = None
+        if prepared.parts is not None:
+            part_resp = prepared.parts.convolve(_pad(pyramid.levels[lev - interval], 2 * pady, 2 * padx))
+        scores, argmax = [], []
+        for ci, comp in enumerate(model.components):
+            score = root_resp[ci] + comp.bias
+            am = []
+            for j, part in enumerate(comp.parts):
+                ax, bx, ay, by = part.deformation
+                m, ix, iy = distance_transform(-part_resp[prepared.part_index[ci][j]], ax, bx, ay, by)
+                # 1-based probe start anchor + 1 ("the anchor position is shifted to account for
+                # misalignment between features at different resolutions") -> 0-based start = anchor.
+                ax0, ay0 = part.anchor
+                score = score - _sample_stride2(m, ay0, ax0, score.shape, np.inf)
+                am.append((ix, iy))
+            scores.append(score)
+            argmax.append(am)
+        yield LevelScores(lev, model.sbin / pyramid.scales[lev], scores, argmax)
+
+
+def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):
+    """Root and part boxes (1-based inclusive pixels) for root positions ``(ys, xs)`` (0-based)."""
+    pady, padx = model.padding
+    comp = model.components[comp_index]
+    s = ls.cell
+    rh, rw = comp.root_size
+    X = xs.astype(np.float64) + 1
+    Y = ys.astype(np.float64) + 1
+    x1 = (X - padx) * s + 1
+    y1 = (Y - pady) * s + 1
+    root = np.stack([x1, y1, x1 + rw * s - 1, y1 + rh * s - 1], axis=1)
+    parts = np.empty((xs.size, len(comp.parts), 4))
+    for j, part in enumerate(comp.parts):
+        ix, iy = ls.argmax[comp_index][j]
+        probex = 2 * xs + part.anchor[0]
+        probey = 2 * ys + part.anchor[1]
+        px = ix[probey, probex].astype(np.float64) + 1
+        py = iy[probey, probex].astype(np.float64) + 1
+        ph, pw = part.size
+        px1 = ((px - 2) / 2 + 1 - padx) * s + 1
+        py1 = ((py - 2) / 2 + 1 - pady) * s + 1
+        parts[:, j] = np.stack([px1, py1, px1 + pw * s / 2 - 1, py1 + ph * s / 2 - 1], axis=1)
+    return root, parts
+
+
+def check_image_size(shape, model: Model, upsample: int = 1) -> None:
+    """Raise ``ValueError`` if no root filter of ``model`` fits in an image of this shape.
+
+    :func:`detect` itself accepts any image (the original scans the zero
+    padding around small images too, and finds nothing there at sensible
+    thresholds); the commands use this check to report such images.
+    """
+    h, w = int(shape[0]) * upsample, int(shape[1]) * upsample
+    fits = [h >= rh * model.sbin and w >= rw * model.sbin for rh, rw in (c.root_size for c in model.components)]
+    if not any(fits):
+        mh, mw = model.minsize
+        up = f", upsampled {upsample}x" if upsample > 1 else ""
+        raise ValueError(f"image ({int(shape[1])}x{int(shape[0])} pixels{up}) is smaller than the model's "
+                         f"smallest root window ({mw * model.sbin}x{mh * model.sbin} pixels); "
+                         f"use --upsample {2 * upsample} to find smaller objects")
+
+
+def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=None) -> Detections:
+    """``detect.m`` in plain detection mode: every placement scoring above ``threshold``.
+
+    No bounding-box prediction, suppression or clipping: ``boxes`` are the root
+    boxes.  ``threshold=None`` uses ``model.thresh``.
+    """
+    image = as_rgb(image)
+    thresh = model.thresh if threshold is None else float(threshold)
+    if pyramid is None:
+        pyramid = feature_pyramid(image, model.sbin, model.interval)
+    prepared = _Prepared(model)
+    nparts = model.num_parts
+    roots, parts, comps, scores, levels = [], [], [], [], []
+    for ls in score_levels(pyramid, model, prepared):
+        for ci, score in enumerate(ls.scores):
+            xs, ys = np.nonzero(score.T > thresh)  # MATLAB find order: column-major
+            if xs.size == 0:
+                continue
+            r, p = _boxes_at(model, ci, ls, ys, xs)
+            roots.append(r)
+            parts.append(p)
+            comps.append(np.full(xs.size, ci, dtype=np.intp))
+            scores.append(score[ys, xs])
+            levels.append(np.full(xs.size, ls.level, dtype=np.intp))
+    if not scores:
+        return Detections.empty(nparts, image.shape[:2])
+    root = np.concatenate(roots)
+    return Detections(root.copy(), np.concatenate(scores), np.concatenate(comps), root,
+                      np.concatenate(parts), np.concatenate(levels), tuple(image.shape[:2]))
+
+
+def detect(image, model: Model, *, threshold: float | None = None, upsample: int = 1, nms: float | None = 0.5,
+           bbox_prediction: bool = True, clip: bool = True) -> Detections:
+    """Detect objects in an image: the ``process.m`` pipeline of voc-release3.1.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        Pixel values 0..255 (uint8 or float).  Grey images are replicated to 3
+        channels and alpha is dropped, as ``color.m`` does.
+    model : Model
+    threshold : float, optional
+        Keep placements scoring above this; default ``model.thresh``.
+    upsample : int, default 1
+        Detect on the image enlarged by this factor (bilinear), for objects
+        smaller than the root filter; boxes are mapped back to ``image``.
+    nms : float or None, default 0.5
+        Overlap for non-maximum suppression with the original's rule (see
+        :func:`dpm.boxes.nms_indices`); ``None`` keeps every detection.
+    bbox_prediction : bool, default True
+        Predict the final boxes with the model's regressor (``getboxes.m``);
+        without one, or when False, the root boxes are used.
+    clip : bool, default True
+        Clip the final boxes to the image (``clipboxes.m``).
+
+    Returns
+    -------
+    Detections
+        In suppression order (highest score first).
+    """
+    image = as_rgb(image)
+    if not isinstance(upsample, (int, np.integer)) or upsample < 1:
+        raise ValueError(f"upsample must be a positive integer factor, got {upsample!r}")
+    shape = image.shape[:2]
+    work = upsample_image(image, int(upsample)) if upsample > 1 else image
+    raw = detect_raw(work, model, threshold)
+    if upsample > 1:
+        raw = _unscale(raw, int(upsample), shape)
+    boxes = raw.root_boxes
+    if bbox_prediction:
+        boxes = predict_boxes(raw.root_boxes, raw.part_boxes, raw.components,
+                              [c.bbox_regressor for c in model.components])
+    dets = Detections(boxes, raw.scores, raw.components, raw.root_boxes, raw.part_boxes, raw.levels, shape)
+    if nms is not None and len(dets):
+        dets = dets[nms_indices(dets.boxes, dets.scores, nms)]
+    if clip and len(dets):
+        dets = Detections(clip_boxes(dets.boxes, shape), dets.scores, dets.components, dets.root_boxes,
+                          dets.part_boxes, dets.levels, shape)
+    return dets
+
+
+def _unscale_boxes(b: np.ndarray, k: int) -> np.ndarray:
+    # Pixel p of the original covers pixels k*(p-1)+1 .. k*p of the enlarged image, so an inclusive
+    # box [x1, x2] there covers [(x1 - 1)/k + 1, x2/k] here.
+    out = b / k
+    out[..., 0:2] = (b[..., 0:2] - 1) / k + 1
+    return out
+
+
+def _unscale(d: Detections, k: int, shape) -> Detections:
+    return Detections(_unscale_boxes(d.boxes, k), d.scores, d.components, _unscale_boxes(d.root_boxes, k),
+                      _unscale_boxes(d.part_boxes, k), d.levels, tuple(shape))
