@@ -1,0 +1,377 @@
+"""Reading a PASCAL VOC year folder: image sets, annotations, training data.
+
+A VOC year folder (``VOCdevkit/VOC2007`` or any dataset in the same layout)
+holds::
+
+    Annotations/<image_id>.xml     one VOC XML file per image
+    ImageSets/Main/<split>.txt     image ids of a split, one per line
+    JPEGImages/<image_id>.jpg      the images
+
+Box convention: VOC ``bndbox`` values are **1-based, inclusive** pixel
+indices (width = ``xmax - xmin + 1``), and they are kept that way here, as in
+voc-release3.1 and the VOC devkit.
+
+``positives`` and ``negatives`` give the training data of voc-release3.1
+``pascal_data.m`` (spec §1.11; Felzenszwalb, Girshick, McAllester, Ramanan,
+MIT-style licence).
+"""
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["VOCObject", "Annotation", "Positive", "Negative", "VOCDataset", "read_annotation"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VOCObject:
+    """One ``<object>`` of a VOC annotation.
+
+    Attributes
+    ----------
+    name : str
+        Class name (``person``, ``car``, ...).
+    bbox : tuple of 4 int or float
+        ``(xmin, ymin, xmax, ymax)``, 1-based inclusive pixel indices exactly as
+        written in the file (ints where the file has integers).
+    pose : str
+        ``Unspecified``, ``Left``, ... (``Unspecified`` if absent).
+    truncated : bool
+        The object extends beyond the box (``False`` if absent).
+    difficult : bool
+        Ignored by the evaluation and by training (``False`` if absent).
+    """
+
+    name: str
+    bbox: tuple
+    pose: str = "Unspecified"
+    truncated: bool = False
+    difficult: bool = False
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """The contents of one ``Annotations/<image_id>.xml`` file.
+
+    Attributes
+    ----------
+    image_id : str
+        File stem of the annotation.
+    filename : str
+        Image file name given in the annotation (``''`` if absent).
+    size : tuple of 3 int or None
+        ``(width, height, depth)`` or ``None`` if the file has no ``<size>``.
+    objects : tuple of VOCObject
+        In file order.
+    """
+
+    image_id: str
+    filename: str
+    size: tuple | None
+    objects: tuple
+
+    def boxes(self, cls: str | None = None) -> np.ndarray:
+        """Boxes of the objects of class ``cls`` (all objects if ``None``).
+
+        Returns
+        -------
+        (N, 4) float64 ndarray
+            ``[x1 y1 x2 y2]``, 1-based inclusive, in file order.
+        """
+        rows = [o.bbox for o in self.objects if cls is None or o.name == cls]
+        return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+    def difficult(self, cls: str | None = None) -> np.ndarray:
+        """``(N,) bool`` difficult flags, parallel to :meth:`boxes`."""
+        return np.array([o.difficult for o in self.objects if cls is None or o.name == cls],
+                        dtype=bool)
+
+
+@dataclass(frozen=True)
+class Positive:
+    """A training positive: one non-difficult object (``pascal_data.m``).
+
+    ``box`` is ``(x1, y1, x2, y2)``, 1-based inclusive; ``flipped`` is always
+    ``False`` here (training adds the mirrored copies itself).
+    """
+
+    image_id: str
+    path: Path
+    box: tuple
+    flipped: bool = False
+
+
+@dataclass(frozen=True)
+class Negative:
+    """A training negative: an image with no object of the class (``pascal_data.m``)."""
+
+    image_id: str
+    path: Path
+    flipped: bool = False
+
+
+def _text(elem, tag, source, what, default=None):
+    child = elem.find(tag)
+    if child is None or child.text is None or not child.text.strip():
+        if default is not None:
+            return default
+        raise ValueError(f"{source}: malformed annotation: {what} has no <{tag}>")
+    return child.text.strip()
+
+
+def _number(text, source, what):
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{source}: malformed annotation: {what} is {text!r}, not a number") from None
+    if not np.isfinite(value):
+        raise ValueError(f"{source}: malformed annotation: {what} is {text!r}, not a finite number")
+    return value
+
+
+def _flag(text, source, what):
+    value = _number(text, source, what)
+    if value not in (0, 1):
+        raise ValueError(f"{source}: malformed annotation: {what} is {text!r}, expected 0 or 1")
+    return bool(value)
+
+
+def read_annotation(path, image_id: str | None = None) -> Annotation:
+    """Parse one VOC annotation XML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.xml`` file.
+    image_id : str, optional
+        Defaults to the file stem.
+
+    Returns
+    -------
+    Annotation
+
+    Raises
+    ------
+    ValueError
+        One line naming the file and what is wrong: missing file, malformed
+        XML, missing or non-numeric fields, a box with ``xmax < xmin`` or
+        ``ymax < ymin`` (objects are numbered from 1 in file order).
+    """
+    path = Path(path)
+    image_id = path.stem if image_id is None else image_id
+    try:
+        root = ET.parse(path).getroot()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: annotation file not found (image id {image_id!r})") from None
+    except ET.ParseError as exc:
+        raise ValueError(f"{path}: malformed XML: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read annotation: {exc.strerror or exc}") from None
+    if root.tag != "annotation":
+        raise ValueError(f"{path}: malformed annotation: root element is <{root.tag}>, "
+                         "expected <annotation>")
+    filename = (root.findtext("filename") or "").strip()
+    size = None
+    size_elem = root.find("size")
+    if size_elem is not None:
+        size = tuple(int(_number(_text(size_elem, tag, path, "<size>", default), path, f"<size><{tag}>"))
+                     for tag, default in (("width", None), ("height", None), ("depth", "3")))
+    objects = []
+    for k, obj in enumerate(root.findall("object"), start=1):
+        what = f"object {k}"
+        name = _text(obj, "name", path, what)
+        bndbox = obj.find("bndbox")
+        if bndbox is None:
+            raise ValueError(f"{path}: malformed annotation: {what} ({name}) has no <bndbox>")
+        x1, y1, x2, y2 = (_number(_text(bndbox, tag, path, f"{what} ({name}) <bndbox>"), path,
+                                  f"{what} ({name}) <{tag}>")
+                          for tag in ("xmin", "ymin", "xmax", "ymax"))
+        if x2 < x1:
+            raise ValueError(f"{path}: {what} ({name}): box has xmax {x2} < xmin {x1}")
+        if y2 < y1:
+            raise ValueError(f"{path}: {what} ({name}): box has ymax {y2} < ymin {y1}")
+        objects.append(VOCObject(
+            name=name,
+            bbox=(x1, y1, x2, y2),
+            pose=_text(obj, "pose", path, what, "Unspecified"),
+            truncated=_flag(_text(obj, "truncated", path, what, "0"), path, f"{what} <truncated>"),
+            difficult=_flag(_text(obj, "difficult", path, what, "0"), path, f"{what} <difficult>"),
+        ))
+    return Annotation(image_id=image_id, filename=filename, size=size, objects=tuple(objects))
+
+
+class VOCDataset:
+    """A PASCAL VOC year folder (``VOCdevkit/VOC2007`` or the same layout).
+
+    Image sets and annotations are read lazily, on first use, and cached.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder holding ``Annotations/``, ``ImageSets/Main/`` and
+        ``JPEGImages/``.
+
+    Raises
+    ------
+    ValueError
+        If ``root`` is not a directory or has no ``Annotations`` or
+        ``ImageSets/Main`` folder.
+
+    Examples
+    --------
+    >>> ds = VOCDataset("VOCdevkit/VOC2007")                    # doctest: +SKIP
+    >>> ids = ds.image_ids("test")                              # doctest: +SKIP
+    >>> ds.annotation(ids[0]).objects[0].bbox                   # doctest: +SKIP
+    (48, 240, 195, 371)
+    """
+
+    def __init__(self, root):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"{self.root}: not a directory (expected a VOC year folder)")
+        for sub in ("Annotations", "ImageSets/Main"):
+            if not (self.root / sub).is_dir():
+                raise ValueError(f"{self.root}: not a VOC year folder (no {sub}/ inside)")
+        self._splits: dict[str, list[str]] = {}
+        self._annotations: dict[str, Annotation] = {}
+
+    def __repr__(self):
+        return f"VOCDataset({str(self.root)!r})"
+
+    # -- image sets -------------------------------------------------------
+    def splits(self) -> list[str]:
+        """Names of the generic image sets in ``ImageSets/Main`` (``train``, ``test``, ...)."""
+        return sorted(p.stem for p in (self.root / "ImageSets" / "Main").glob("*.txt")
+                      if "_" not in p.stem)
+
+    def image_ids(self, split: str) -> list[str]:
+        """Image ids of a split, in file order (``ImageSets/Main/<split>.txt``).
+
+        Only the first word of each line is used, so class-specific files
+        (``<id> 1``) also work. Blank lines are skipped.
+
+        Raises
+        ------
+        ValueError
+            If the split file does not exist (the message lists the splits
+            that do).
+        """
+        if split not in self._splits:
+            if not split or any(c in split for c in "/\\") or split in (".", ".."):
+                raise ValueError(f"invalid split name {split!r}")
+            path = self.root / "ImageSets" / "Main" / f"{split}.txt"
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                have = ", ".join(self.splits()) or "none"
+                raise ValueError(f"{path}: no such split file (split {split!r}; "
+                                 f"splits here: {have})") from None
+            except OSError as exc:
+                raise ValueError(f"{path}: cannot read split file: {exc.strerror or exc}") from None
+            ids = [line.split()[0] for line in text.splitlines() if line.strip()]
+            self._splits[split] = ids
+            logger.debug("%s: %d images in split %s", self.root, len(ids), split)
+        return list(self._splits[split])
+
+    # -- annotations and images -------------------------------------------
+    def annotation_path(self, image_id: str) -> Path:
+        """``Annotations/<image_id>.xml``."""
+        return self.root / "Annotations" / f"{image_id}.xml"
+
+    def annotation(self, image_id: str) -> Annotation:
+        """The parsed annotation of one image (cached).
+
+        Raises
+        ------
+        ValueError
+            Missing file, malformed XML, bad fields or inverted boxes; see
+            :func:`read_annotation`.
+        """
+        ann = self._annotations.get(image_id)
+        if ann is None:
+            ann = read_annotation(self.annotation_path(image_id), image_id)
+            self._annotations[image_id] = ann
+        return ann
+
+    def annotations(self, split: str) -> list[Annotation]:
+        """Annotations of every image of a split, in split order."""
+        return [self.annotation(i) for i in self.image_ids(split)]
+
+    def image_path(self, image_id: str) -> Path:
+        """Path of an image: ``JPEGImages/<image_id>.jpg`` (the devkit's ``imgpath``).
+
+        If that file does not exist but the annotation names another file,
+        ``JPEGImages/<filename>`` is returned instead. The file's existence
+        is not otherwise checked.
+        """
+        path = self.root / "JPEGImages" / f"{image_id}.jpg"
+        if not path.exists() and self.annotation_path(image_id).exists():
+            filename = self.annotation(image_id).filename
+            if filename and filename != path.name:
+                return self.root / "JPEGImages" / filename
+        return path
+
+    def class_names(self, split: str) -> list[str]:
+        """Sorted names of all object classes that occur in a split."""
+        return sorted({o.name for a in self.annotations(split) for o in a.objects})
+
+    # -- evaluation and training data ---------------------------------------
+    def ground_truth(self, cls: str, split: str):
+        """Ground truth of one class over a split, for :func:`voc.evaluate`.
+
+        Every image of the split is included, with zero boxes if it has no
+        object of the class.
+
+        Returns
+        -------
+        voc.evaluate.GroundTruth
+        """
+        from .evaluate import GroundTruth
+
+        ids = self.image_ids(split)
+        boxes, difficult = [], []
+        for image_id in ids:
+            ann = self.annotation(image_id)
+            boxes.append(ann.boxes(cls))
+            difficult.append(ann.difficult(cls))
+        return GroundTruth.from_arrays(ids, boxes, difficult)
+
+    def positives(self, cls: str, split: str = "trainval") -> list[Positive]:
+        """Every non-difficult object of class ``cls`` in a split (``pascal_data.m``).
+
+        Returns
+        -------
+        list of Positive
+            In split order, then file order within an image.
+        """
+        out = []
+        for image_id in self.image_ids(split):
+            ann = self.annotation(image_id)
+            objs = [o for o in ann.objects if o.name == cls and not o.difficult]
+            if objs:
+                path = self.image_path(image_id)
+                out.extend(Positive(image_id, path, o.bbox) for o in objs)
+        return out
+
+    def negatives(self, cls: str, split: str = "train") -> list[Negative]:
+        """Every image of a split with no object of class ``cls`` at all, difficult
+        ones included (``pascal_data.m``).
+
+        Returns
+        -------
+        list of Negative
+            In split order.
+        """
+        return [Negative(image_id, self.image_path(image_id))
+                for image_id in self.image_ids(split)
+                if not any(o.name == cls for o in self.annotation(image_id).objects)]
