@@ -93,13 +93,17 @@ class LevelScores:
 
     ``scores[c]`` is component ``c``'s score map over root positions of the
     padded level, ``argmax[c][j]`` the ``(Ix, Iy)`` 0-based dt argmax maps of
-    part ``j`` in the padded part level, ``cell`` the cell size in pixels.
+    part ``j`` in the padded part level, ``cell`` the cell size in pixels;
+    ``root_features`` and ``part_features`` are the zero-padded feature maps
+    the filters were applied to.
     """
 
     level: int
     cell: float
     scores: list
     argmax: list
+    root_features: np.ndarray = None
+    part_features: np.ndarray = None
 
 
 class _Prepared:
@@ -140,25 +144,29 @@ def _sample_stride2(values: np.ndarray, y0: int, x0: int, shape, fill) -> np.nda
     return out
 
 
-def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, levels=None):
+def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=None):
     """Yield :class:`LevelScores` for each pyramid level ``detect.m`` visits.
 
     Levels run from ``interval`` (0-based) to the top; a level whose padded map
-    is smaller than the model's largest root is skipped, as in the original.
+    is smaller than the model's largest root is skipped, as in the original,
+    and so is a level for which ``skip(level, cell_size)`` returns True.
     """
     prepared = prepared or _Prepared(model)
     pady, padx = model.padding
     maxh, maxw = model.maxsize
-    interval = model.interval
-    todo = range(interval, len(pyramid.levels)) if levels is None else levels
-    for lev in todo:
+    interval = pyramid.interval
+    for lev in range(interval, len(pyramid.levels)):
         feat = pyramid.levels[lev]
         if feat.shape[0] + 2 * pady < maxh or feat.shape[1] + 2 * padx < maxw:
             continue
-        root_resp = prepared.roots.convolve(_pad(feat, pady, padx))
-        part_resp = None
+        if skip is not None and skip(lev, model.sbin / pyramid.scales[lev]):
+            continue
+        featr = _pad(feat, pady, padx)
+        root_resp = prepared.roots.convolve(featr)
+        part_resp = featp = None
         if prepared.parts is not None:
-            part_resp = prepared.parts.convolve(_pad(pyramid.levels[lev - interval], 2 * pady, 2 * padx))
+            featp = _pad(pyramid.levels[lev - interval], 2 * pady, 2 * padx)
+            part_resp = prepared.parts.convolve(featp)
         scores, argmax = [], []
         for ci, comp in enumerate(model.components):
             score = root_resp[ci] + comp.bias
@@ -173,7 +181,7 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, level
                 am.append((ix, iy))
             scores.append(score)
             argmax.append(am)
-        yield LevelScores(lev, model.sbin / pyramid.scales[lev], scores, argmax)
+        yield LevelScores(lev, model.sbin / pyramid.scales[lev], scores, argmax, featr, featp)
 
 
 def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):
