@@ -303,7 +303,7 @@ def save_model(model: Model, path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            _write_npz(fh, arrays)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -314,6 +314,18 @@ def save_model(model: Model, path) -> Path:
             pass
         raise
     return path
+
+
+def _write_npz(fh, arrays: dict) -> None:
+    """``np.savez_compressed`` with fixed entry timestamps, so equal models give equal files."""
+    import zipfile
+
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(arrays[name]), allow_pickle=False)
 
 
 def _to_payload(model: Model):

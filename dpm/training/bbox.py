@@ -1,0 +1,204 @@
+"""Bounding-box regression of voc-release3.1 (``trainbox.m`` / ``getboxes.m``).
+
+For a detection of component ``c`` with root box ``(x1, y1, x2, y2)`` and part
+boxes ``(px1_j, py1_j, ...)``, ``getboxes.m`` builds the regressor features
+
+    A = [x2 - x1, x1, y1, px1_1, py1_1, ..., px1_P, py1_P]
+
+(the root width *without* the +1, and no bias term) and predicts the box as
+``A @ regressor.T``, where ``regressor`` is the ``(4, 3 + 2P)`` matrix stored in
+:attr:`dpm.model.Component.bbox_regressor` (rows: x1, y1, x2, y2; the original's
+``components{c}.x1 .. y2`` coefficient vectors).  ``trainbox.m`` fits each row by
+least squares (MATLAB's ``A\\b``) on the latent detections of the training
+positives and their ground-truth boxes.  Port of voc-release3.1 (Felzenszwalb,
+Girshick, McAllester, Ramanan; MIT-style licence).
+"""
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+
+from ..model import Model
+
+__all__ = ["bbox_features", "bbox_features_from_detections", "backslash", "fit_bbox_regressor",
+           "predict_boxes", "fit_model_regressors"]
+
+logger = logging.getLogger(__name__)
+
+
+def bbox_features(root_boxes, part_boxes) -> np.ndarray:
+    """The ``getboxes.m`` regressor features.
+
+    Parameters
+    ----------
+    root_boxes : (N, 4) array-like
+        ``(x1, y1, x2, y2)`` of each detection's root, in image pixels.
+    part_boxes : (N, P, 4) array-like
+        Each detection's part boxes (P may be 0).
+
+    Returns
+    -------
+    (N, 3 + 2P) float64 ndarray
+        ``[x2 - x1, x1, y1, px1_1, py1_1, ..., px1_P, py1_P]`` per row.
+    """
+    roots = np.asarray(root_boxes, dtype=np.float64)
+    if roots.ndim != 2 or roots.shape[1] != 4:
+        raise ValueError(f"root_boxes must have shape (N, 4), got {roots.shape}")
+    parts = np.asarray(part_boxes, dtype=np.float64)
+    if parts.size == 0:
+        parts = parts.reshape(roots.shape[0], 0, 4)
+    if parts.ndim != 3 or parts.shape[0] != roots.shape[0] or parts.shape[2] != 4:
+        raise ValueError(f"part_boxes must have shape ({roots.shape[0]}, P, 4), got {parts.shape}")
+    n, p = parts.shape[:2]
+    out = np.empty((n, 3 + 2 * p))
+    out[:, 0] = roots[:, 2] - roots[:, 0]
+    out[:, 1] = roots[:, 0]
+    out[:, 2] = roots[:, 1]
+    out[:, 3::2] = parts[:, :, 0]
+    out[:, 4::2] = parts[:, :, 1]
+    return out
+
+
+def bbox_features_from_detections(rows, num_parts: int) -> np.ndarray:
+    """Regressor features from ``detect.m`` rows.
+
+    Parameters
+    ----------
+    rows : (N, 4 + 4P + 2) array-like
+        ``[root x1 y1 x2 y2, part_1 x1 y1 x2 y2, ..., component, score]``.
+    num_parts : int
+
+    Returns
+    -------
+    (N, 3 + 2P) float64 ndarray
+    """
+    r = np.asarray(rows, dtype=np.float64)
+    width = 4 + 4 * num_parts + 2
+    if r.ndim != 2 or r.shape[1] != width:
+        raise ValueError(f"detection rows must have shape (N, {width}) for {num_parts} parts, got {r.shape}")
+    return bbox_features(r[:, :4], r[:, 4:4 + 4 * num_parts].reshape(-1, num_parts, 4))
+
+
+def backslash(A, b) -> np.ndarray:
+    """MATLAB's ``A\\b`` for a rectangular ``A``: least squares via pivoted QR.
+
+    For a full-rank ``A`` this is the unique least-squares solution.  For a
+    rank-deficient one it is MATLAB's *basic* solution (at most ``rank`` nonzero
+    coefficients, the others exactly 0), not numpy's minimum-norm solution; the
+    rank uses MATLAB's tolerance ``max(m, n) * eps(|R[0, 0]|)``.
+
+    Parameters
+    ----------
+    A : (m, n) array-like
+    b : (m,) or (m, k) array-like
+
+    Returns
+    -------
+    (n,) or (n, k) float64 ndarray
+    """
+    from scipy.linalg import qr, solve_triangular
+
+    A = np.asarray(A, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    vector = b.ndim == 1
+    B = b[:, None] if vector else b
+    m, n = A.shape
+    if B.shape[0] != m:
+        raise ValueError(f"A has {m} rows but b has {B.shape[0]}")
+    x = np.zeros((n, B.shape[1]))
+    if m and n:
+        Q, R, piv = qr(A, mode="economic", pivoting=True)
+        diag = np.abs(np.diag(R))
+        tol = max(m, n) * np.spacing(diag[0]) if diag.size else 0.0
+        r = int((diag > tol).sum())
+        if r < n:
+            logger.warning("bounding-box regression: the features are rank deficient (rank %d of %d); "
+                           "using the basic least-squares solution", r, n)
+        if r:
+            x[piv[:r]] = solve_triangular(R[:r, :r], (Q.T @ B)[:r])
+    return x[:, 0] if vector else x
+
+
+def fit_bbox_regressor(A, targets) -> np.ndarray:
+    """Least-squares box regressor of ``trainbox.m`` (no bias term).
+
+    Parameters
+    ----------
+    A : (N, 3 + 2P) array-like
+        Regressor features (:func:`bbox_features`).
+    targets : (N, 4) array-like
+        Ground-truth boxes ``(x1, y1, x2, y2)`` in the same coordinates.
+
+    Returns
+    -------
+    (4, 3 + 2P) float64 ndarray
+        Row ``k`` predicts coordinate ``k``: ``boxes = A @ regressor.T``.
+
+    Raises
+    ------
+    ValueError
+        Shapes disagree, values are not finite, or there are no examples.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    T = np.asarray(targets, dtype=np.float64)
+    if A.ndim != 2 or A.shape[1] < 3 or (A.shape[1] - 3) % 2:
+        raise ValueError(f"A must have shape (N, 3 + 2P), got {A.shape}")
+    if T.shape != (A.shape[0], 4):
+        raise ValueError(f"targets must have shape ({A.shape[0]}, 4), got {T.shape}")
+    if A.shape[0] == 0:
+        raise ValueError("cannot fit a bounding-box regressor without examples")
+    if not (np.isfinite(A).all() and np.isfinite(T).all()):
+        raise ValueError("bounding-box regression input contains non-finite values")
+    return np.ascontiguousarray(backslash(A, T).T)
+
+
+def predict_boxes(regressor, A) -> np.ndarray:
+    """Predicted boxes ``A @ regressor.T`` (``getboxes.m``), shape ``(N, 4)``."""
+    R = np.asarray(regressor, dtype=np.float64)
+    A = np.asarray(A, dtype=np.float64)
+    if R.ndim != 2 or R.shape[0] != 4 or A.ndim != 2 or A.shape[1] != R.shape[1]:
+        raise ValueError(f"regressor {R.shape} and features {A.shape} do not fit together")
+    return A @ R.T
+
+
+def fit_model_regressors(model: Model, components, A, targets) -> Model:
+    """Fit one regressor per component (``trainbox.m``) and return a new model.
+
+    Parameters
+    ----------
+    model : Model
+    components : (N,) int array-like
+        0-based component of each example's latent detection.
+    A : (N, 3 + 2P) array-like
+    targets : (N, 4) array-like
+
+    Returns
+    -------
+    Model
+        A copy whose components carry ``bbox_regressor``.  A component without
+        examples keeps no regressor (its detections then use the root box) and
+        a warning is logged; the original would have fitted on an empty set.
+    """
+    comps = np.asarray(components, dtype=np.intp).ravel()
+    A = np.asarray(A, dtype=np.float64)
+    T = np.asarray(targets, dtype=np.float64)
+    if comps.shape[0] != A.shape[0] or T.shape[0] != A.shape[0]:
+        raise ValueError(f"components ({comps.shape[0]}), A ({A.shape[0]}) and targets ({T.shape[0]}) "
+                         "must have one row per example")
+    if comps.size and (comps.min() < 0 or comps.max() >= len(model.components)):
+        raise ValueError(f"component indices must be in [0, {len(model.components)})")
+    new = copy.deepcopy(model)
+    for ci, comp in enumerate(new.components):
+        sel = comps == ci
+        want = 3 + 2 * len(comp.parts)
+        if A.shape[1] != want:
+            raise ValueError(f"component {ci} has {len(comp.parts)} parts: A needs {want} columns, "
+                             f"got {A.shape[1]}")
+        if not sel.any():
+            logger.warning("bounding-box regression: component %d has no examples; it keeps no regressor", ci)
+            comp.bbox_regressor = None
+            continue
+        comp.bbox_regressor = fit_bbox_regressor(A[sel], T[sel])
+    return new

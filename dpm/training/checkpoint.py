@@ -1,0 +1,519 @@
+"""Atomic, keyed checkpoints for resumable training.
+
+voc-release3.1's ``pascal_train.m`` cached each stage in ``cachedir`` with
+``try load(...) catch ... save(...)``: a crash during ``save`` left a broken
+file, and a cache made with other data or options was reused silently (its
+README says to delete the cache files "when changing dataset/code").  A
+:class:`CheckpointStore` fixes both:
+
+* **Key.**  The store records a *key* (dataset path and fingerprint, class, all
+  options, seed, ...; any JSON-able dict) plus this format's version in
+  ``key.json``.  Opening a directory whose key differs logs which fields differ
+  and starts over (its checkpoints are deleted), so a checkpoint made with
+  other data or options is never reused.  Each stage's manifest also carries
+  the key's hash and is ignored if it does not match.
+* **Atomicity.**  A stage's payload (models in the model's own ``.npz`` format,
+  optional numpy arrays, a small JSON state) is written to new data files, each
+  fsynced, and committed by atomically renaming its manifest
+  (``stage-<name>.json``) into place; the directory is fsynced after each
+  rename.  A crash at any point leaves either the previous checkpoint of that
+  stage or the new one, never a mix.  Unreferenced data files left by a crash
+  are removed on the next open or save.  Nothing is pickled.
+
+Layout of the directory::
+
+    key.json                    {"format", "version", "hash", "key"}
+    stage-<name>.json           manifest: key hash, sequence, time, state, file names
+    data-<token>-model-<n>.npz  a Model (dpm.model.save_model format)
+    data-<token>-arrays.npz     named numpy arrays (np.savez, no object arrays)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..model import Model, load_model, save_model
+
+__all__ = ["CHECKPOINT_FORMAT_VERSION", "Checkpoint", "CheckpointStore", "dataset_fingerprint", "key_hash"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "dpm-checkpoints"
+CHECKPOINT_FORMAT_VERSION = 1
+_STAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_MODEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Indirection so tests can simulate a crash right before a commit.
+_replace = os.replace
+
+
+def _json_default(obj):
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable (put arrays in 'arrays=')")
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def key_hash(key_fields: Mapping) -> str:
+    """SHA-256 (hex) of the canonical JSON of ``key_fields`` plus the format version."""
+    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_FORMAT_VERSION, "key": key_fields}
+    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+
+def dataset_fingerprint(root, patterns=("ImageSets/Main/*.txt", "Annotations/*.xml")) -> dict:
+    """A cheap fingerprint of a dataset's split and annotation files.
+
+    Parameters
+    ----------
+    root : path
+        Dataset folder (a VOC year folder).
+    patterns : sequence of str
+        Glob patterns, relative to ``root``, of the files whose names and
+        contents are hashed (images are not read).
+
+    Returns
+    -------
+    dict
+        ``{"path": absolute root, "files": count, "sha256": digest}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` is not a directory.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such dataset directory")
+    h = hashlib.sha256()
+    count = 0
+    for pattern in patterns:
+        for path in sorted(root.glob(pattern)):
+            if not path.is_file():
+                continue
+            h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+            h.update(path.read_bytes())
+            h.update(b"\0")
+            count += 1
+    return {"path": str(root.resolve()), "files": count, "sha256": h.hexdigest()}
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Make a rename durable.  Not possible on every platform (Windows); then skip.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write a file through a temporary sibling, fsync, and rename into place."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _flatten(obj, prefix=""):
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def _describe_difference(old: Mapping, new: Mapping, limit: int = 6) -> str:
+    a, b = _flatten(json.loads(_canonical(old))), _flatten(json.loads(_canonical(new)))
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k, "<absent>") != b.get(k, "<absent>"):
+            diffs.append(f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}")
+    if len(diffs) > limit:
+        diffs = diffs[:limit] + [f"... {len(diffs) - limit} more"]
+    return "; ".join(diffs) or "format changed"
+
+
+@dataclass
+class Checkpoint:
+    """What one stage saved.
+
+    Attributes
+    ----------
+    stage : str
+    models : dict of str to Model
+        In the order they were saved.
+    state : dict
+        The JSON state (plain Python types).
+    arrays : dict of str to ndarray
+    sequence : int
+        Save order within the store (1 = first).
+    created : float
+        Unix time of the save.
+    """
+
+    stage: str
+    models: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)
+    sequence: int = 0
+    created: float = 0.0
+
+    @property
+    def model(self) -> Model | None:
+        """The first model, or None."""
+        return next(iter(self.models.values()), None)
+
+
+class CheckpointStore:
+    """Stage checkpoints in one directory, valid for one key only.
+
+    Parameters
+    ----------
+    directory : path
+        Created if missing.
+    key_fields : mapping
+        JSON-able description of everything the checkpoints depend on: dataset
+        path and fingerprint (:func:`dataset_fingerprint`), class, all options,
+        seed, code format versions...
+    restart : bool
+        Delete every existing checkpoint first (``--restart``).
+
+    Attributes
+    ----------
+    directory : Path
+    key : dict
+    hash : str
+        :func:`key_hash` of the key.
+    status : str
+        ``'new'`` (empty directory), ``'resumed'`` (same key, checkpoints may
+        exist), ``'mismatch'`` (another key's checkpoints were discarded) or
+        ``'restarted'`` (``restart=True`` discarded them).
+
+    Raises
+    ------
+    ValueError
+        ``directory`` exists and is not a directory, or the key is not JSON-able.
+    OSError
+        The directory cannot be created or written; the message names it.
+    """
+
+    def __init__(self, directory, key_fields: Mapping, *, restart: bool = False):
+        self.directory = Path(directory)
+        try:
+            self.key = json.loads(_canonical(dict(key_fields)))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint key is not JSON-serialisable: {exc}") from None
+        self.hash = key_hash(self.key)
+        self._prepare_directory()
+        self.status = self._open(restart)
+        self._remove_orphans()
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def _prepare_directory(self) -> None:
+        d = self.directory
+        if d.exists() and not d.is_dir():
+            raise ValueError(f"checkpoint directory {d} exists and is not a directory")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=d)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write checkpoints to {d}: {exc.strerror or exc}") from None
+
+    def _read_key_file(self):
+        path = self.directory / "key.json"
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != CHECKPOINT_FORMAT:
+                return {}
+            return data
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _write_key_file(self) -> None:
+        data = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_FORMAT_VERSION, "hash": self.hash,
+                "key": self.key}
+        text = json.dumps(data, sort_keys=True, indent=1).encode("utf-8")
+        _atomic_write(self.directory / "key.json", lambda fh: fh.write(text))
+
+    def _open(self, restart: bool) -> str:
+        old = self._read_key_file()
+        has_files = any(self._owned_files())
+        if restart:
+            if has_files:
+                logger.info("checkpoints in %s: restarting, %d stage(s) discarded", self.directory,
+                            len(self._manifests()))
+            self._delete_owned()
+            self._write_key_file()
+            return "restarted" if has_files else "new"
+        if old is None and not has_files:
+            self._write_key_file()
+            return "new"
+        if old and old.get("hash") == self.hash and old.get("version") == CHECKPOINT_FORMAT_VERSION:
+            return "resumed"
+        if not old:
+            why = "its key file is missing or unreadable"
+        elif old.get("version") != CHECKPOINT_FORMAT_VERSION:
+            why = f"they use checkpoint format version {old.get('version')}, this dpm writes " \
+                  f"{CHECKPOINT_FORMAT_VERSION}"
+        else:
+            why = "they were made with different data or options (" + \
+                  _describe_difference(old.get("key", {}), self.key) + ")"
+        logger.warning("checkpoints in %s are not reused: %s; starting over", self.directory, why)
+        self._delete_owned()
+        self._write_key_file()
+        return "mismatch"
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _owned_files(self):
+        for p in self.directory.iterdir():
+            n = p.name
+            if p.is_file() and (n == "key.json" or (n.startswith("stage-") and n.endswith(".json"))
+                                or n.startswith("data-") or n.startswith(".tmp-")
+                                or n.startswith(".data-")):
+                yield p
+
+    def _delete_owned(self) -> None:
+        for p in list(self._owned_files()):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        _fsync_dir(self.directory)
+
+    def _manifest_path(self, stage: str) -> Path:
+        return self.directory / f"stage-{stage}.json"
+
+    def _read_manifest(self, path: Path):
+        try:
+            m = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            logger.warning("checkpoint %s is unreadable (%s); ignoring it", path, exc)
+            return None
+        if not isinstance(m, dict) or m.get("format") != CHECKPOINT_FORMAT:
+            logger.warning("checkpoint %s is not a dpm checkpoint manifest; ignoring it", path)
+            return None
+        if m.get("key_hash") != self.hash:
+            logger.warning("checkpoint %s belongs to another run (key differs); ignoring it", path)
+            return None
+        return m
+
+    def _manifests(self) -> list[dict]:
+        out = []
+        for p in sorted(self.directory.glob("stage-*.json")):
+            m = self._read_manifest(p)
+            if m is not None:
+                out.append(m)
+        out.sort(key=lambda m: m.get("sequence", 0))
+        return out
+
+    def _referenced(self) -> set[str]:
+        names = set()
+        for p in self.directory.glob("stage-*.json"):
+            try:
+                m = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(m, dict):
+                names.update(m.get("models", {}).values())
+                if m.get("arrays"):
+                    names.add(m["arrays"])
+        return names
+
+    def _remove_orphans(self) -> None:
+        keep = self._referenced()
+        for p in self.directory.iterdir():
+            if ((p.name.startswith("data-") and p.name not in keep) or p.name.startswith(".tmp-")
+                    or p.name.startswith(".data-")):
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+
+    # -- public API -------------------------------------------------------------------------
+
+    def stages(self) -> list[str]:
+        """Names of the saved stages, oldest first."""
+        return [m["stage"] for m in self._manifests()]
+
+    def has(self, stage: str) -> bool:
+        """True if ``stage`` has a valid checkpoint."""
+        self._check_stage(stage)
+        p = self._manifest_path(stage)
+        return p.exists() and self._read_manifest(p) is not None
+
+    @staticmethod
+    def _check_stage(stage: str) -> None:
+        if not isinstance(stage, str) or not _STAGE_RE.match(stage):
+            raise ValueError(f"invalid stage name {stage!r}: use letters, digits, '_', '.', '-' "
+                             "(at most 100, starting with a letter or digit)")
+
+    def save(self, stage: str, models=None, state: Mapping | None = None,
+             arrays: Mapping | None = None) -> Checkpoint:
+        """Atomically save a stage's checkpoint, replacing any earlier one of that stage.
+
+        Parameters
+        ----------
+        stage : str
+            Letters, digits, ``_``, ``.``, ``-``.
+        models : Model, sequence of Model, or mapping of str to Model, optional
+            Saved with :func:`dpm.model.save_model`; a sequence is named
+            ``"0"``, ``"1"``...
+        state : mapping, optional
+            Small JSON-able state (counters, timings, random-generator state...).
+        arrays : mapping of str to ndarray, optional
+            Numeric arrays (no object dtype).
+
+        Returns
+        -------
+        Checkpoint
+            What :meth:`load` will return.
+        """
+        self._check_stage(stage)
+        named = self._named_models(models)
+        arrs = self._check_arrays(arrays)
+        try:
+            state = json.loads(_canonical(dict(state or {})))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint state of stage {stage!r} is not JSON-serialisable: {exc}") from None
+        token = f"{int(time.time() * 1000):x}{secrets.token_hex(4)}"
+        files = {}
+        for name, model in named.items():
+            fname = f"data-{token}-model-{name}.npz"
+            save_model(model, self.directory / fname)
+            files[name] = fname
+        arrays_file = None
+        if arrs:
+            arrays_file = f"data-{token}-arrays.npz"
+            _atomic_write(self.directory / arrays_file, lambda fh: np.savez(fh, **arrs))
+        _fsync_dir(self.directory)
+        previous = self._manifests()
+        sequence = max((m.get("sequence", 0) for m in previous), default=0) + 1
+        created = time.time()
+        manifest = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_FORMAT_VERSION, "key_hash": self.hash,
+                    "stage": stage, "sequence": sequence, "created": created, "models": files,
+                    "arrays": arrays_file, "state": state}
+        text = json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8")
+        _atomic_write(self._manifest_path(stage), lambda fh: fh.write(text))  # the commit
+        self._remove_orphans()
+        logger.debug("checkpoint %r saved in %s", stage, self.directory)
+        return Checkpoint(stage=stage, models=dict(named), state=state, arrays=dict(arrs),
+                          sequence=sequence, created=created)
+
+    def load(self, stage: str) -> Checkpoint | None:
+        """The checkpoint of ``stage``, or None if there is none (or it is damaged).
+
+        A damaged checkpoint (missing or unreadable data file) is logged and
+        treated as absent.
+        """
+        self._check_stage(stage)
+        path = self._manifest_path(stage)
+        if not path.exists():
+            return None
+        m = self._read_manifest(path)
+        if m is None:
+            return None
+        return self._load_manifest(m, path)
+
+    def latest(self) -> Checkpoint | None:
+        """The most recently saved valid checkpoint, or None."""
+        for m in reversed(self._manifests()):
+            ck = self._load_manifest(m, self._manifest_path(m["stage"]))
+            if ck is not None:
+                return ck
+        return None
+
+    def clear(self) -> None:
+        """Delete every checkpoint (``--restart``); the store stays usable."""
+        self._delete_owned()
+        self._write_key_file()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _load_manifest(self, m: dict, path: Path) -> Checkpoint | None:
+        try:
+            models = {name: load_model(self.directory / fname) for name, fname in m.get("models", {}).items()}
+            arrays = {}
+            if m.get("arrays"):
+                with np.load(self.directory / m["arrays"], allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            logger.warning("checkpoint %s is damaged (%s); ignoring it", path, exc)
+            return None
+        return Checkpoint(stage=m["stage"], models=models, state=m.get("state", {}), arrays=arrays,
+                          sequence=int(m.get("sequence", 0)), created=float(m.get("created", 0.0)))
+
+    @staticmethod
+    def _named_models(models) -> dict:
+        if models is None:
+            return {}
+        if isinstance(models, Model):
+            models = {"0": models}
+        elif not isinstance(models, Mapping):
+            models = {str(i): m for i, m in enumerate(models)}
+        out = {}
+        for name, m in models.items():
+            if not isinstance(m, Model):
+                raise ValueError(f"checkpoint model {name!r} is a {type(m).__name__}, not a dpm Model")
+            if not _MODEL_RE.match(str(name)):
+                raise ValueError(f"invalid checkpoint model name {name!r}: use letters, digits, '_', '-'")
+            out[str(name)] = m
+        return out
+
+    @staticmethod
+    def _check_arrays(arrays) -> dict:
+        out = {}
+        for name, a in (arrays or {}).items():
+            a = np.asarray(a)
+            if a.dtype.hasobject:
+                raise ValueError(f"checkpoint array {name!r} has object dtype; only numeric arrays are saved")
+            if not isinstance(name, str) or not name or "/" in name:
+                raise ValueError(f"invalid checkpoint array name {name!r}")
+            out[name] = a
+        return out
+
+    def __repr__(self):
+        return f"CheckpointStore({str(self.directory)!r}, status={self.status!r}, stages={self.stages()})"

@@ -1,0 +1,499 @@
+"""The voc-release3.1 training schedule (``pascal_train.m`` + ``train.m``), resumable and multi-core.
+
+Stages (spec §1.11), each ending with an atomic checkpoint:
+
+``random``   per component: ``initmodel`` on its aspect-ratio split, warped
+             positives + random negative windows, one learner call;
+``hard``     merged model: latent positives + hard negatives of 200 images,
+             2 iterations x 2 mining rounds, keeping the hardest negatives;
+``parts``    ``addparts`` (6 per component), 1 x 4 rounds;
+``parts2``   6 x 2 rounds, continuing the example cache;
+``mine``     all negative images, 1 x 3 rounds, C = 0.003 nc, J = 2;
+``bbox``     bounding-box regression (``trainbox.m``).
+
+Departures from the original, on purpose: examples live in memory (caps in
+bytes replace the ``.dat`` size budgets); every learner call is seeded from
+the run's seed, the stage and the round, so a run is reproducible and a
+resumed run gives the same model; latent search and mining run in parallel
+processes with results merged in image order, so the result does not depend
+on the number of processes.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from ..batch import single_threaded_env
+from ..boxes import bbox_features
+from ..image import read_image
+from ..latent import detect_examples, detect_latent, mround
+from ..learn import ExampleSet, fit_lsvm
+from ..model import Model, model_from_blocks, save_model
+from ..progress import progress_bar
+from .bbox import fit_model_regressors
+from .checkpoint import CheckpointStore, dataset_fingerprint
+from .config import StageConfig, TrainConfig, max_examples, random_negatives_per_image
+from .init import initmodel, split
+from .merge import mergemodels
+from .parts import addparts
+from .warp import random_negatives, warp_positives
+
+__all__ = ["train", "TrainingSummary", "croppos"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainingSummary:
+    """What a training run did: per-stage seconds, examples, objectives."""
+
+    stages: list = field(default_factory=list)  # dicts: name, seconds, examples, objective, kept, resumed
+
+    def add(self, **row):
+        self.stages.append(row)
+
+    def format(self) -> str:
+        lines = [f"{'stage':8s} {'time':>8s} {'examples':>9s} {'objective':>10s} {'SV kept':>8s}"]
+        for r in self.stages:
+            t = "resumed" if r.get("resumed") else f"{r.get('seconds', 0):7.1f}s"
+            obj = r.get("objective")
+            lines.append(f"{r['name']:8s} {t:>8s} {r.get('examples', 0):9d} "
+                         f"{'' if obj is None else f'{obj:10.5f}':>10s} {r.get('kept', 0):8d}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared with the worker processes
+# --------------------------------------------------------------------------------------------
+
+def croppos(image: np.ndarray, box):
+    """``croppos.m``: crop around a box with a margin of half its width plus height.
+
+    Returns the crop and the box in the crop's 1-based coordinates.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    pad = 0.5 * ((x2 - x1 + 1) + (y2 - y1 + 1))
+    h, w = image.shape[:2]
+    cx1 = int(max(1, mround(x1 - pad)))
+    cy1 = int(max(1, mround(y1 - pad)))
+    cx2 = int(min(w, mround(x2 + pad)))
+    cy2 = int(min(h, mround(y2 + pad)))
+    crop = image[cy1 - 1:cy2, cx1 - 1:cx2]
+    return crop, np.array([x1 - cx1 + 1, y1 - cy1 + 1, x2 - cx1 + 1, y2 - cy1 + 1])
+
+
+def _flip_box(box, width):
+    x1, y1, x2, y2 = box
+    return np.array([width - x2 + 1, y1, width - x1 + 1, y2])
+
+
+_model: Model | None = None
+
+
+def _set_model(model):
+    global _model
+    _model = model
+
+
+def _latent_task(task):
+    """Latent placements of positive ``i`` and its mirror: (i, [(label_ints, blocks)], bbox rows, error)."""
+    i, path, box, interval, overlap, min_area, want_bbox = task
+    try:
+        image = read_image(path)
+    except (OSError, ValueError) as exc:
+        return i, [], [], str(exc)
+    x1, y1, x2, y2 = box
+    if (x2 - x1 + 1) * (y2 - y1 + 1) < min_area:
+        return i, [], [], None
+    crop, cbox = croppos(image, box)
+    out, rows = [], []
+    for ident, (im, b) in ((2 * i - 1, (crop, cbox)), (2 * i, (crop[:, ::-1], _flip_box(cbox, crop.shape[1])))):
+        p = detect_latent(im, _model, b, overlap, interval=interval)
+        if p is None:
+            continue
+        out.append(((1, ident, p.level, p.xc, p.yc), p.blocks))
+        if want_bbox:
+            rows.append((p.component, bbox_features(p.root_box[None], p.part_boxes[None])[0], b))
+    return i, out, rows, None
+
+
+def _mine_task(task):
+    """Hard negatives of negative image ``j``: (j, [(label_ints, blocks)], error)."""
+    j, path, interval, threshold, limit = task
+    try:
+        image = read_image(path)
+    except (OSError, ValueError) as exc:
+        return j, [], str(exc)
+    _, placements = detect_examples(image, _model, threshold, interval=interval, max_examples=limit)
+    return j, [((-1, j, p.level, p.xc, p.yc), p.blocks) for p in placements], None
+
+
+def _random_task(task):
+    j, path, n, seed, component = task
+    try:
+        image = read_image(path)
+    except (OSError, ValueError) as exc:
+        return j, [], str(exc)
+    rng = np.random.default_rng(seed)
+    return j, random_negatives(image, _model, n, rng, component, image_index=j), None
+
+
+class _Workers:
+    """Runs tasks in order on ``n_jobs`` processes that hold the current model."""
+
+    def __init__(self, n_jobs: int, progress: bool):
+        self.n_jobs = max(1, int(n_jobs))
+        self.progress = progress
+
+    def map(self, fn, tasks, model: Model, desc: str):
+        tasks = list(tasks)
+        with progress_bar(total=len(tasks), desc=desc, unit="img", enabled=self.progress) as bar:
+            if self.n_jobs == 1 or len(tasks) < 4:
+                _set_model(model)
+                for t in tasks:
+                    r = fn(t)
+                    bar.update(1)
+                    yield r
+                return
+            pool = ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=get_context("spawn"),
+                                       initializer=_set_model, initargs=(model,))
+            try:
+                with single_threaded_env():
+                    it = pool.map(fn, tasks, chunksize=max(1, min(16, len(tasks) // (8 * self.n_jobs))))
+                for r in it:
+                    bar.update(1)
+                    yield r
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The stages
+# --------------------------------------------------------------------------------------------
+
+class _Trainer:
+    def __init__(self, dataset, cls, positives, negatives, config: TrainConfig, seed: int, workers: _Workers,
+                 max_updates: int, summary: TrainingSummary):
+        self.dataset, self.cls = dataset, cls
+        self.pos, self.neg = positives, negatives
+        self.config, self.seed, self.workers = config, int(seed), workers
+        self.max_updates = int(max_updates)
+        self.summary = summary
+        self.failed_images: set = set()
+
+    # -- the learner ---------------------------------------------------------------------
+
+    def learner_seed(self, *path) -> int:
+        return int(np.random.SeedSequence([self.seed, *path]).generate_state(1, np.uint64)[0])
+
+    def learn(self, model: Model, examples: ExampleSet, C: float, J: float, seed_path, desc: str):
+        with progress_bar(total=self.max_updates, desc=desc, unit="upd", enabled=self.workers.progress) as bar:
+            done = [0]
+
+            def report(n, total):
+                bar.update(max(0, min(n, total) - done[0]))
+                done[0] = min(n, total)
+
+            res = fit_lsvm(examples, model.blocks, C, J, seed=self.learner_seed(*seed_path),
+                           max_updates=self.max_updates, progress=report)
+        model = model_from_blocks(model, res.blocks())
+        labels = examples.labels
+        pos_scores = np.sort(res.scores[(labels == 1) & res.unique])
+        if pos_scores.size:  # train.m: the ceil(0.05 P)-th smallest unique positive score
+            model.thresh = float(pos_scores[max(0, math.ceil(pos_scores.size * self.config.thresh_percentile) - 1)])
+        log.info("%s: %d examples (%d positive), objective %.5f (reg %.5f, pos %.5f, neg %.5f), %.1f s",
+                 desc, len(examples), int((labels == 1).sum()), res.objective, res.regularizer, res.loss_pos,
+                 res.loss_neg, res.seconds)
+        return model, res
+
+    # -- examples ------------------------------------------------------------------------
+
+    def _note_failure(self, path, err):
+        if err and path not in self.failed_images:
+            self.failed_images.add(path)
+            log.warning("skipping an image that failed to load: %s", err)
+
+    def latent_positives(self, model: Model, examples: ExampleSet, desc: str, want_bbox=False):
+        c = self.config
+        mh, mw = model.minsize
+        min_area = mh * mw * model.sbin ** 2 * (c.bbox_min_area_factor if want_bbox else 1.0)
+        tasks = [(i, str(p.path), tuple(float(v) for v in p.box), c.bbox_interval if want_bbox else c.latent_interval,
+                  c.bbox_overlap if want_bbox else c.overlap, min_area, want_bbox)
+                 for i, p in enumerate(self.pos, start=1)]
+        rows, found = [], 0
+        for i, exs, bb, err in self.workers.map(_latent_task, tasks, model, desc):
+            self._note_failure(self.pos[i - 1].path, err)
+            for li, blocks in exs:
+                examples.append(li, blocks)
+            found += len(exs)
+            rows.extend(bb)
+        log.info("%s: %d latent positives from %d boxes (and their mirrors)", desc, found, len(self.pos))
+        return rows
+
+    def hard_negatives(self, model: Model, examples: ExampleSet, negatives, cursor: int, cap_bytes: int,
+                       desc: str) -> int:
+        """Mine from ``negatives`` starting at ``cursor`` until the cap; return the new cursor."""
+        c = self.config
+        n = len(negatives)
+        order = [(cursor + k) % n for k in range(n)]
+        per_example = 4 * max(comp.dim(model) for comp in model.components) + 28
+        added, stopped_at = 0, None
+        chunk = 64
+        for start in range(0, n, chunk):
+            idx = order[start:start + chunk]
+            room = max(0, (cap_bytes - examples.dat_nbytes) // per_example)
+            tasks = [(k + 1, str(negatives[k].path), c.mining_interval, c.hard_negative_threshold, room + 1)
+                     for k in idx]
+            for j, exs, err in self.workers.map(_mine_task, tasks, model, f"{desc} {start // chunk + 1}"):
+                self._note_failure(negatives[j - 1].path, err)
+                for li, blocks in exs:
+                    if examples.dat_nbytes >= cap_bytes:
+                        break
+                    examples.append(li, blocks)
+                    added += 1
+                if examples.dat_nbytes >= cap_bytes:
+                    stopped_at = j % n  # next image to visit (0-based)
+                    break
+            if stopped_at is not None:
+                break
+        log.info("%s: %d hard negatives%s", desc, added,
+                 " (cache full)" if stopped_at is not None else f" from {n} images")
+        return cursor if stopped_at is None else stopped_at
+
+    def keep_hardest(self, examples: ExampleSet, res, maxnum: int) -> ExampleSet:
+        """``keepsv``: keep the positives and the round(maxnum/2) highest-scoring unique negatives."""
+        labels = examples.labels
+        pos = np.flatnonzero(labels == 1)
+        negs = np.flatnonzero((labels == -1) & res.unique)
+        order = np.argsort(-res.scores[negs], kind="stable")
+        keep = negs[order[: int(mround(maxnum / 2))]]
+        return examples.subset(np.sort(np.concatenate([pos, keep])))
+
+    # -- stages --------------------------------------------------------------------------
+
+    def stage_random(self, ncomp: int) -> list[Model]:
+        c = self.config
+        stage = c.schedule()[0]
+        groups = split([p.box for p in self.pos], ncomp)
+        models = []
+        for ci, idx in enumerate(groups):
+            t0 = time.perf_counter()
+            spos = [self.pos[k] for k in idx]
+            model = initmodel([p.box for p in spos], config=c)
+            ex = ExampleSet(block_sizes=[b.size for b in model.blocks])
+            npos = 0
+            for li, blocks in warp_positives(((lambda p=p: read_image(p.path), p.box) for p in spos), model, 0):
+                ex.append(li, blocks)
+                npos += 1
+            n = random_negatives_per_image(stage.cache_bytes, model.components[0].dim(model), npos, len(self.neg))
+            tasks = [(j, str(q.path), n, self.learner_seed(0, ci, 1, j), 0) for j, q in enumerate(self.neg, start=1)]
+            for j, exs, err in self.workers.map(_random_task, tasks, model, f"random negatives c{ci + 1}"):
+                self._note_failure(self.neg[j - 1].path, err)
+                for li, blocks in exs:
+                    ex.append(li, blocks)
+            log.info("component %d: root %dx%d, %d warped positives, %d random negatives (%d per image)",
+                     ci + 1, *model.components[0].root_size, npos, len(ex) - npos, n)
+            model, res = self.learn(model, ex, stage.C(1), stage.J, (0, ci), f"learn random c{ci + 1}")
+            models.append(model)
+            self.summary.add(name=f"random{ci + 1}", seconds=time.perf_counter() - t0, examples=len(ex),
+                             objective=res.objective, kept=0)
+        return models
+
+    def run_stage(self, si: int, stage: StageConfig, model: Model, examples: ExampleSet | None, cursor: int,
+                  on_iteration=None, start_iteration: int = 0):
+        """``train.m`` with latent positives and hard negatives."""
+        ncomp = len(model.components)
+        maxdim = max(comp.dim(model) for comp in model.components)
+        maxnum = max_examples(stage.cache_bytes, maxdim)
+        negatives = self.neg if stage.num_negatives is None else self.neg[: stage.num_negatives]
+        if examples is None or not stage.cont:
+            examples = ExampleSet(block_sizes=[b.size for b in model.blocks])
+        else:
+            examples.block_sizes = np.array([b.size for b in model.blocks])
+        res = None
+        for t in range(start_iteration, stage.iterations):
+            examples = examples.subset(np.flatnonzero(examples.labels == -1))
+            self.latent_positives(model, examples, f"{stage.name} {t + 1}/{stage.iterations} positives")
+            for tn in range(stage.negative_iterations):
+                cursor = self.hard_negatives(model, examples, negatives, cursor, stage.cache_bytes,
+                                             f"{stage.name} {t + 1}.{tn + 1} mining")
+                model, res = self.learn(model, examples, stage.C(ncomp), stage.J, (si, t, tn),
+                                        f"learn {stage.name} {t + 1}.{tn + 1}")
+                if stage.keep_support_vectors:
+                    examples = self.keep_hardest(examples, res, maxnum)
+            if on_iteration is not None:
+                on_iteration(t, model, examples, cursor, res)
+        return model, examples, cursor, res
+
+    def stage_bbox(self, model: Model) -> Model:
+        rows = self.latent_positives(model, ExampleSet(block_sizes=[b.size for b in model.blocks]),
+                                     "bbox latent detections", want_bbox=True)
+        if not rows:
+            log.warning("bounding-box regression: no latent detections; the model keeps its root boxes")
+            return model
+        comps = np.array([r[0] for r in rows])
+        A = np.array([r[1] for r in rows])
+        targets = np.array([r[2] for r in rows])
+        return fit_model_regressors(model, comps, A, targets)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+def _examples_arrays(ex: ExampleSet) -> dict:
+    return {"label_ints": ex.label_ints, "example_ptr": ex.example_ptr, "block_ids": ex.block_ids,
+            "block_ptr": ex.block_ptr, "data": ex.data}
+
+
+def _examples_from(arrays: dict, model: Model) -> ExampleSet:
+    return ExampleSet.from_arrays(arrays["label_ints"], arrays["example_ptr"], arrays["block_ids"],
+                                  arrays["block_ptr"], arrays["data"], block_sizes=[b.size for b in model.blocks],
+                                  validate=False)
+
+
+def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, seed: int = 0,
+          n_jobs: int = 1, restart: bool = False, config: TrainConfig | None = None,
+          max_updates: int | None = None, progress: bool = True) -> tuple[Model, TrainingSummary]:
+    """Train a model for class ``cls`` on a PASCAL VOC-layout dataset (``pascal_train.m``).
+
+    Parameters
+    ----------
+    voc_root : path
+        A VOC year folder (``Annotations``, ``ImageSets/Main``, ``JPEGImages``).
+    cls : str
+        Class name; positives are its non-difficult objects in ``trainval``,
+        negatives the ``train`` images without it.
+    components : int
+        Mixture components (aspect-ratio clusters).
+    out : path, optional
+        Write the final model here (atomically).
+    cache_dir : path, optional
+        Checkpoints; a rerun with the same data and options resumes after the
+        last finished stage (default ``<out>.cache`` or ``./dpm-train-cache``).
+    seed : int
+        Seeds every random choice: the same seed gives the same model.
+    n_jobs : int
+        Processes for latent search and mining (-1: all cores).
+    restart : bool
+        Discard checkpoints and start over.
+    config : TrainConfig, optional
+    max_updates : int, optional
+        SGD updates per learner call (default ``config.learn_iterations``, 5,000,000).
+    """
+    from voc.dataset import VOCDataset
+
+    config = config or TrainConfig()
+    if components < 1:
+        raise ValueError(f"--components must be at least 1, got {components}")
+    if n_jobs in (0, -1):
+        n_jobs = os.cpu_count() or 1
+    voc_root = Path(voc_root)
+    dataset = VOCDataset(voc_root)
+    positives = dataset.positives(cls, "trainval")
+    negatives = dataset.negatives(cls, "train")
+    if not positives:
+        raise ValueError(f"{voc_root}: no positives of class {cls!r} in split 'trainval' "
+                         f"(classes there: {', '.join(dataset.class_names('trainval')) or 'none'})")
+    if not negatives:
+        raise ValueError(f"{voc_root}: no negative images for class {cls!r} in split 'train' "
+                         "(every train image contains the class)")
+    max_updates = int(max_updates or config.learn_iterations)
+    if cache_dir is None:
+        cache_dir = Path(str(out) + ".cache") if out else Path("dpm-train-cache")
+    key = {"version": CHECKPOINT_VERSION, "dataset": str(voc_root.resolve()),
+           "fingerprint": dataset_fingerprint(voc_root), "class": cls, "components": int(components),
+           "seed": int(seed), "max_updates": max_updates, "config": config.as_dict()}
+    store = CheckpointStore(cache_dir, key, restart=restart)
+    log.info("training %s: %d positives, %d negative images, %d component(s); checkpoints in %s (%s)",
+             cls, len(positives), len(negatives), components, store.directory, store.status)
+    summary = TrainingSummary()
+    trainer = _Trainer(dataset, cls, positives, negatives, config, seed, _Workers(n_jobs, progress),
+                       max_updates, summary)
+    schedule = config.schedule()
+    t_all = time.perf_counter()
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        r = fn()
+        log.info("stage %s done in %.1f s", name, time.perf_counter() - t0)
+        return r, time.perf_counter() - t0
+
+    # 1. random: one root per component
+    ck = store.load("random")
+    if ck is None:
+        models, secs = timed("random", lambda: trainer.stage_random(components))
+        store.save("random", models={f"c{i}": m for i, m in enumerate(models)})
+    else:
+        models = list(ck.models.values())
+        summary.add(name="random", resumed=True)
+    model = mergemodels(models) if len(models) > 1 else models[0]
+
+    # 2-5: latent stages; parts are added before 'parts'
+    examples, cursor = None, 0
+    for si, stage in enumerate(schedule[1:], start=1):
+        ck = store.load(stage.name)
+        if ck is not None:
+            model = ck.model
+            examples = _examples_from(ck.arrays, model) if ck.arrays else None
+            cursor = int(ck.state.get("cursor", 0))
+            summary.add(name=stage.name, resumed=True, examples=len(examples) if examples else 0)
+            continue
+        if stage.name == "parts":
+            for ci in range(len(model.components)):
+                model = addparts(model, ci, config.num_parts, config=config)
+        start_t = 0
+        part = store.load(f"{stage.name}-iter")
+        if part is not None:
+            model, cursor = part.model, int(part.state["cursor"])
+            examples = _examples_from(part.arrays, model)
+            start_t = int(part.state["iteration"]) + 1
+            log.info("%s: resuming after iteration %d", stage.name, start_t)
+
+        def on_iteration(t, m, ex, cur, res, stage=stage):
+            if t + 1 < stage.iterations:
+                store.save(f"{stage.name}-iter", models={"model": m}, state={"cursor": cur, "iteration": t},
+                           arrays=_examples_arrays(ex))
+
+        t0 = time.perf_counter()
+        model, examples, cursor, res = trainer.run_stage(si, stage, model, examples, cursor, on_iteration, start_t)
+        secs = time.perf_counter() - t0
+        store.save(stage.name, models={"model": model}, state={"cursor": cursor},
+                   arrays=_examples_arrays(examples))
+        summary.add(name=stage.name, seconds=secs, examples=len(examples),
+                    objective=None if res is None else res.objective,
+                    kept=int((examples.labels == -1).sum()))
+        log.info("stage %s done in %.1f s", stage.name, secs)
+
+    # 6. bounding-box regression
+    ck = store.load("bbox")
+    if ck is None:
+        t0 = time.perf_counter()
+        model = trainer.stage_bbox(model)
+        store.save("bbox", models={"model": model})
+        summary.add(name="bbox", seconds=time.perf_counter() - t0)
+    else:
+        model = ck.model
+        summary.add(name="bbox", resumed=True)
+
+    model.class_name = cls
+    model.info.update({"trained_by": "dpm-train",
+                       "command": f"dpm-train {cls} --voc {voc_root.name} --components {components} --seed {seed}",
+                       "dataset": voc_root.name, "seed": str(seed), "components": str(components),
+                       "updates_per_learner_call": str(max_updates)})
+    if trainer.failed_images:
+        log.warning("%d image(s) failed to load and were skipped", len(trainer.failed_images))
+    if out is not None:
+        save_model(model, out)
+    log.info("training finished in %.1f s", time.perf_counter() - t_all)
+    return model, summary
