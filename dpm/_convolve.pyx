@@ -1,0 +1,204 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+#
+# Filter responses of a feature map: a port of the semantics of voc-release3.1
+# ``fconv.cc`` / ``fconvMT.cc`` / ``fconvblas.cc`` (Felzenszwalb, Girshick,
+# McAllester, Ramanan; MIT-style licence, see the release's COPYING).
+#
+# Computes VALID cross-correlations (filters are not flipped):
+#     C_f[y, x] = sum_{dy, dx, c} A[y + dy, x + dx, c] * B_f[dy, dx, c],
+# with C_f of shape (H - h_f + 1, W - w_f + 1).
+#
+# Memory layout: row-major (C-contiguous) numpy arrays.  The feature map A is
+# (H, W, C) and the filters are stacked into one (K, C) matrix whose row
+# k_f + dy * w_f + dx holds B_f[dy, dx, :] (K = sum_f h_f * w_f cells).  The
+# original works on MATLAB's column-major (H, W, C) arrays; only the memory
+# order differs, the index meaning [y, x, c] is the same.  Indices are 0-based.
+#
+# Method (not the original's dgemv loop): for a band of input rows [r0, r1),
+# one GEMM computes the response of every filter cell at every position,
+#     P[k, j] = sum_c A[r0 + j // W, j % W, c] * Bank[k, c],
+# stored with the positions j contiguous for each cell k.  A row-major (H, W, C)
+# map is a column-major (C x H*W) matrix with leading dimension C, so
+# P (column-major, m x K) = A_band^T (m x C) * Bank^T (C x K) needs no copy.
+# Each input row r then feeds output row y = r - dy of every filter:
+#     C_f[r - dy, x] += P[k_f + dy * w_f + dx, (r - r0) * W + x + dx],
+# a contiguous shift-and-add.  Bands do not overlap, so no product is computed
+# twice; the band height keeps P small enough to stay in cache between the
+# GEMM and the shift-and-add.  Positions whose features are all zero (the
+# padding a detector puts around every level) contribute nothing and are
+# skipped where that is cheap: all-zero rows, and the zero positions before
+# the first and after the last nonzero one of a band.  The summation order
+# differs from fconv.cc, so results agree with it to rounding only.
+
+from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef inline void _gemm_tn(int m, int n, int k, const floating* a, int lda,
+                          const floating* b, int ldb, floating* c, int ldc) noexcept nogil:
+    # c (m x n, column-major) = a^T * b, with a stored (k x m) and b (k x n).
+    cdef char ta = b'T'
+    cdef char tb = b'N'
+    cdef float one_s = 1.0, zero_s = 0.0
+    cdef double one_d = 1.0, zero_d = 0.0
+    if floating is float:
+        sgemm(&ta, &tb, &m, &n, &k, &one_s, <float*>a, &lda, <float*>b, &ldb,
+              &zero_s, c, &ldc)
+    else:
+        dgemm(&ta, &tb, &m, &n, &k, &one_d, <double*>a, &lda, <double*>b, &ldb,
+              &zero_d, c, &ldc)
+
+
+cdef inline void _shift_add(const floating* p, Py_ssize_t m, Py_ssize_t width,
+                            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t h, Py_ssize_t w,
+                            Py_ssize_t k0, Py_ssize_t hout, Py_ssize_t wout,
+                            floating* out) noexcept nogil:
+    # Add the contributions of input rows [r0, r1) (already in p) to one filter's output.
+    cdef Py_ssize_t r, dy, dy_lo, dy_hi, dx, x
+    cdef floating* orow
+    cdef const floating* prow
+    cdef const floating* pa
+    cdef const floating* pb
+    cdef const floating* pc
+    cdef const floating* pd
+    for r in range(r0, r1):
+        dy_lo = r - hout + 1 if r - hout + 1 > 0 else 0
+        dy_hi = r if r < h - 1 else h - 1
+        for dy in range(dy_lo, dy_hi + 1):
+            orow = out + (r - dy) * wout
+            prow = p + (k0 + dy * w) * m + (r - r0) * width
+            # Cell (dy, dx) is bank row k0 + dy*w + dx; its shifted row starts
+            # dx*(m + 1) after cell (dy, 0)'s.  Several cells per pass save
+            # loads and stores of the output row.
+            dx = 0
+            while dx + 3 < w:
+                pa = prow + dx * (m + 1)
+                pb = pa + m + 1
+                pc = pb + m + 1
+                pd = pc + m + 1
+                for x in range(wout):
+                    orow[x] += (pa[x] + pb[x]) + (pc[x] + pd[x])
+                dx += 4
+            while dx + 1 < w:
+                pa = prow + dx * (m + 1)
+                pb = pa + m + 1
+                for x in range(wout):
+                    orow[x] += pa[x] + pb[x]
+                dx += 2
+            if dx < w:
+                pa = prow + dx * (m + 1)
+                for x in range(wout):
+                    orow[x] += pa[x]
+
+
+cdef inline Py_ssize_t _first_nonzero(const floating* a, Py_ssize_t n) noexcept nogil:
+    # Index of the first nonzero of a[0:n], or n.
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] != 0:
+            return i
+    return n
+
+
+cdef inline Py_ssize_t _last_nonzero(const floating* a, Py_ssize_t n) noexcept nogil:
+    # Index of the last nonzero of a[0:n], or -1.
+    cdef Py_ssize_t i
+    for i in range(n - 1, -1, -1):
+        if a[i] != 0:
+            return i
+    return -1
+
+
+def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] bank,
+                  const Py_ssize_t[:, ::1] layout, floating[::1] out,
+                  Py_ssize_t band_bytes):
+    """Correlate one feature map with every filter of a stacked bank, in place.
+
+    Parameters
+    ----------
+    features : (H, W, C) float32 or float64 C-contiguous memoryview
+    bank : (K, C) memoryview of the same dtype
+        Filter cells stacked row by row (see the module header).
+    layout : (F, 5) intp memoryview
+        Per filter: ``h, w, k0`` (first bank row), ``offset`` (start of its
+        output in ``out``) and ``active`` (0 to skip a filter whose output
+        would be empty).
+    out : (N,) memoryview of the same dtype, zero-filled
+        Receives each active filter's (H - h + 1, W - w + 1) output, row-major,
+        at its offset.
+    band_bytes : int
+        Target size of the per-band product buffer; at least one input row is
+        processed per band.
+
+    Notes
+    -----
+    Positions whose C features are all zero contribute nothing, so the
+    zero-padding a detector adds around each level is skipped: rows that are
+    entirely zero are left out of the bands, and the GEMM of a band starts at
+    its first and ends at its last nonzero position (the products outside are
+    set to zero instead).  Results equal the plain sum up to the sign of
+    zeros.
+
+    Trusts its caller: sizes must be consistent and fit BLAS's 32-bit ints.
+    The GIL is released for the whole computation.
+    """
+    cdef Py_ssize_t height = features.shape[0], width = features.shape[1]
+    cdef Py_ssize_t nchan = features.shape[2], ncells = bank.shape[0]
+    cdef Py_ssize_t nfilt = layout.shape[0]
+    cdef Py_ssize_t rows, r0, r1, m, j0, j1, k, j, f, h, w, hout, wout
+    cdef Py_ssize_t rowlen = width * nchan
+    cdef floating* p
+    cdef const floating* a
+    if height == 0 or width == 0 or nchan == 0 or ncells == 0 or nfilt == 0:
+        return
+    rows = band_bytes // (<Py_ssize_t>sizeof(floating) * ncells * width)
+    if rows < 1:
+        rows = 1
+    if rows > height:
+        rows = height
+    p = <floating*>malloc(<size_t>(rows * width * ncells) * sizeof(floating))
+    if p == NULL:
+        raise MemoryError("cannot allocate the convolution band buffer")
+    try:
+        with nogil:
+            a = &features[0, 0, 0]
+            r0 = 0
+            while r0 < height:
+                # Band: up to `rows` consecutive rows that are not entirely zero.
+                j0 = _first_nonzero(a + r0 * rowlen, rowlen)
+                if j0 == rowlen:
+                    r0 += 1
+                    continue
+                r1 = r0 + 1
+                while r1 < height and r1 - r0 < rows:
+                    if _first_nonzero(a + r1 * rowlen, rowlen) == rowlen:
+                        break
+                    r1 += 1
+                m = (r1 - r0) * width
+                # GEMM over band positions j0..j1 (first to last nonzero).
+                j0 = j0 // nchan
+                j1 = (r1 - 1 - r0) * width + _last_nonzero(a + (r1 - 1) * rowlen, rowlen) // nchan
+                _gemm_tn(<int>(j1 - j0 + 1), <int>ncells, <int>nchan, a + (r0 * width + j0) * nchan,
+                         <int>nchan, &bank[0, 0], <int>nchan, p + j0, <int>m)
+                if j0 > 0 or j1 < m - 1:
+                    for k in range(ncells):
+                        for j in range(j0):
+                            p[k * m + j] = 0
+                        for j in range(j1 + 1, m):
+                            p[k * m + j] = 0
+                for f in range(nfilt):
+                    if layout[f, 4] == 0:
+                        continue
+                    h = layout[f, 0]
+                    w = layout[f, 1]
+                    hout = height - h + 1
+                    wout = width - w + 1
+                    _shift_add(p, m, width, r0, r1, h, w, layout[f, 2], hout, wout,
+                               &out[layout[f, 3]])
+                r0 = r1
+    finally:
+        free(p)

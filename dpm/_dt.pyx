@@ -1,0 +1,177 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+#
+# Generalised distance transform: a port of voc-release3.1 ``dt.cc``
+# (Felzenszwalb, Girshick, McAllester, Ramanan; MIT-style licence, see the
+# release's COPYING).
+#
+# 1-D transform of f over n samples, for every destination d:
+#     M(d) = min_s f(s) + a*(d - s)^2 + b*(d - s),   I(d) = first argmin s,
+# by the original's divide and conquer (O(n log n)): the middle destination
+# scans its whole source range keeping the first strict minimum (ties go to the
+# smaller s), then the left half recurses on sources [s1, s*] and the right half
+# on [s*, s2].  The cost is evaluated in dt.cc's order,
+# ``(f(s) + a*square(d-s)) + b*(d-s)`` with an integer square; the two products
+# are read from per-offset tables holding the very same rounded values, so the
+# costs, and therefore the argmin choices (ties included), are bit for bit
+# those of dt.cc.  The recursion runs from an explicit stack.
+#
+# 2-D transform: a y-pass down every column with (ay, by), then an x-pass along
+# every row of its result with (ax, bx); Iy is the y-pass argmin at the column
+# chosen by the x-pass.
+#
+# Memory layout: row-major (C-contiguous) (H, W) arrays indexed [y, x]; the
+# original works on MATLAB's column-major arrays with the same index meaning.
+# Index base: argmins are 0-based here (dt.cc returns them 1-based).
+
+from libc.stdlib cimport malloc, free
+
+
+cdef enum:
+    # Pending left halves of the divide and conquer: at most about log2(n) + 1.
+    _STACK = 96
+
+
+cdef void _cost_tables(int n, double a, double b, double* quad, double* lin) noexcept nogil:
+    # quad[n - 1 + k] = a*(k*k) and lin[n - 1 + k] = b*k for |k| < n: the same
+    # rounded products dt.cc forms inline as a*square(d-s) and b*(d-s).
+    cdef int k
+    for k in range(-(n - 1), n):
+        quad[n - 1 + k] = a * (k * k)
+        lin[n - 1 + k] = b * k
+
+
+cdef inline int _first_min(const double* src, const double* quad, const double* lin,
+                           int d, int s1, int s2, double* value) noexcept nogil:
+    # dt.cc's scan for destination d over sources [s1, s2]: the first strict
+    # minimum of the cost (src[p] + quad[d-p]) + lin[d-p] (tables centred on 0).
+    cdef double best = src[s1] + quad[d - s1] + lin[d - s1]
+    cdef int s = s1, p
+    cdef double v
+    for p in range(s1 + 1, s2 + 1):
+        v = src[p] + quad[d - p] + lin[d - p]
+        if best > v:
+            s = p
+            best = v
+    value[0] = best
+    return s
+
+
+cdef void _dt1d(const double* src, double* dst, int* ptr, int n,
+                const double* quad, const double* lin) noexcept nogil:
+    # Contiguous 1-D transform of n samples; quad and lin are centred tables
+    # (see _cost_tables).  Same node computations as dt.cc's recursive
+    # dt_helper(s1, s2, d1, d2), run from an explicit stack.
+    cdef int stack[_STACK][4]
+    cdef int top
+    cdef int s1, s2, d1, d2, d, s
+    cdef double best
+    stack[0][0] = 0
+    stack[0][1] = n - 1
+    stack[0][2] = 0
+    stack[0][3] = n - 1
+    top = 1
+    while top > 0:
+        top -= 1
+        s1 = stack[top][0]
+        s2 = stack[top][1]
+        d1 = stack[top][2]
+        d2 = stack[top][3]
+        while d2 >= d1:
+            if s1 == s2:
+                # A single source: every destination's scan picks it.
+                for d in range(d1, d2 + 1):
+                    dst[d] = src[s1] + quad[d - s1] + lin[d - s1]
+                    ptr[d] = s1
+                break
+            d = (d1 + d2) >> 1
+            s = _first_min(src, quad, lin, d, s1, s2, &best)
+            dst[d] = best
+            ptr[d] = s
+            if d - 1 >= d1:
+                stack[top][0] = s1
+                stack[top][1] = s
+                stack[top][2] = d1
+                stack[top][3] = d - 1
+                top += 1
+            s1 = s
+            d1 = d + 1
+
+
+cdef void _dt2d(const double* vals, int height, int width, double ax, double bx,
+                double ay, double by, int row0, int rstep, int nrows,
+                double* out, int* ix, int* iy, double* work, int* iwork) noexcept nogil:
+    # Outputs hold rows row0, row0 + rstep, ... (nrows of them) of the transform.
+    # work: height*width + 2*height + 4*max(height, width) doubles;
+    # iwork: height*width + height ints.
+    cdef int x, y, r
+    cdef int nmax = height if height > width else width
+    cdef Py_ssize_t row, orow, n = <Py_ssize_t>height * width
+    cdef double* tmp_m = work
+    cdef double* col = work + n
+    cdef double* col_m = col + height
+    cdef double* quad = col_m + height
+    cdef double* lin = quad + 2 * nmax
+    cdef int* tmp_iy = iwork
+    cdef int* col_i = iwork + n
+    # y-pass: gather each column into contiguous scratch, transform, scatter.
+    _cost_tables(height, ay, by, quad, lin)
+    for x in range(width):
+        for y in range(height):
+            col[y] = vals[<Py_ssize_t>y * width + x]
+        _dt1d(col, col_m, col_i, height, quad + height - 1, lin + height - 1)
+        for y in range(height):
+            tmp_m[<Py_ssize_t>y * width + x] = col_m[y]
+            tmp_iy[<Py_ssize_t>y * width + x] = col_i[y]
+    # x-pass along the (contiguous) rows, then look up Iy at the chosen column.
+    # Rows are independent here, so skipping unwanted rows changes nothing else.
+    _cost_tables(width, ax, bx, quad, lin)
+    for r in range(nrows):
+        row = <Py_ssize_t>(row0 + r * rstep) * width
+        orow = <Py_ssize_t>r * width
+        _dt1d(tmp_m + row, out + orow, ix + orow, width, quad + width - 1, lin + width - 1)
+        for x in range(width):
+            iy[orow + x] = tmp_iy[row + ix[orow + x]]
+
+
+def distance_transform(const double[:, ::1] vals, double ax, double bx, double ay, double by,
+                       double[:, ::1] out, int[:, ::1] ix, int[:, ::1] iy,
+                       int row0=0, int row_step=1):
+    """Fill ``out``, ``ix``, ``iy`` with the 2-D transform of ``vals`` (see the header).
+
+    Parameters
+    ----------
+    vals : (H, W) float64 C-contiguous memoryview
+    ax, bx, ay, by : float
+        Quadratic and linear coefficients along x and y; ``ax, ay >= 0``.
+    out : (R, W) float64, written
+    ix, iy : (R, W) int32, written
+        0-based source column and row of each minimum.
+    row0, row_step : int
+        Output row r is row ``row0 + r * row_step`` of the full transform
+        (``row_step >= 1``; the rows must lie inside ``vals``).
+
+    Notes
+    -----
+    Trusts its caller (shapes consistent, non-empty, coefficients valid,
+    sides below 46341 so that squared offsets fit an int as in dt.cc).  The
+    GIL is released during the computation.
+    """
+    cdef int height = <int>vals.shape[0], width = <int>vals.shape[1]
+    cdef int nrows = <int>out.shape[0]
+    cdef Py_ssize_t n = <Py_ssize_t>height * width
+    cdef Py_ssize_t nmax = height if height > width else width
+    cdef double* work
+    cdef int* iwork
+    if n == 0 or nrows == 0:
+        return
+    work = <double*>malloc((n + 2 * height + 4 * nmax) * sizeof(double))
+    iwork = <int*>malloc((n + height) * sizeof(int))
+    if work == NULL or iwork == NULL:
+        free(work)
+        free(iwork)
+        raise MemoryError("cannot allocate distance transform scratch space")
+    with nogil:
+        _dt2d(&vals[0, 0], height, width, ax, bx, ay, by, row0, row_step, nrows,
+              &out[0, 0], &ix[0, 0], &iy[0, 0], work, iwork)
+    free(work)
+    free(iwork)

@@ -1,0 +1,355 @@
+"""Filter responses: valid cross-correlation of a feature map with many filters.
+
+This is the computation of voc-release3.1 ``fconv.cc`` (spec §1.7): for a
+feature map ``A`` of shape ``(H, W, C)`` and a filter ``B`` of shape
+``(h, w, C)``, the response is
+
+    C[y, x] = sum_{dy, dx, c} A[y + dy, x + dx, c] * B[dy, dx, c]
+
+for ``0 <= y <= H - h`` and ``0 <= x <= W - w`` (a *valid* correlation, the
+filter is not flipped).  Arrays are indexed ``[y, x, channel]`` and positions
+are 0-based; the response at ``[y, x]`` is the score of the filter placed with
+its top-left cell on feature cell ``(x, y)``, i.e. MATLAB's ``C(y+1, x+1)``.
+
+A detector correlates the same filters with every pyramid level, so the filters
+are packed once into a :class:`FilterBank`.  The kernel computes all cell
+responses of a band of rows with one BLAS GEMM and shift-adds them into the
+outputs (see ``dpm/_convolve.pyx``).  Feature positions that are entirely zero,
+such as the padding around pyramid levels, are skipped where cheap; this
+changes nothing but the sign of zero results.
+
+BLAS threads
+------------
+The GEMM runs in the OpenBLAS bundled with SciPy, whose thread pool is global
+to the process (``OPENBLAS_NUM_THREADS``, read when SciPy's BLAS is loaded,
+sets its size; it defaults to the number of cores).  Detection is meant to be
+parallelised over images with processes, so by default
+:meth:`FilterBank.convolve` limits SciPy's OpenBLAS to one thread for the
+duration of the call (``blas_threads=1``) and restores the previous setting
+afterwards.  :func:`limit_blas_threads` is the same control as a context
+manager.
+When SciPy is linked to another BLAS (MKL, Accelerate, a system-wide OpenBLAS,
+as in some distribution or conda builds) the count is not changed from here: set
+``OPENBLAS_NUM_THREADS=1`` / ``MKL_NUM_THREADS=1`` / ``VECLIB_MAXIMUM_THREADS=1``
+in the environment of the worker processes instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from . import _convolve
+
+__all__ = ["FilterBank", "convolve", "limit_blas_threads", "get_blas_threads"]
+
+logger = logging.getLogger(__name__)
+
+# Target size of the per-band buffer of cell responses.  It is written by the
+# GEMM and read back by the shift-and-add, so it should stay in the L2 cache;
+# see benchmarks/bench_kernels.py for the measurements behind the value.
+BAND_BYTES = 256 * 1024
+
+_SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT_MAX = 2**31 - 1  # BLAS (LP64) dimensions are C ints
+
+
+# ---------------------------------------------------------------------------
+# BLAS thread control
+
+
+class _OpenBLAS:
+    """``get``/``set`` of the thread count of SciPy's OpenBLAS, located lazily."""
+
+    _NAMES = (
+        ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+        ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
+        ("openblas_get_num_threads", "openblas_set_num_threads"),
+    )
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._located = False
+        self._get = self._set = None
+        self.path = None
+        # Active limits (one token per open block, innermost last) and the
+        # setting found when the first one opened.
+        self._active = []
+        self._saved = None
+
+    def _candidates(self):
+        import scipy
+
+        root = Path(scipy.__file__).resolve().parent
+        # Where the wheels bundle it (Linux/Windows, macOS, older layouts).  A
+        # system-wide library is not searched for: loading a second OpenBLAS
+        # would start its own thread pool.
+        for folder in (root.parent / "scipy.libs", root / ".dylibs", root / ".libs"):
+            if folder.is_dir():
+                yield from sorted(p for p in folder.iterdir() if "openblas" in p.name.lower())
+
+    def _locate(self):
+        self._located = True
+        # Importing the kernel module already loaded SciPy's BLAS; opening the
+        # same file again returns the already-loaded library, not a new copy.
+        for cand in self._candidates():
+            try:
+                lib = ctypes.CDLL(str(cand))
+            except OSError:
+                continue
+            for get_name, set_name in self._NAMES:
+                getter = getattr(lib, get_name, None)
+                setter = getattr(lib, set_name, None)
+                if getter is not None and setter is not None:
+                    getter.restype = ctypes.c_int
+                    getter.argtypes = []
+                    setter.restype = None
+                    setter.argtypes = [ctypes.c_int]
+                    self._get, self._set, self.path = getter, setter, str(cand)
+                    logger.debug("BLAS thread control through %s (%s)", cand, set_name)
+                    return
+        logger.info(
+            "cannot locate SciPy's OpenBLAS to limit its threads; set OPENBLAS_NUM_THREADS "
+            "(or MKL_NUM_THREADS / VECLIB_MAXIMUM_THREADS) in the environment instead"
+        )
+
+    def available(self):
+        with self._lock:
+            if not self._located:
+                self._locate()
+            return self._set is not None
+
+    def get(self):
+        return self._get() if self.available() else None
+
+    def enter(self, n):
+        """Apply limit ``n``; return a token for :meth:`leave`."""
+        token = [int(n)]
+        if not self.available():
+            return token
+        with self._lock:
+            if not self._active:
+                self._saved = self._get()
+            self._active.append(token)
+            self._set(token[0])
+        return token
+
+    def leave(self, token):
+        """Close a limit: the innermost still-open one applies, or the saved setting."""
+        if self._set is None:
+            return
+        with self._lock:
+            self._active = [t for t in self._active if t is not token]
+            if self._active:
+                self._set(self._active[-1][0])
+            elif self._saved is not None:
+                self._set(self._saved)
+                self._saved = None
+
+
+_OPENBLAS = _OpenBLAS()
+
+
+def get_blas_threads() -> int | None:
+    """Return the current thread count of SciPy's OpenBLAS, or None if it cannot be located."""
+    return _OPENBLAS.get()
+
+
+@contextlib.contextmanager
+def limit_blas_threads(n: int | None):
+    """Limit SciPy's OpenBLAS to ``n`` threads inside a ``with`` block.
+
+    Parameters
+    ----------
+    n : int or None
+        Number of threads (>= 1).  None leaves the setting untouched.
+
+    Notes
+    -----
+    The OpenBLAS setting is process-wide.  While blocks are open (nested, or
+    concurrently in several threads) the most recently opened one that is
+    still open applies; when the last one closes, the setting found before the
+    first one opened is restored.  Without a locatable OpenBLAS this does nothing
+    (see the module docstring).
+    """
+    if n is None:
+        yield
+        return
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"blas_threads must be >= 1 or None, got {n}")
+    token = _OPENBLAS.enter(n)
+    try:
+        yield
+    finally:
+        _OPENBLAS.leave(token)
+
+
+# ---------------------------------------------------------------------------
+# Filter bank
+
+
+class FilterBank:
+    """A set of filters packed for fast correlation with many feature maps.
+
+    Parameters
+    ----------
+    filters : sequence of (h, w, C) array_like
+        The filters, indexed ``[y, x, channel]``; all must have the same ``C``
+        and ``h, w >= 1``.  Sizes may differ.
+    dtype : {np.float64, np.float32}, optional
+        Precision of the computation and of the outputs (default float64,
+        the original's ``double``).  float32 is about twice as fast.
+
+    Attributes
+    ----------
+    sizes : list of (int, int)
+        ``(h, w)`` of each filter.
+    num_channels : int
+        ``C``.
+    dtype : numpy.dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bank = FilterBank([np.ones((2, 2, 3)), np.ones((1, 3, 3))])
+    >>> [r.shape for r in bank.convolve(np.ones((4, 5, 3)))]
+    [(3, 4), (4, 3)]
+    >>> float(bank.convolve(np.ones((4, 5, 3)))[0][0, 0])
+    12.0
+    """
+
+    def __init__(self, filters, *, dtype=np.float64):
+        dtype = np.dtype(dtype)
+        if dtype not in _SUPPORTED_DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        filters = [np.asarray(f) for f in filters]
+        if not filters:
+            raise ValueError("a FilterBank needs at least one filter")
+        nchan = None
+        for i, f in enumerate(filters):
+            if f.ndim != 3 or f.shape[0] < 1 or f.shape[1] < 1 or f.shape[2] < 1:
+                raise ValueError(f"filter {i} must be a non-empty (h, w, C) array, got shape {f.shape}")
+            if nchan is None:
+                nchan = f.shape[2]
+            elif f.shape[2] != nchan:
+                raise ValueError(
+                    f"filter {i} has {f.shape[2]} channels, filter 0 has {nchan}; all must match"
+                )
+        self.dtype = dtype
+        self.num_channels = int(nchan)
+        self.sizes = [(int(f.shape[0]), int(f.shape[1])) for f in filters]
+        cells = [h * w for h, w in self.sizes]
+        self._k0 = np.concatenate([[0], np.cumsum(cells)[:-1]]).astype(np.intp)
+        self._bank = np.ascontiguousarray(
+            np.concatenate([f.reshape(-1, nchan) for f in filters]), dtype=dtype
+        )
+        if self._bank.shape[0] > _INT_MAX:
+            raise ValueError("the filters have too many cells in total for BLAS")
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def __repr__(self):
+        return f"FilterBank({len(self)} filters, C={self.num_channels}, dtype={self.dtype.name})"
+
+    def convolve(self, features, *, allow_empty=False, blas_threads=1):
+        """Correlate a feature map with every filter of the bank.
+
+        Parameters
+        ----------
+        features : (H, W, C) array_like
+            Indexed ``[y, x, channel]``.  Made C-contiguous and cast to the
+            bank's dtype if needed (no copy when it already is).
+        allow_empty : bool, optional
+            If False (default), a filter larger than the map raises
+            ``ValueError`` as the original ``fconv`` does.  If True its
+            response is an empty array of shape
+            ``(max(H - h + 1, 0), max(W - w + 1, 0))``.
+        blas_threads : int or None, optional
+            OpenBLAS threads used during the call (default 1: no thread pool,
+            for callers parallelised with processes).  None keeps the current
+            process-wide setting.  See the module docstring.
+
+        Returns
+        -------
+        list of ndarray
+            One ``(H - h + 1, W - w + 1)`` array of the bank's dtype per
+            filter, in the bank's order.  Entry ``[y, x]`` is the filter's
+            score with its top-left cell on feature cell ``(x, y)`` (0-based).
+
+        Raises
+        ------
+        ValueError
+            If ``features`` is not 3-D, its channel count differs from the
+            filters', or (unless ``allow_empty``) a filter is larger than it.
+        """
+        feats = np.asarray(features)
+        if feats.ndim != 3:
+            raise ValueError(f"features must be an (H, W, C) array, got shape {feats.shape}")
+        height, width, nchan = feats.shape
+        if nchan != self.num_channels:
+            raise ValueError(
+                f"features have {nchan} channels but the filters have {self.num_channels}"
+            )
+        if height * width > _INT_MAX:
+            raise ValueError(f"feature map {height}x{width} is too large for BLAS (32-bit sizes)")
+        feats = np.ascontiguousarray(feats, dtype=self.dtype)
+
+        layout = np.zeros((len(self.sizes), 5), dtype=np.intp)
+        shapes = []
+        offset = 0
+        for i, (h, w) in enumerate(self.sizes):
+            hout, wout = height - h + 1, width - w + 1
+            if hout <= 0 or wout <= 0:
+                if not allow_empty:
+                    raise ValueError(
+                        f"filter {i} of size {h}x{w} is larger than the {height}x{width} "
+                        "feature map (pass allow_empty=True to get an empty response)"
+                    )
+                shapes.append((max(hout, 0), max(wout, 0)))
+                layout[i] = (h, w, self._k0[i], offset, 0)
+                continue
+            shapes.append((hout, wout))
+            layout[i] = (h, w, self._k0[i], offset, 1)
+            offset += hout * wout
+
+        out = np.zeros(offset, dtype=self.dtype)
+        if offset:
+            with limit_blas_threads(blas_threads):
+                _convolve.convolve_bank(feats, self._bank, layout, out, BAND_BYTES)
+        results = []
+        for (hout, wout), (_, _, _, off, active) in zip(shapes, layout):
+            if active:
+                results.append(out[off:off + hout * wout].reshape(hout, wout))
+            else:
+                results.append(np.zeros((hout, wout), dtype=self.dtype))
+        return results
+
+
+def convolve(features, filters, dtype=np.float64, *, allow_empty=False, blas_threads=1):
+    """Correlate a feature map with a list of filters (one-off :class:`FilterBank`).
+
+    Parameters
+    ----------
+    features : (H, W, C) array_like
+    filters : sequence of (h, w, C) array_like
+    dtype : {np.float64, np.float32}, optional
+    allow_empty, blas_threads
+        As in :meth:`FilterBank.convolve`.
+
+    Returns
+    -------
+    list of (H - h + 1, W - w + 1) ndarray
+        One response per filter, of the requested dtype.
+
+    See Also
+    --------
+    FilterBank : build once and reuse across pyramid levels.
+    """
+    bank = FilterBank(filters, dtype=dtype)
+    return bank.convolve(features, allow_empty=allow_empty, blas_threads=blas_threads)
