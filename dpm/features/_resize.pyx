@@ -1,0 +1,175 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+#
+# Area-averaging image reduction: a port of voc-release3.1 ``resize.cc``
+# (Felzenszwalb, Girshick, McAllester, Ramanan; MIT-style licence).
+#
+# Layout: C-ordered (H, W, C) float64 arrays indexed [y, x, channel] (the
+# original's column-major H x W x C array has the same index meaning).  All
+# indices are 0-based.
+#
+# The original resizes along columns into a transposed buffer and applies the
+# same routine again.  Here both passes are fused row by row: each output row
+# is first combined from its source rows (the original's first pass) into a
+# one-row buffer, which is then reduced along x (the second pass).  Every
+# output sample adds the same weighted taps in the same order, starting from
+# 0, as the original, so the results are bit-identical.  The original's
+# stack-allocated variable-length tap table is a heap buffer.  Kernels trust
+# their caller; argument checks live in dpm/features/hog.py.
+from libc.math cimport ceil, floor
+from libc.stdlib cimport malloc, free
+
+
+cdef struct Taps:
+    # Destination d averages source samples first[d] .. first[d] + count[d] - 1
+    # with weights weight[offset[d]] ..., in increasing source order.
+    Py_ssize_t *first
+    Py_ssize_t *count
+    Py_ssize_t *offset
+    double *weight
+
+
+cdef int _build_taps(Py_ssize_t S, Py_ssize_t D, Taps *taps) noexcept nogil:
+    # Destination sample d covers the source interval [d*S/D, (d+1)*S/D).  Full
+    # pixels weigh D/S, the partial end pixels their covered fraction times D/S;
+    # pieces of at most 1e-3 pixel are skipped.  Returns -1 if out of memory.
+    cdef double scale = <double>D / <double>S
+    cdef double invscale = <double>S / <double>D
+    cdef Py_ssize_t k = 0, d, s, s1, s2
+    cdef double f1, f2
+    # At most one tap per source pixel plus two partial ones per destination.
+    taps.first = <Py_ssize_t *>malloc(D * sizeof(Py_ssize_t))
+    taps.count = <Py_ssize_t *>malloc(D * sizeof(Py_ssize_t))
+    taps.offset = <Py_ssize_t *>malloc(D * sizeof(Py_ssize_t))
+    taps.weight = <double *>malloc((S + 2 * D + 2) * sizeof(double))
+    if taps.first == NULL or taps.count == NULL or taps.offset == NULL or taps.weight == NULL:
+        _free_taps(taps)
+        return -1
+    for d in range(D):
+        f1 = d * invscale
+        f2 = f1 + invscale
+        s1 = <Py_ssize_t>ceil(f1)
+        s2 = <Py_ssize_t>floor(f2)
+        taps.offset[d] = k
+        taps.first[d] = s1
+        if s1 - f1 > 1e-3:
+            taps.first[d] = s1 - 1
+            taps.weight[k] = (s1 - f1) * scale
+            k += 1
+        for s in range(s1, s2):
+            taps.weight[k] = scale
+            k += 1
+        if f2 - s2 > 1e-3:
+            taps.weight[k] = (f2 - s2) * scale
+            k += 1
+        taps.count[d] = k - taps.offset[d]
+    return 0
+
+
+cdef void _free_taps(Taps *taps) noexcept nogil:
+    free(taps.first)
+    free(taps.count)
+    free(taps.offset)
+    free(taps.weight)
+    taps.first = NULL
+    taps.count = NULL
+    taps.offset = NULL
+    taps.weight = NULL
+
+
+cdef void _combine_rows(const double *src, Py_ssize_t rowlen, const Taps *taps, Py_ssize_t d,
+                        double *out) noexcept nogil:
+    # out[i] = 0 + w0*row0[i] + w1*row1[i] + ..., rows of rowlen samples.
+    cdef Py_ssize_t n = taps.count[d], j, i
+    cdef const double *w = taps.weight + taps.offset[d]
+    cdef const double *r0 = src + taps.first[d] * rowlen
+    cdef const double *r1
+    cdef const double *r2
+    cdef double w0 = w[0], w1, w2
+    if n == 2:
+        r1 = r0 + rowlen
+        w1 = w[1]
+        for i in range(rowlen):
+            out[i] = (0.0 + w0 * r0[i]) + w1 * r1[i]
+    elif n == 3:
+        r1 = r0 + rowlen
+        r2 = r1 + rowlen
+        w1 = w[1]
+        w2 = w[2]
+        for i in range(rowlen):
+            out[i] = ((0.0 + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]
+    else:
+        for i in range(rowlen):
+            out[i] = 0.0 + w0 * r0[i]
+        for j in range(1, n):
+            r1 = r0 + j * rowlen
+            w1 = w[j]
+            for i in range(rowlen):
+                out[i] = out[i] + w1 * r1[i]
+
+
+cdef void _reduce_row(const double *row, Py_ssize_t C, const Taps *taps, Py_ssize_t D,
+                      double *out) noexcept nogil:
+    # out[d, c] = 0 + sum_j w_j * row[first[d] + j, c], rows of C-channel pixels.
+    cdef Py_ssize_t d, j, c, n
+    cdef const double *w
+    cdef const double *s
+    cdef double a0, a1, a2
+    if C == 3:
+        for d in range(D):
+            n = taps.count[d]
+            w = taps.weight + taps.offset[d]
+            s = row + 3 * taps.first[d]
+            a0 = 0.0 + w[0] * s[0]
+            a1 = 0.0 + w[0] * s[1]
+            a2 = 0.0 + w[0] * s[2]
+            for j in range(1, n):
+                a0 = a0 + w[j] * s[3 * j]
+                a1 = a1 + w[j] * s[3 * j + 1]
+                a2 = a2 + w[j] * s[3 * j + 2]
+            out[3 * d] = a0
+            out[3 * d + 1] = a1
+            out[3 * d + 2] = a2
+    else:
+        for d in range(D):
+            n = taps.count[d]
+            w = taps.weight + taps.offset[d]
+            s = row + C * taps.first[d]
+            for c in range(C):
+                a0 = 0.0 + w[0] * s[c]
+                for j in range(1, n):
+                    a0 = a0 + w[j] * s[C * j + c]
+                out[C * d + c] = a0
+
+
+def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
+    """Area-averaging reduction ``(H, W, C) -> (DH, DW, C)``, ``1 <= DH <= H``, ``1 <= DW <= W``.
+
+    The output size fixes the effective scale of each axis (``DH / H`` and
+    ``DW / W``).  ``dst`` need not be initialised.
+    """
+    cdef Py_ssize_t H = src.shape[0], W = src.shape[1], C = src.shape[2]
+    cdef Py_ssize_t DH = dst.shape[0], DW = dst.shape[1]
+    cdef Py_ssize_t y
+    cdef Taps ty, tx
+    cdef double *buffer
+    cdef int failed = 0
+    with nogil:
+        buffer = <double *>malloc(W * C * sizeof(double))
+        if buffer == NULL:
+            failed = 1
+        elif _build_taps(H, DH, &ty) != 0:
+            free(buffer)
+            failed = 1
+        elif _build_taps(W, DW, &tx) != 0:
+            _free_taps(&ty)
+            free(buffer)
+            failed = 1
+        else:
+            for y in range(DH):
+                _combine_rows(&src[0, 0, 0], W * C, &ty, y, buffer)
+                _reduce_row(buffer, C, &tx, DW, &dst[y, 0, 0])
+            _free_taps(&tx)
+            _free_taps(&ty)
+            free(buffer)
+    if failed:
+        raise MemoryError()

@@ -1,0 +1,187 @@
+"""The HOG feature pyramid (port of voc-release3.1 ``featpyramid.m``)."""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .hog import (_as_float_image, _gradients, _hog, _hog_from_gradients, _resize,
+                  hog_shape, mround)
+
+__all__ = ["FeaturePyramid", "feature_pyramid", "pyramid_scales"]
+
+
+@dataclass(eq=False)
+class FeaturePyramid:
+    """HOG features of an image at a geometric sequence of scales.
+
+    Attributes
+    ----------
+    levels : list of (h_l, w_l, 31) ndarray of float64
+        Unpadded feature maps (see :func:`dpm.features.hog`), one per level.
+        Level indices are 0-based: ``levels[0]`` is the original's ``feat{1}``.
+        ``levels[l - interval]`` has exactly twice the resolution of
+        ``levels[l]``; it is where a root filter placed at level ``l`` finds
+        its parts.  The first ``interval`` levels (cells of ``sbin / 2``
+        pixels) exist only for that purpose.
+    scales : (L,) ndarray of float64
+        ``scales[l]`` is the image scale at which the ``sbin`` grid of level
+        ``l`` is computed: one cell of level ``l`` covers ``sbin / scales[l]``
+        pixels of the original image.  ``scales[0] = 2`` and each octave
+        halves it.
+    sbin : int
+        Cell size in pixels at scale 1.
+    interval : int
+        Number of levels per octave.
+    image_shape : (int, int)
+        ``(H, W)`` of the image the pyramid was computed from.
+    """
+
+    levels: list
+    scales: np.ndarray
+    sbin: int
+    interval: int
+    image_shape: tuple
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+    @property
+    def shapes(self) -> np.ndarray:
+        """``(L, 3)`` int array of the level shapes."""
+        return np.array([f.shape for f in self.levels], dtype=np.intp).reshape(-1, 3)
+
+
+def _max_scale(height: int, width: int, sbin: int, interval: int) -> int:
+    # 1 + floor(log(min(imsize) / (5*sbin)) / log(sc)), evaluated in double with
+    # the C library's log and pow, as MATLAB/Octave evaluate it.
+    sc = 2.0 ** (1.0 / interval)
+    return 1 + math.floor(math.log(min(height, width) / (5 * sbin)) / math.log(sc))
+
+
+def pyramid_scales(height: int, width: int, sbin: int = 8, interval: int = 10) -> np.ndarray:
+    """Scale vector of :func:`feature_pyramid` for an ``height x width`` image.
+
+    Returns
+    -------
+    (L,) ndarray of float64
+        ``L = max(max_scale, interval) + interval`` with
+        ``max_scale = 1 + floor(log(min(H, W) / (5*sbin)) / log(2**(1/interval)))``.
+        (The original preallocates ``max_scale + interval`` entries; MATLAB
+        grows the arrays when the first octaves need more, which gives the
+        ``max`` here.)
+    """
+    sbin, interval = _check_args(sbin, interval)
+    if height < 1 or width < 1:
+        raise ValueError(f"image must be at least 1x1, got {height}x{width}")
+    sc = 2.0 ** (1.0 / interval)
+    max_scale = _max_scale(height, width, sbin, interval)
+    scales = np.zeros(max(max_scale, interval) + interval, dtype=np.float64)
+    for i in range(1, interval + 1):
+        scales[i - 1] = 2.0 / sc ** (i - 1)
+        scales[i + interval - 1] = 1.0 / sc ** (i - 1)
+        for j in range(i + interval, max_scale + 1, interval):
+            scales[j + interval - 1] = 0.5 * scales[j - 1]
+    return scales
+
+
+def _check_args(sbin, interval):
+    if (isinstance(sbin, (bool, np.bool_)) or not isinstance(sbin, numbers.Integral)
+            or sbin < 2 or sbin % 2):
+        raise ValueError(f"sbin must be a positive even integer, got {sbin!r}")
+    if (isinstance(interval, (bool, np.bool_)) or not isinstance(interval, numbers.Integral)
+            or interval < 1):
+        raise ValueError(f"interval must be a positive integer, got {interval!r}")
+    return int(sbin), int(interval)
+
+
+def _octave_chain(image, i, sbin, interval, max_scale):
+    # Levels of the chain that starts at the i-th (1-based) scale of the first
+    # octave, as {0-based level index: features}.
+    sc = 2.0 ** (1.0 / interval)
+    scale = 1.0 / sc ** (i - 1)
+    h, w = image.shape[:2]
+    if mround(h * scale) == h and mround(w * scale) == w:
+        scaled = image        # resize would return an exact copy
+    else:
+        scaled = _resize(image, scale)
+    out = {}
+    if 0 in hog_shape(*scaled.shape[:2], sbin // 2)[:2]:
+        out[i - 1] = _hog(scaled, sbin // 2)
+        out[i + interval - 1] = _hog(scaled, sbin)
+    else:
+        # One gradient map binned at both cell sizes.
+        magnitude, orientation = _gradients(scaled)
+        out[i - 1] = _hog_from_gradients(magnitude, orientation, sbin // 2)
+        out[i + interval - 1] = _hog_from_gradients(magnitude, orientation, sbin)
+    for j in range(i + interval, max_scale + 1, interval):
+        scaled = _resize(scaled, 0.5)
+        out[j + interval - 1] = _hog(scaled, sbin)
+    return out
+
+
+def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1) -> FeaturePyramid:
+    """HOG feature pyramid of an image (port of ``featpyramid.m``).
+
+    Parameters
+    ----------
+    image : (H, W, 3) array_like
+        RGB image with values 0..255, indexed ``[y, x, channel]``.
+    sbin : int, default 8
+        Cell size in pixels; must be even (the first octave uses ``sbin / 2``).
+    interval : int, default 10
+        Levels per octave; consecutive levels differ by ``2**(1/interval)``.
+    n_jobs : int, default 1
+        Number of threads; the ``interval`` chains of halvings are computed
+        concurrently (the kernels release the GIL).  ``-1`` uses every CPU.
+        The result does not depend on ``n_jobs``.
+
+    Returns
+    -------
+    FeaturePyramid
+        With ``sc = 2**(1/interval)`` and ``i = 1..interval``: the image
+        reduced by ``1/sc**(i-1)`` (see :func:`dpm.features.resize`) gives
+        level ``i-1`` (cells of ``sbin/2``, scale ``2/sc**(i-1)``) and level
+        ``i-1+interval`` (cells of ``sbin``, scale ``1/sc**(i-1)``); it is
+        then halved repeatedly, each halving giving the level ``interval``
+        further down with half the scale, while the level index (1-based, as in
+        the original) stays within ``max_scale + interval``, where
+        ``max_scale = 1 + floor(log(min(H, W) / (5*sbin)) / log(sc))``.
+        Tiny images can give empty ``(0, w, 31)`` levels, as in the original.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not a non-empty ``(H, W, 3)`` numeric array of finite
+        values, ``sbin`` is not a positive even integer, ``interval`` is not a
+        positive integer, or ``n_jobs`` is not a positive integer or -1.
+    """
+    sbin, interval = _check_args(sbin, interval)
+    if (isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, numbers.Integral)
+            or (n_jobs < 1 and n_jobs != -1)):
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
+    image = _as_float_image(image, channels=3)
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError(f"image must be at least 1x1, got shape {image.shape}")
+    scales = pyramid_scales(h, w, sbin, interval)
+    max_scale = _max_scale(h, w, sbin, interval)
+    workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+    workers = min(workers, interval)
+    levels = [None] * len(scales)
+    chains = range(1, interval + 1)
+    if workers <= 1:
+        results = [_octave_chain(image, i, sbin, interval, max_scale) for i in chains]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(lambda i: _octave_chain(image, i, sbin, interval, max_scale),
+                                    chains))
+    for chain in results:
+        for level, feat in chain.items():
+            levels[level] = feat
+    return FeaturePyramid(levels=levels, scales=scales, sbin=sbin, interval=interval,
+                          image_shape=(h, w))
