@@ -1,0 +1,65 @@
+"""``dpm-train CLASS --voc DIR``: train a Deformable Part Model (voc-release3.1 schedule)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ._common import EXIT_OK, add_verbosity, run, setup_logging, show_progress
+
+PROG = "dpm-train"
+log = logging.getLogger("dpm.cli.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train a Deformable Part Model for one class on a PASCAL VOC-layout dataset with the "
+                    "voc-release3.1 schedule (root init, latent positives, hard negatives, parts, "
+                    "bounding-box regression). Every stage ends with a checkpoint: running the same "
+                    "command again resumes after the last finished stage.",
+        epilog="example:\n  dpm-train person --voc VOC2007 --components 1 -j 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("cls", metavar="CLASS", help="object class, e.g. person")
+    p.add_argument("--voc", required=True, metavar="DIR",
+                   help="VOC year folder (Annotations, ImageSets/Main, JPEGImages)")
+    p.add_argument("--components", type=int, default=1, metavar="N", help="mixture components (default 1)")
+    p.add_argument("--out", metavar="MODEL", help="output model file (default: CLASS.npz)")
+    p.add_argument("--cache-dir", metavar="DIR", help="checkpoints (default: MODEL.cache next to the model)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same model")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="processes for latent search and mining (-1: all cores); default 1")
+    p.add_argument("--restart", action="store_true", help="discard the checkpoints and start over")
+    p.add_argument("--updates", type=int, default=None, metavar="N",
+                   help="SGD updates per learner call (default 5,000,000 as in learn.cc)")
+    add_verbosity(p)
+    return p
+
+
+def _main(argv) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(PROG, args)
+    from ..training.pipeline import train
+
+    if args.components < 1:
+        raise ValueError(f"--components must be at least 1, got {args.components}")
+    if args.updates is not None and args.updates < 1:
+        raise ValueError(f"--updates must be positive, got {args.updates}")
+    voc = Path(args.voc)
+    if not voc.is_dir():
+        raise FileNotFoundError(f"{voc}: no such dataset folder")
+    out = Path(args.out or f"{args.cls}.npz")
+    if not out.parent.exists():
+        raise FileNotFoundError(f"{out.parent}: output folder does not exist")
+    model, summary = train(voc, args.cls, components=args.components, out=out, cache_dir=args.cache_dir,
+                           seed=args.seed, n_jobs=args.jobs, restart=args.restart, max_updates=args.updates,
+                           progress=show_progress(args))
+    log.info("summary:\n%s", summary.format())
+    print(f"{PROG}: wrote {out} ({len(model.components)} component(s), "
+          f"{sum(len(c.parts) for c in model.components)} parts, threshold {model.thresh:.4f})", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv=None) -> int:
+    return run(PROG, _main, argv)
