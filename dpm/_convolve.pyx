@@ -17,9 +17,10 @@
 # Method (not the original's dgemv loop): for a band of input rows [r0, r1),
 # one GEMM computes the response of every filter cell at every position,
 #     P[k, j] = sum_c A[r0 + j // W, j % W, c] * Bank[k, c],
-# stored with the positions j contiguous for each cell k.  A row-major (H, W, C)
-# map is a column-major (C x H*W) matrix with leading dimension C, so
-# P (column-major, m x K) = A_band^T (m x C) * Bank^T (C x K) needs no copy.
+# stored at p[k * m + j] (m = band positions): positions contiguous per cell.
+# A row-major (H, W, C) map is a column-major (C x H*W) matrix with leading
+# dimension C, so p, the column-major (m x K) matrix A_band^T (m x C) *
+# Bank^T (C x K), is one GEMM without copying anything.
 # Each input row r then feeds output row y = r - dy of every filter:
 #     C_f[r - dy, x] += P[k_f + dy * w_f + dx, (r - r0) * W + x + dx],
 # a contiguous shift-and-add.  Bands do not overlap, so no product is computed

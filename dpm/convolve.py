@@ -233,7 +233,9 @@ class FilterBank:
         nchan = None
         for i, f in enumerate(filters):
             if f.ndim != 3 or f.shape[0] < 1 or f.shape[1] < 1 or f.shape[2] < 1:
-                raise ValueError(f"filter {i} must be a non-empty (h, w, C) array, got shape {f.shape}")
+                raise ValueError(
+                    f"filter {i} must be a non-empty (h, w, C) array, got shape {f.shape}"
+                )
             if nchan is None:
                 nchan = f.shape[2]
             elif f.shape[2] != nchan:
@@ -250,6 +252,7 @@ class FilterBank:
         )
         if self._bank.shape[0] > _INT_MAX:
             raise ValueError("the filters have too many cells in total for BLAS")
+        self._layouts = {}
 
     def __len__(self):
         return len(self.sizes)
@@ -300,35 +303,52 @@ class FilterBank:
             raise ValueError(f"feature map {height}x{width} is too large for BLAS (32-bit sizes)")
         feats = np.ascontiguousarray(feats, dtype=self.dtype)
 
+        layout, shapes, total = self._layout(height, width)
+        if not allow_empty:
+            for i, (h, w) in enumerate(self.sizes):
+                if h > height or w > width:
+                    raise ValueError(
+                        f"filter {i} of size {h}x{w} is larger than the {height}x{width} "
+                        "feature map (pass allow_empty=True to get an empty response)"
+                    )
+
+        out = np.zeros(total, dtype=self.dtype)
+        if total:
+            with limit_blas_threads(blas_threads):
+                _convolve.convolve_bank(feats, self._bank, layout, out, BAND_BYTES)
+        results = []
+        for (hout, wout), off in shapes:
+            if off >= 0:
+                results.append(out[off:off + hout * wout].reshape(hout, wout))
+            else:
+                results.append(np.zeros((hout, wout), dtype=self.dtype))
+        return results
+
+    def _layout(self, height, width):
+        """Kernel layout, per-filter ``((h, w), offset)`` and total output size.
+
+        ``offset`` is -1 for an empty response.  Cached per map size.
+        """
+        key = (height, width)
+        cached = self._layouts.get(key)
+        if cached is not None:
+            return cached
         layout = np.zeros((len(self.sizes), 5), dtype=np.intp)
         shapes = []
         offset = 0
         for i, (h, w) in enumerate(self.sizes):
             hout, wout = height - h + 1, width - w + 1
             if hout <= 0 or wout <= 0:
-                if not allow_empty:
-                    raise ValueError(
-                        f"filter {i} of size {h}x{w} is larger than the {height}x{width} "
-                        "feature map (pass allow_empty=True to get an empty response)"
-                    )
-                shapes.append((max(hout, 0), max(wout, 0)))
-                layout[i] = (h, w, self._k0[i], offset, 0)
-                continue
-            shapes.append((hout, wout))
-            layout[i] = (h, w, self._k0[i], offset, 1)
-            offset += hout * wout
-
-        out = np.zeros(offset, dtype=self.dtype)
-        if offset:
-            with limit_blas_threads(blas_threads):
-                _convolve.convolve_bank(feats, self._bank, layout, out, BAND_BYTES)
-        results = []
-        for (hout, wout), (_, _, _, off, active) in zip(shapes, layout):
-            if active:
-                results.append(out[off:off + hout * wout].reshape(hout, wout))
+                shapes.append(((max(hout, 0), max(wout, 0)), -1))
+                layout[i] = (h, w, self._k0[i], 0, 0)
             else:
-                results.append(np.zeros((hout, wout), dtype=self.dtype))
-        return results
+                shapes.append(((hout, wout), offset))
+                layout[i] = (h, w, self._k0[i], offset, 1)
+                offset += hout * wout
+        if len(self._layouts) >= 256:  # a pyramid has a few dozen sizes; stay bounded
+            self._layouts.clear()
+        self._layouts[key] = (layout, shapes, offset)
+        return layout, shapes, offset
 
 
 def convolve(features, filters, dtype=np.float64, *, allow_empty=False, blas_threads=1):

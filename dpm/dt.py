@@ -67,12 +67,14 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None):
     Notes
     -----
     The 1-D passes use the original's O(n log n) divide and conquer, not the
-    linear-time lower envelope, and evaluate the cost with the same expression,
-    so ties are broken identically: among equal minima the smallest source
-    index wins.  The divide and conquer assumes the argmin moves monotonically
-    with the destination, which holds for quadratic coefficients ``>= 0``
-    (the learner keeps them ``>= 0.01``); the original silently returns wrong
-    minima for negative ones, here they are rejected.
+    linear-time lower envelope, and evaluate the cost with the same floating
+    point expression, so every comparison, and hence every argmin, is the
+    original's: among equal costs in a scanned range the smallest source
+    index wins.  Infinite values are fine; a NaN cost never wins a comparison
+    (as in the original).  The divide and conquer assumes the argmin moves
+    monotonically with the destination, which holds for quadratic
+    coefficients ``>= 0`` (the learner keeps them ``>= 0.01``); the original
+    silently returns wrong minima for negative ones, here they are rejected.
 
     References
     ----------

@@ -41,7 +41,8 @@ def assert_matches_reference(results, features, filters, dtype):
     rtol, atol_factor = TOLERANCES[dtype]
     assert len(results) == len(filters)
     for i, (got, filt) in enumerate(zip(results, filters)):
-        expected = reference_correlate(np.asarray(features, dtype=dtype), np.asarray(filt, dtype=dtype))
+        expected = reference_correlate(np.asarray(features, dtype=dtype),
+                                       np.asarray(filt, dtype=dtype))
         assert got.dtype == dtype, f"filter {i}"
         assert got.shape == expected.shape, f"filter {i}"
         assert got.flags.c_contiguous
@@ -110,7 +111,7 @@ def test_convolve_many_filters_of_different_sizes(rng, dtype):
     assert_matches_reference(bank.convolve(features), features, filters, dtype)
     # The same bank on another map size.
     other = rng.standard_normal((14, 25, 31))
-    assert_matches_reference(bank.convolve(other, allow_empty=True)[:10], other, filters[:10], dtype)
+    assert_matches_reference(bank.convolve(other), other, filters, dtype)
 
 
 @pytest.mark.parametrize("band_bytes", [1, 3000, 1 << 30])
@@ -135,7 +136,8 @@ def test_convolve_zero_positions_are_skipped_exactly(rng, monkeypatch, band_byte
     features[17, 4:7] = 0.0
     features[20, 18:21] = 0.0
     features[6, 10, 3] = 0.0  # one zero channel only: the position still counts
-    filters = [rng.standard_normal((h, w, 6)) for h, w in [(5, 3), (1, 1), (14, 10), (31, 2), (2, 27)]]
+    sizes = [(5, 3), (1, 1), (14, 10), (31, 2), (2, 27)]
+    filters = [rng.standard_normal((h, w, 6)) for h, w in sizes]
     for dtype in DTYPES:
         results = FilterBank(filters, dtype=dtype).convolve(features)
         assert_matches_reference(results, features, filters, dtype)
@@ -194,7 +196,8 @@ def test_convolve_float32_bank_outputs_float32(rng):
 
 def test_convolve_filter_larger_than_map_raises(rng):
     filters = [rng.standard_normal((2, 2, 3)), rng.standard_normal((5, 2, 3))]
-    with pytest.raises(ValueError, match=r"filter 1 of size 5x2 is larger than the 4x6 feature map"):
+    with pytest.raises(ValueError,
+                       match=r"filter 1 of size 5x2 is larger than the 4x6 feature map"):
         convolve(rng.standard_normal((4, 6, 3)), filters)
     with pytest.raises(ValueError, match=r"filter 0 of size 1x7 is larger than the 4x6"):
         convolve(rng.standard_normal((4, 6, 3)), [np.ones((1, 7, 3))])
@@ -206,7 +209,8 @@ def test_convolve_allow_empty(rng):
                rng.standard_normal((9, 9, 3)), rng.standard_normal((3, 6, 3))]
     results = convolve(features, filters, allow_empty=True)
     assert [r.shape for r in results] == [(3, 5), (0, 5), (0, 0), (2, 1)]
-    assert_matches_reference([results[0], results[3]], features, [filters[0], filters[3]], np.float64)
+    assert_matches_reference([results[0], results[3]], features, [filters[0], filters[3]],
+                             np.float64)
     # A map too small for every filter.
     results = convolve(features[:1, :1], filters[1:3], allow_empty=True)
     assert [r.shape for r in results] == [(0, 0), (0, 0)]

@@ -228,7 +228,8 @@ def test_dt_rejects_bad_coefficients(kwargs, match):
         distance_transform(np.zeros((3, 3)), **params)
 
 
-@pytest.mark.parametrize("vals", [np.zeros(5), np.zeros((2, 2, 2)), np.zeros((0, 4)), np.zeros((3, 0))])
+@pytest.mark.parametrize("vals", [np.zeros(5), np.zeros((2, 2, 2)), np.zeros((0, 4)),
+                                  np.zeros((3, 0))])
 def test_dt_rejects_bad_shapes(vals):
     with pytest.raises(ValueError, match="non-empty 2-D"):
         distance_transform(vals, 0.1, 0.0, 0.1, 0.0)
