@@ -7,29 +7,12 @@ Public names::
     feature_pyramid(image, sbin=8, interval=10) FeaturePyramid (featpyramid.m)
     flip_features(f), FLIP_PERMUTATION          left/right mirroring (flipfeat.m)
 
-The compiled kernels are imported on first use, so ``dpm.features.flip`` works
-without them.
+``dpm.features.hog`` is the function; its module is ``dpm.features.hog`` in
+``sys.modules`` only.
 """
-import importlib
-
 from .flip import FLIP_PERMUTATION, flip_features
+from .hog import NUM_FEATURES, hog, resize  # binds the name ``hog`` to the function, not the submodule
+from .pyramid import FeaturePyramid, feature_pyramid, pyramid_scales
 
-_LAZY = {
-    "hog": ".hog", "resize": ".hog", "NUM_FEATURES": ".hog",
-    "feature_pyramid": ".pyramid", "FeaturePyramid": ".pyramid", "pyramid_scales": ".pyramid",
-}
-
-__all__ = sorted(list(_LAZY) + ["FLIP_PERMUTATION", "flip_features"])
-
-
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dpm.features' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__all__ = ["FLIP_PERMUTATION", "FeaturePyramid", "NUM_FEATURES", "feature_pyramid", "flip_features", "hog",
+           "pyramid_scales", "resize"]
