@@ -11,28 +11,34 @@
 # loop.  Here the work is split in three kernels so that the feature pyramid can
 # bin one gradient map at two cell sizes:
 #
-#   gradient_bins(image, magnitude, orientation)   per-pixel magnitude and bin
-#   bin_cells(magnitude, orientation, sbin, hist)  bilinear spatial binning
-#   normalize_cells(hist, out)                     block normalisation, 31 channels
+#   gradient_bins(image, sqmagnitude, orientation)  per-pixel squared magnitude
+#                                                   and orientation bin
+#   bin_cells(magnitude, orientation, sbin, hist)   bilinear spatial binning
+#   normalize_cells(hist, out)                      block normalisation, 31 channels
 #
-# The clamped reads of the original (a visited pixel (x, y) reads the gradient at
-# (min(x, W-2), min(y, H-2))) are applied in bin_cells, which is why the
-# gradient map only has to be computed once per image.  Kernels trust their
-# caller; argument checks live in dpm/features/hog.py.
+# The caller takes the square root in between (numpy's loop, correctly rounded
+# like the original's sqrt).  The clamped reads of the original (a visited
+# pixel (x, y) reads the gradient at (min(x, W-2), min(y, H-2))) are applied in
+# bin_cells, which is why one gradient map serves any grid.  Every decision
+# (strongest channel, orientation bin, clipping) is the original's, bit for
+# bit; the histogram sums add the same terms row by row instead of column by
+# column, so they can differ in the last bits.  Kernels trust their caller;
+# argument checks live in dpm/features/hog.py.
 from libc.math cimport sqrt, floor, fabs, HUGE_VAL
+from libc.stdlib cimport malloc, free
 
 # Unit vectors of the 9 orientations, rounded to 4 decimals as in the original.
-# Entry 9 is a placeholder so that UU[9 - k], VV[9 - k] can be read for k = 0.
-cdef double UU[10]
-cdef double VV[10]
-UU[:] = [1.0000, 0.9397, 0.7660, 0.500, 0.1736, -0.1736, -0.5000, -0.7660, -0.9397, -1.0]
-VV[:] = [0.0000, 0.3420, 0.6428, 0.8660, 0.9848, 0.9848, 0.8660, 0.6428, 0.3420, 0.0]
+cdef double UU[9]
+cdef double VV[9]
+UU[:] = [1.0000, 0.9397, 0.7660, 0.500, 0.1736, -0.1736, -0.5000, -0.7660, -0.9397]
+VV[:] = [0.0000, 0.3420, 0.6428, 0.8660, 0.9848, 0.9848, 0.8660, 0.6428, 0.3420]
 
 cdef double EPS = 0.0001
 
 
 cdef int _orientation_reference(double dx, double dy) noexcept nogil:
-    # The original's loop, verbatim in meaning.
+    # The original's loop: the first direction whose |dot| is strictly the
+    # largest, bin o for a positive dot and o + 9 for a negative one.
     cdef double best_dot = 0.0, dot
     cdef int best_o = 0, o
     for o in range(9):
@@ -69,14 +75,14 @@ cdef inline void _orientation_block(const double *gx, const double *gy, Py_ssize
     # * m_0..m_4 rise strictly up to the pair of directions that straddles the
     #   gradient and fall strictly after it (adjacent directions away from the
     #   gradient differ by at least 1 - cos 20deg = 6%, far above the 1e-4
-    #   rounding of the table), so the first maximiser k is the number of
-    #   rises.  Special: an exact tie between adjacent m_p, or a subnormal-range
-    #   gradient.
-    # * If dx and dy do not have opposite signs, |dot_k| = m_k and k (< 9-k)
-    #   wins.  Otherwise |dot_k| < m_k strictly, so 9 - k wins -- unless k = 0
-    #   (no partner), or |dx| is negligible next to |dy| (below ~1e-16 relative,
-    #   where |dot_4| and |dot_5| can round to the same value; special when
-    #   |dx| < 1e-12 |dy|).
+    #   rounding of the table), so k = the number of rises is the first
+    #   maximiser, also when the straddling pair ties.  Subnormal-range
+    #   gradients, where rounding is coarser, are special.
+    # * If dx and dy do not have opposite signs, |dot_p| = m_p for every p, so
+    #   the original's first maximiser is k.  Otherwise |dot_p| < m_p and the
+    #   partner 9 - k wins -- unless k = 0 (no partner), or |dx| is negligible
+    #   next to |dy| (|dot_4| and |dot_5| then round to the same value; special
+    #   when |dx| < 1e-12 |dy|), or m_k ties with a neighbour (special).
     # * Sign of the winner's dot product: that of dx if k = 0, of dy if the
     #   signs are opposite, of min(dx, dy) otherwise.  A zero gradient is bin 0.
     #
@@ -87,8 +93,7 @@ cdef inline void _orientation_block(const double *gx, const double *gy, Py_ssize
     # needed on one side of a select would be moved into a branch by the
     # compiler, which then refuses to vectorise (they could trap).
     cdef Py_ssize_t i
-    cdef double dx, dy, a, b, m1, m2, m3, m4, k, t, f1, f2, spec, notmixed, lo, w
-    cdef double INF = HUGE_VAL
+    cdef double dx, dy, a, b, m1, m2, m3, m4, k, t, f1, f2, f3, f4, lo, hi, mixed, spec, w
     for i in range(n):
         dx = gx[i]
         dy = gy[i]
@@ -98,45 +103,46 @@ cdef inline void _orientation_block(const double *gx, const double *gy, Py_ssize
         m2 = 0.7660 * a + 0.6428 * b
         m3 = 0.500 * a + 0.8660 * b
         m4 = 0.1736 * a + 0.9848 * b
-        # k = number of rises = position of the last rise.
-        k = 1.0 if m1 > a else 0.0
-        k = 2.0 if m2 > m1 else k
-        k = 3.0 if m3 > m2 else k
-        k = 4.0 if m4 > m3 else k
-        # Special: an exact tie (not counting the zero gradient, where all m
-        # are 0), a subnormal-range gradient, or |dx| < 1e-12 |dy| with dx != 0.
-        f1 = 1.0 if a == m1 else 0.0
-        f2 = 1.0 if m1 == m2 else 0.0
-        f1 = f1 if f1 > f2 else f2
+        # k = number of rises.
+        f1 = 1.0 if m1 > a else 0.0
+        f2 = 1.0 if m2 > m1 else 0.0
+        f3 = 1.0 if m3 > m2 else 0.0
+        f4 = 1.0 if m4 > m3 else 0.0
+        k = (f1 + f2) + (f3 + f4)
+        # Opposite signs: min(dx, dy) < 0 < max(dx, dy).
+        lo = dx if dx < dy else dy
+        hi = dx if dx > dy else dy
+        f1 = 1.0 if lo < 0.0 else 0.0
+        f2 = 1.0 if hi > 0.0 else 0.0
+        mixed = f1 if f1 < f2 else f2
+        # Special: with opposite signs, an exact tie m_p == m_{p+1} (p >= 1) or
+        # |dx| < 1e-12 |dy|; or a subnormal-range gradient, 0 < |dx| + |dy| <
+        # 1e-280.  (Without opposite signs the lower member k of the pair wins
+        # and the first maximiser k is right even on a tie.)
+        f1 = 1.0 if m1 == m2 else 0.0
         f2 = 1.0 if m2 == m3 else 0.0
         f1 = f1 if f1 > f2 else f2
         f2 = 1.0 if m3 == m4 else 0.0
         f1 = f1 if f1 > f2 else f2
-        t = a + m4
-        spec = 0.0 if t == 0.0 else f1
-        t = t if t > 0.0 else INF
-        f2 = 1.0 if t < 1e-280 else 0.0
-        spec = spec if spec > f2 else f2
-        t = a if a > 0.0 else INF
-        f1 = 1e-12 * b
-        f2 = 1.0 if t < f1 else 0.0
-        spec = spec if spec > f2 else f2
-        # Opposite signs iff e > 0, e = dy if dx < 0, -dy if dx > 0, else 0.
-        f1 = -dy
-        t = dy if dx < 0.0 else 0.0
-        t = f1 if dx > 0.0 else t
-        notmixed = 0.0 if t > 0.0 else 1.0
-        # lo: the lower member k of the pair wins.
-        f2 = 1.0 if k == 0.0 else 0.0
-        lo = notmixed if notmixed > f2 else f2
+        t = 1e-12 * b
+        f2 = 1.0 if a < t else 0.0
+        f1 = f1 if f1 > f2 else f2
+        spec = f1 if f1 < mixed else mixed
+        t = a + b
+        f1 = 1.0 if t < 1e-280 else 0.0
+        f2 = 1.0 if t > 0.0 else 0.0
+        f1 = f1 if f1 < f2 else f2
+        spec = spec if spec > f1 else f1
+        # The higher member 9 - k wins iff the signs are opposite and k > 0.
+        f1 = 1.0 if k > 0.5 else 0.0
+        f1 = f1 if f1 < mixed else mixed
+        f3 = 0.0 if f1 > 0.5 else 5.0
         # Negative winner iff w < 0, w = dx (k = 0), dy (opposite signs),
         # min(dx, dy) (otherwise; both are >= 0 or both <= 0).
-        w = dx if dx < dy else dy
-        w = w if notmixed > 0.5 else dy
-        w = dx if k == 0.0 else w
-        f1 = 5.0 if lo > 0.5 else 0.0
-        f2 = 10.0 if w < 0.0 else 0.0
-        code[i] = k + f1 + f2
+        w = dy if mixed > 0.5 else lo
+        w = dx if k < 0.5 else w
+        f4 = 10.0 if w < 0.0 else 0.0
+        code[i] = k + f3 + f4
         special[i] = spec
 
 
@@ -174,34 +180,32 @@ def orientation_bins(const double[::1] dx, const double[::1] dy, unsigned char[:
 cdef void _gradient_row(const double *up, const double *mid, const double *down,
                         Py_ssize_t width, double *sqmag, unsigned char *ori) noexcept nogil:
     # Gradients of pixels 1..width-2 of one row (pointers to pixel 0 of the
-    # rows above, at and below), in blocks of CHUNK pixels: gather the 6
-    # differences, choose the channel (selects only, vectorised), find the
-    # bins, and store the squared magnitude and the bin.
-    cdef double d[6][CHUNK]
+    # rows above, at and below), in blocks of CHUNK pixels: differences and
+    # channel choice (selects only; vectorised, writing local arrays only so
+    # that no aliasing check is needed), bins, then the stores.
     cdef double gx[CHUNK]
     cdef double gy[CHUNK]
+    cdef double gv[CHUNK]
     cdef double code[CHUNK]
     cdef double special[CHUNK]
-    cdef Py_ssize_t start = 1, n, i, x
+    cdef const double *u
+    cdef const double *m
+    cdef const double *d
+    cdef Py_ssize_t start = 1, n, i
     cdef double dx, dy, dx2, dy2, dx3, dy3, v, t
     while start < width - 1:
         n = min(<Py_ssize_t>CHUNK, width - 1 - start)
+        u = up + 3 * start
+        m = mid + 3 * start
+        d = down + 3 * start
         for i in range(n):
-            x = 3 * (start + i)
-            d[0][i] = mid[x + 3] - mid[x - 3]
-            d[1][i] = down[x] - up[x]
-            d[2][i] = mid[x + 4] - mid[x - 2]
-            d[3][i] = down[x + 1] - up[x + 1]
-            d[4][i] = mid[x + 5] - mid[x - 1]
-            d[5][i] = down[x + 2] - up[x + 2]
-        for i in range(n):
+            dx = m[3 * i + 3] - m[3 * i - 3]
+            dy = d[3 * i] - u[3 * i]
+            dx2 = m[3 * i + 4] - m[3 * i - 2]
+            dy2 = d[3 * i + 1] - u[3 * i + 1]
+            dx3 = m[3 * i + 5] - m[3 * i - 1]
+            dy3 = d[3 * i + 2] - u[3 * i + 2]
             # Strongest channel; the earlier one wins a tie.
-            dx = d[0][i]
-            dy = d[1][i]
-            dx2 = d[2][i]
-            dy2 = d[3][i]
-            dx3 = d[4][i]
-            dy3 = d[5][i]
             v = dx * dx + dy * dy
             t = dx2 * dx2 + dy2 * dy2
             dx = dx2 if t > v else dx
@@ -213,9 +217,10 @@ cdef void _gradient_row(const double *up, const double *mid, const double *down,
             v = t if t > v else v
             gx[i] = dx
             gy[i] = dy
-            sqmag[start + i] = v
+            gv[i] = v
         _orientation_block(gx, gy, n, code, special)
         for i in range(n):
+            sqmag[start + i] = gv[i]
             ori[start + i] = BIN_OF_CODE[<int>code[i]]
             if special[i] != 0.0:
                 ori[start + i] = <unsigned char>_orientation_reference(gx[i], gy[i])
@@ -256,6 +261,15 @@ def gradient_bins(const double[:, :, ::1] image, double[:, ::1] sqmagnitude,
                           &sqmagnitude[y, 0], &orientation[y, 0])
 
 
+cdef inline void _bin_pixel(double *h, Py_ssize_t rowstride, double v, double vx0, double vx1,
+                            double vy0, double vy1) noexcept nogil:
+    # The original's four bilinear updates, (vx * vy) * v, in its order.
+    h[0] += vx1 * vy1 * v
+    h[18] += vx0 * vy1 * v
+    h[rowstride] += vx1 * vy0 * v
+    h[rowstride + 18] += vx0 * vy0 * v
+
+
 def bin_cells(const double[:, ::1] magnitude, const unsigned char[:, ::1] orientation,
               int sbin, double[:, :, ::1] hist):
     """Accumulate gradients into cell histograms by bilinear spatial weighting.
@@ -268,7 +282,7 @@ def bin_cells(const double[:, ::1] magnitude, const unsigned char[:, ::1] orient
     ----------
     magnitude : (H, W) float64
     orientation : (H, W) uint8
-        Output of :func:`gradient_bins` (interior used only); ``H, W >= 3``.
+        Gradient maps (interior used only); ``H, W >= 3``.
     sbin : int
         Cell size in pixels.
     hist : (by + 2, bx + 2, 18) float64, zero on entry
@@ -279,31 +293,34 @@ def bin_cells(const double[:, ::1] magnitude, const unsigned char[:, ::1] orient
     cdef Py_ssize_t H = magnitude.shape[0], W = magnitude.shape[1]
     cdef Py_ssize_t by = hist.shape[0] - 2, bx = hist.shape[1] - 2
     cdef Py_ssize_t vis_y = by * sbin, vis_x = bx * sbin
-    cdef Py_ssize_t x, y, xc, yc, ix, iyp, row
     cdef Py_ssize_t rowstride = hist.shape[1] * 18
-    cdef double xp, yp, vy0, vy1, v, a
-    cdef double *h
+    cdef Py_ssize_t x, y, yc, ix, iyp, xlast
+    cdef double xp, yp, vy0, vy1
     cdef double *h0
     cdef const double *mrow
     cdef const unsigned char *orow
+    cdef Py_ssize_t *cell
+    cdef double *wx0
+    cdef double *wx1
     if vis_x < 3 or vis_y < 3:
         return
-    import numpy as np
-    # Per-column tables: clamped read column, (left cell + 1) * 18, weights.
-    cols_np = np.empty(vis_x, dtype=np.intp)
-    cell_np = np.empty(vis_x, dtype=np.intp)
-    wx_np = np.empty((vis_x, 2), dtype=np.float64)
-    cdef Py_ssize_t[::1] cols = cols_np
-    cdef Py_ssize_t[::1] cell = cell_np
-    cdef double[:, ::1] wx = wx_np
+    # Pixels 1..xlast read their own column; the rest read column W - 2.
+    xlast = min(vis_x - 2, W - 2)
+    cell = <Py_ssize_t *>malloc(vis_x * sizeof(Py_ssize_t))
+    wx0 = <double *>malloc(vis_x * sizeof(double))
+    wx1 = <double *>malloc(vis_x * sizeof(double))
+    if cell == NULL or wx0 == NULL or wx1 == NULL:
+        free(cell)
+        free(wx0)
+        free(wx1)
+        raise MemoryError()
     with nogil:
         for x in range(1, vis_x - 1):
             xp = (<double>x + 0.5) / <double>sbin - 0.5
             ix = <Py_ssize_t>floor(xp)
-            cols[x] = x if x < W - 2 else W - 2
             cell[x] = (ix + 1) * 18
-            wx[x, 0] = xp - ix            # vx0: weight of the right cell
-            wx[x, 1] = 1.0 - wx[x, 0]     # vx1: weight of the left cell
+            wx0[x] = xp - ix            # weight of the right cell
+            wx1[x] = 1.0 - wx0[x]       # weight of the left cell
         for y in range(1, vis_y - 1):
             yc = y if y < H - 2 else H - 2
             yp = (<double>y + 0.5) / <double>sbin - 0.5
@@ -313,15 +330,37 @@ def bin_cells(const double[:, ::1] magnitude, const unsigned char[:, ::1] orient
             mrow = &magnitude[yc, 0]
             orow = &orientation[yc, 0]
             h0 = &hist[iyp + 1, 0, 0]
-            for x in range(1, vis_x - 1):
-                xc = cols[x]
-                v = mrow[xc]
-                h = h0 + cell[x] + orow[xc]
-                # (vx * vy) * v, the original's association order.
-                h[0] += wx[x, 1] * vy1 * v
-                h[18] += wx[x, 0] * vy1 * v
-                h[rowstride] += wx[x, 1] * vy0 * v
-                h[rowstride + 18] += wx[x, 0] * vy0 * v
+            for x in range(1, xlast + 1):
+                _bin_pixel(h0 + cell[x] + orow[x], rowstride, mrow[x], wx0[x], wx1[x], vy0, vy1)
+            for x in range(xlast + 1, vis_x - 1):
+                _bin_pixel(h0 + cell[x] + orow[W - 2], rowstride, mrow[W - 2], wx0[x], wx1[x],
+                           vy0, vy1)
+    free(cell)
+    free(wx0)
+    free(wx1)
+
+
+cdef inline double _clip(double h) noexcept nogil:
+    # min(h, 0.2) as the original's "x <= y ? x : y" (same value; written as
+    # "<" so that the compiler can use a min instruction).
+    return h if h < 0.2 else 0.2
+
+
+cdef inline void _sensitive(double h, double n1, double n2, double n3, double n4, double *dst,
+                            double *t1, double *t2, double *t3, double *t4) noexcept nogil:
+    # One contrast-sensitive channel of one cell, and its texture sums.
+    cdef double h1 = _clip(h * n1), h2 = _clip(h * n2), h3 = _clip(h * n3), h4 = _clip(h * n4)
+    dst[0] = 0.5 * (h1 + h2 + h3 + h4)
+    t1[0] += h1
+    t2[0] += h2
+    t3[0] += h3
+    t4[0] += h4
+
+
+cdef inline double _insensitive(double h, double n1, double n2, double n3,
+                                double n4) noexcept nogil:
+    # One contrast-insensitive channel of one cell.
+    return 0.5 * (_clip(h * n1) + _clip(h * n2) + _clip(h * n3) + _clip(h * n4))
 
 
 def normalize_cells(const double[:, :, ::1] hist, double[:, :, ::1] out):
@@ -338,71 +377,62 @@ def normalize_cells(const double[:, :, ::1] hist, double[:, :, ::1] out):
     cdef Py_ssize_t by = hist.shape[0] - 2, bx = hist.shape[1] - 2
     cdef Py_ssize_t oy = out.shape[0], ox = out.shape[1]
     cdef Py_ssize_t x, y, o
-    cdef double s, n1, n2, n3, n4, h1, h2, h3, h4, t1, t2, t3, t4
+    cdef double s, n1, n2, n3, n4, t1, t2, t3, t4
     cdef const double *src
+    cdef const double *row
     cdef double *dst
+    cdef double *nrm
+    cdef double *inv
+    cdef const double *i0
+    cdef const double *i1
     if oy <= 0 or ox <= 0:
         return
-    import numpy as np
-    norm_np = np.zeros((by, bx), dtype=np.float64)
-    inv_np = np.empty((by - 1, bx - 1), dtype=np.float64)
-    cdef double[:, ::1] norm = norm_np
-    cdef double[:, ::1] inv = inv_np
+    nrm = <double *>malloc(by * bx * sizeof(double))
+    inv = <double *>malloc((by - 1) * (bx - 1) * sizeof(double))
+    if nrm == NULL or inv == NULL:
+        free(nrm)
+        free(inv)
+        raise MemoryError()
     with nogil:
-        # Energy of each cell: squared norm of the contrast-insensitive histogram,
-        # summed over o in the original's order.
+        # Energy of each cell: squared norm of the contrast-insensitive
+        # histogram, summed over o in the original's order.
         for y in range(by):
             for x in range(bx):
                 src = &hist[y + 1, x + 1, 0]
                 s = 0.0
                 for o in range(9):
                     s = s + (src[o] + src[o + 9]) * (src[o] + src[o + 9])
-                norm[y, x] = s
+                nrm[y * bx + x] = s
         # 1/sqrt of each 2x2 block, keyed by its top-left cell.  The original
         # evaluates the same sum (top-left, below, right, diagonal, then eps)
-        # four times, once per output cell that uses the block.
+        # once per output cell that uses the block.
         for y in range(by - 1):
             for x in range(bx - 1):
-                inv[y, x] = 1.0 / sqrt(norm[y, x] + norm[y + 1, x] + norm[y, x + 1]
-                                       + norm[y + 1, x + 1] + EPS)
+                inv[y * (bx - 1) + x] = 1.0 / sqrt(
+                    nrm[y * bx + x] + nrm[(y + 1) * bx + x] + nrm[y * bx + x + 1]
+                    + nrm[(y + 1) * bx + x + 1] + EPS)
         for y in range(oy):
+            i0 = inv + y * (bx - 1)          # blocks whose top row is y
+            i1 = i0 + (bx - 1)               # ... y + 1
+            row = &hist[y + 2, 2, 0]         # cell (y + 1, 1) of the grid
             for x in range(ox):
-                n1 = inv[y + 1, x + 1]   # the cell, right, below, diagonal
-                n2 = inv[y, x + 1]       # right and up
-                n3 = inv[y + 1, x]       # left and down
-                n4 = inv[y, x]           # left and up
-                src = &hist[y + 2, x + 2, 0]
+                n1 = i1[x + 1]   # the cell, right, below, diagonal
+                n2 = i0[x + 1]   # right and up
+                n3 = i1[x]       # left and down
+                n4 = i0[x]       # left and up
+                src = row + 18 * x
                 dst = &out[y, x, 0]
                 t1 = 0.0
                 t2 = 0.0
                 t3 = 0.0
                 t4 = 0.0
                 for o in range(18):
-                    h1 = src[o] * n1
-                    h2 = src[o] * n2
-                    h3 = src[o] * n3
-                    h4 = src[o] * n4
-                    h1 = h1 if h1 <= 0.2 else 0.2
-                    h2 = h2 if h2 <= 0.2 else 0.2
-                    h3 = h3 if h3 <= 0.2 else 0.2
-                    h4 = h4 if h4 <= 0.2 else 0.2
-                    dst[o] = 0.5 * (h1 + h2 + h3 + h4)
-                    t1 += h1
-                    t2 += h2
-                    t3 += h3
-                    t4 += h4
+                    _sensitive(src[o], n1, n2, n3, n4, dst + o, &t1, &t2, &t3, &t4)
                 for o in range(9):
-                    s = src[o] + src[o + 9]
-                    h1 = s * n1
-                    h2 = s * n2
-                    h3 = s * n3
-                    h4 = s * n4
-                    h1 = h1 if h1 <= 0.2 else 0.2
-                    h2 = h2 if h2 <= 0.2 else 0.2
-                    h3 = h3 if h3 <= 0.2 else 0.2
-                    h4 = h4 if h4 <= 0.2 else 0.2
-                    dst[18 + o] = 0.5 * (h1 + h2 + h3 + h4)
+                    dst[18 + o] = _insensitive(src[o] + src[o + 9], n1, n2, n3, n4)
                 dst[27] = 0.2357 * t1
                 dst[28] = 0.2357 * t2
                 dst[29] = 0.2357 * t3
                 dst[30] = 0.2357 * t4
+    free(nrm)
+    free(inv)

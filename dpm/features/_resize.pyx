@@ -12,9 +12,10 @@
 # is first combined from its source rows (the original's first pass) into a
 # one-row buffer, which is then reduced along x (the second pass).  Every
 # output sample adds the same weighted taps in the same order, starting from
-# 0, as the original, so the results are bit-identical.  The original's
-# stack-allocated variable-length tap table is a heap buffer.  Kernels trust
-# their caller; argument checks live in dpm/features/hog.py.
+# 0, as the original, so the results are bit-identical (up to the sign of a
+# zero; see _pad_taps).  The original's stack-allocated variable-length tap
+# table is a heap buffer.  Kernels trust their caller; argument checks live in
+# dpm/features/hog.py.
 from libc.math cimport ceil, floor
 from libc.stdlib cimport malloc, free
 
@@ -34,7 +35,7 @@ cdef int _build_taps(Py_ssize_t S, Py_ssize_t D, Taps *taps) noexcept nogil:
     # pieces of at most 1e-3 pixel are skipped.  Returns -1 if out of memory.
     cdef double scale = <double>D / <double>S
     cdef double invscale = <double>S / <double>D
-    cdef Py_ssize_t k = 0, d, s, s1, s2
+    cdef Py_ssize_t k = 0, d, s1, s2, j
     cdef double f1, f2
     # At most one tap per source pixel plus two partial ones per destination.
     taps.first = <Py_ssize_t *>malloc(D * sizeof(Py_ssize_t))
@@ -55,9 +56,10 @@ cdef int _build_taps(Py_ssize_t S, Py_ssize_t D, Taps *taps) noexcept nogil:
             taps.first[d] = s1 - 1
             taps.weight[k] = (s1 - f1) * scale
             k += 1
-        for s in range(s1, s2):
-            taps.weight[k] = scale
-            k += 1
+        for j in range(s2 - s1):       # whole pixels s1 .. s2 - 1 (none if s2 <= s1)
+            taps.weight[k + j] = scale
+        if s2 > s1:
+            k += s2 - s1
         if f2 - s2 > 1e-3:
             taps.weight[k] = (f2 - s2) * scale
             k += 1
@@ -108,27 +110,20 @@ cdef void _combine_rows(const double *src, Py_ssize_t rowlen, const Taps *taps, 
 
 
 cdef void _reduce_row(const double *row, Py_ssize_t C, const Taps *taps, Py_ssize_t D,
-                      double *out) noexcept nogil:
+                      bint padded, double *out) noexcept nogil:
     # out[d, c] = 0 + sum_j w_j * row[first[d] + j, c], rows of C-channel pixels.
     cdef Py_ssize_t d, j, c, n
     cdef const double *w
     cdef const double *s
-    cdef double a0, a1, a2
-    if C == 3:
+    cdef double a0
+    if padded:
+        # C == 3 and every destination padded to 3 taps (see _pad_taps): straight-line code.
         for d in range(D):
-            n = taps.count[d]
-            w = taps.weight + taps.offset[d]
+            w = taps.weight + 3 * d
             s = row + 3 * taps.first[d]
-            a0 = 0.0 + w[0] * s[0]
-            a1 = 0.0 + w[0] * s[1]
-            a2 = 0.0 + w[0] * s[2]
-            for j in range(1, n):
-                a0 = a0 + w[j] * s[3 * j]
-                a1 = a1 + w[j] * s[3 * j + 1]
-                a2 = a2 + w[j] * s[3 * j + 2]
-            out[3 * d] = a0
-            out[3 * d + 1] = a1
-            out[3 * d + 2] = a2
+            out[3 * d] = ((0.0 + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
+            out[3 * d + 1] = ((0.0 + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
+            out[3 * d + 2] = ((0.0 + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
     else:
         for d in range(D):
             n = taps.count[d]
@@ -141,6 +136,33 @@ cdef void _reduce_row(const double *row, Py_ssize_t C, const Taps *taps, Py_ssiz
                 out[C * d + c] = a0
 
 
+cdef int _pad_taps(Py_ssize_t S, Py_ssize_t D, Taps *taps) noexcept nogil:
+    # Rewrite a table whose destinations have at most 3 taps so that every
+    # destination has exactly 3 (offset 3*d), the extra ones with weight 0.
+    # Adding 0 * x leaves a sum unchanged (up to the sign of a zero).  Taps that
+    # would fall past the last source sample start earlier instead (weight 0
+    # first), so that reads stay inside the row.  Returns -1 if out of memory.
+    cdef double *weight = <double *>malloc(3 * D * sizeof(double))
+    cdef Py_ssize_t d, j, n, shift
+    if weight == NULL:
+        return -1
+    for d in range(D):
+        n = taps.count[d]
+        shift = 0
+        if taps.first[d] + 3 > S:
+            shift = taps.first[d] + 3 - S
+        for j in range(3):
+            weight[3 * d + j] = 0.0
+        for j in range(n):
+            weight[3 * d + shift + j] = taps.weight[taps.offset[d] + j]
+        taps.first[d] -= shift
+        taps.offset[d] = 3 * d
+        taps.count[d] = 3
+    free(taps.weight)
+    taps.weight = weight
+    return 0
+
+
 def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
     """Area-averaging reduction ``(H, W, C) -> (DH, DW, C)``, ``1 <= DH <= H``, ``1 <= DW <= W``.
 
@@ -149,7 +171,8 @@ def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
     """
     cdef Py_ssize_t H = src.shape[0], W = src.shape[1], C = src.shape[2]
     cdef Py_ssize_t DH = dst.shape[0], DW = dst.shape[1]
-    cdef Py_ssize_t y
+    cdef Py_ssize_t y, maxcount
+    cdef bint padded
     cdef Taps ty, tx
     cdef double *buffer
     cdef int failed = 0
@@ -165,9 +188,16 @@ def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
             free(buffer)
             failed = 1
         else:
-            for y in range(DH):
-                _combine_rows(&src[0, 0, 0], W * C, &ty, y, buffer)
-                _reduce_row(buffer, C, &tx, DW, &dst[y, 0, 0])
+            maxcount = 0
+            for y in range(DW):
+                maxcount = max(maxcount, tx.count[y])
+            padded = C == 3 and maxcount <= 3 and W >= 3
+            if padded and _pad_taps(W, DW, &tx) != 0:
+                failed = 1
+            if not failed:
+                for y in range(DH):
+                    _combine_rows(&src[0, 0, 0], W * C, &ty, y, buffer)
+                    _reduce_row(buffer, C, &tx, DW, padded, &dst[y, 0, 0])
             _free_taps(&tx)
             _free_taps(&ty)
             free(buffer)

@@ -61,11 +61,34 @@ def hog_shape(height: int, width: int, sbin: int) -> tuple[int, int, int]:
     return (max(mround(height / sbin) - 2, 0), max(mround(width / sbin) - 2, 0), NUM_FEATURES)
 
 
-def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class _Scratch:
+    """Work buffers reused across the levels of one pyramid (one per thread).
+
+    Fresh large arrays cost page faults on first touch, which add up over the
+    ~100 temporary arrays of a pyramid.  Buffers only grow.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def array(self, name, shape, dtype=np.float64):
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(max(size, 1), dtype=dtype)
+            self._buffers[name] = buffer
+        return buffer[:size].reshape(shape)
+
+
+def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
     # Unchecked: image is (H, W, 3) C-contiguous float64.
     h, w = image.shape[:2]
-    magnitude = np.empty((h, w), dtype=np.float64)
-    orientation = np.empty((h, w), dtype=np.uint8)
+    if scratch is None:
+        magnitude = np.empty((h, w), dtype=np.float64)
+        orientation = np.empty((h, w), dtype=np.uint8)
+    else:
+        magnitude = scratch.array("magnitude", (h, w))
+        orientation = scratch.array("orientation", (h, w), np.uint8)
     _hog_kernels.gradient_bins(image, magnitude, orientation)
     # Correctly rounded, so identical to the original's per-pixel sqrt; numpy's
     # SIMD loop is several times faster than the scalar one.
@@ -73,26 +96,32 @@ def _gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return magnitude, orientation
 
 
-def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: int) -> np.ndarray:
+def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: int,
+                        scratch: _Scratch | None = None) -> np.ndarray:
     # Unchecked: the gradient maps of an (H, W, 3) image.
     h, w = magnitude.shape
     by, bx = mround(h / sbin), mround(w / sbin)
-    out = np.zeros((max(by - 2, 0), max(bx - 2, 0), NUM_FEATURES), dtype=np.float64)
+    out = np.empty((max(by - 2, 0), max(bx - 2, 0), NUM_FEATURES), dtype=np.float64)
     if out.shape[0] == 0 or out.shape[1] == 0:
         # The original fills histograms it never reads; with fewer than 3
         # cells on an axis nothing reaches the output.
         return out
-    hist = np.zeros((by + 2, bx + 2, 18), dtype=np.float64)
+    if scratch is None:
+        hist = np.zeros((by + 2, bx + 2, 18), dtype=np.float64)
+    else:
+        hist = scratch.array("hist", (by + 2, bx + 2, 18))
+        hist.fill(0.0)
     _hog_kernels.bin_cells(magnitude, orientation, sbin, hist)
     _hog_kernels.normalize_cells(hist, out)
     return out
 
 
-def _hog(image: np.ndarray, sbin: int) -> np.ndarray:
+def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None) -> np.ndarray:
     # Unchecked hog of an (H, W, 3) C-contiguous float64 image.
-    if 0 in hog_shape(image.shape[0], image.shape[1], sbin)[:2]:
-        return np.zeros(hog_shape(image.shape[0], image.shape[1], sbin), dtype=np.float64)
-    return _hog_from_gradients(*_gradients(image), sbin)
+    shape = hog_shape(image.shape[0], image.shape[1], sbin)
+    if shape[0] == 0 or shape[1] == 0:
+        return np.zeros(shape, dtype=np.float64)
+    return _hog_from_gradients(*_gradients(image, scratch), sbin, scratch)
 
 
 def hog(image, sbin: int = 8) -> np.ndarray:
@@ -146,18 +175,26 @@ def hog(image, sbin: int = 8) -> np.ndarray:
     return _hog(_as_float_image(image, channels=3), sbin)
 
 
-def _resize(image: np.ndarray, scale: float) -> np.ndarray:
-    # Unchecked resize of an (H, W, C) C-contiguous float64 image, 0 < scale <= 1.
+def _resize(image: np.ndarray, scale: float, out: np.ndarray | None = None) -> np.ndarray:
+    # Unchecked resize of an (H, W, C) C-contiguous float64 image, 0 < scale <= 1;
+    # ``out``, if given, is a C-contiguous float64 array of the result's shape.
     h, w, c = image.shape
     dh, dw = mround(h * scale), mround(w * scale)
+    if out is None:
+        out = np.empty((dh, dw, c), dtype=np.float64)
     if dh == 0 or dw == 0 or c == 0:
-        return np.zeros((dh, dw, c), dtype=np.float64)
-    if dh == h and dw == w:
+        out[...] = 0.0
+    elif dh == h and dw == w:
         # The original's weights are then all exactly 1: an exact copy.
-        return image.copy()
-    out = np.empty((dh, dw, c), dtype=np.float64)
-    _resize_kernels.resize_image(image, out)
+        out[...] = image
+    else:
+        _resize_kernels.resize_image(image, out)
     return out
+
+
+def resize_shape(height: int, width: int, scale: float) -> tuple[int, int]:
+    """``(round(height*scale), round(width*scale))``, halves away from zero."""
+    return mround(height * scale), mround(width * scale)
 
 
 def resize(image, scale: float) -> np.ndarray:

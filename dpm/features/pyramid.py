@@ -4,13 +4,14 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from .hog import (_as_float_image, _gradients, _hog, _hog_from_gradients, _resize,
-                  hog_shape, mround)
+from .hog import (_as_float_image, _gradients, _hog, _hog_from_gradients, _resize, _Scratch,
+                  hog_shape, resize_shape)
 
 __all__ = ["FeaturePyramid", "feature_pyramid", "pyramid_scales"]
 
@@ -99,28 +100,31 @@ def _check_args(sbin, interval):
     return int(sbin), int(interval)
 
 
-def _octave_chain(image, i, sbin, interval, max_scale):
+def _octave_chain(image, i, sbin, interval, max_scale, scratch):
     # Levels of the chain that starts at the i-th (1-based) scale of the first
     # octave, as {0-based level index: features}.
     sc = 2.0 ** (1.0 / interval)
     scale = 1.0 / sc ** (i - 1)
     h, w = image.shape[:2]
-    if mround(h * scale) == h and mround(w * scale) == w:
+    dh, dw = resize_shape(h, w, scale)
+    if (dh, dw) == (h, w):
         scaled = image        # resize would return an exact copy
     else:
-        scaled = _resize(image, scale)
+        scaled = _resize(image, scale, scratch.array("scaled", (dh, dw, 3)))
     out = {}
-    if 0 in hog_shape(*scaled.shape[:2], sbin // 2)[:2]:
-        out[i - 1] = _hog(scaled, sbin // 2)
-        out[i + interval - 1] = _hog(scaled, sbin)
+    if 0 in hog_shape(dh, dw, sbin // 2)[:2]:
+        out[i - 1] = _hog(scaled, sbin // 2, scratch)
+        out[i + interval - 1] = _hog(scaled, sbin, scratch)
     else:
         # One gradient map binned at both cell sizes.
-        magnitude, orientation = _gradients(scaled)
-        out[i - 1] = _hog_from_gradients(magnitude, orientation, sbin // 2)
-        out[i + interval - 1] = _hog_from_gradients(magnitude, orientation, sbin)
-    for j in range(i + interval, max_scale + 1, interval):
-        scaled = _resize(scaled, 0.5)
-        out[j + interval - 1] = _hog(scaled, sbin)
+        magnitude, orientation = _gradients(scaled, scratch)
+        out[i - 1] = _hog_from_gradients(magnitude, orientation, sbin // 2, scratch)
+        out[i + interval - 1] = _hog_from_gradients(magnitude, orientation, sbin, scratch)
+    halved = ("half_a", "half_b")
+    for n, j in enumerate(range(i + interval, max_scale + 1, interval)):
+        dh, dw = resize_shape(dh, dw, 0.5)
+        scaled = _resize(scaled, 0.5, scratch.array(halved[n % 2], (dh, dw, 3)))
+        out[j + interval - 1] = _hog(scaled, sbin, scratch)
     return out
 
 
@@ -174,14 +178,21 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
     workers = min(workers, interval)
     levels = [None] * len(scales)
     chains = range(1, interval + 1)
-    if workers <= 1:
-        results = [_octave_chain(image, i, sbin, interval, max_scale) for i in chains]
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda i: _octave_chain(image, i, sbin, interval, max_scale),
-                                    chains))
-    for chain in results:
-        for level, feat in chain.items():
+    # Even with one worker the chains run on a pool thread: glibc hands the
+    # main thread's freed memory back to the system eagerly, and faulting the
+    # ~100 temporaries and outputs of a pyramid back in cost about a third of
+    # the time there; a pool thread's arena keeps it.
+    local = threading.local()
+
+    def run(i):
+        if not hasattr(local, "scratch"):
+            local.scratch = _Scratch()
+        return _octave_chain(image, i, sbin, interval, max_scale, local.scratch)
+
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        results = list(pool.map(run, chains))
+    for part in results:
+        for level, feat in part.items():
             levels[level] = feat
     return FeaturePyramid(levels=levels, scales=scales, sbin=sbin, interval=interval,
                           image_shape=(h, w))
