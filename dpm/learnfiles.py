@@ -21,14 +21,12 @@ temporary file next to the destination and rename it into place.
 """
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write
 from .learn import LABELSIZE, BlockLayout, ExampleSet
 
 __all__ = [
@@ -59,22 +57,6 @@ class Header:
     def layout(self, lower_bounds=None) -> BlockLayout:
         """A :class:`dpm.learn.BlockLayout` with these blocks and the given lower bounds."""
         return BlockLayout(self.block_sizes, self.regmult, self.learnmult, lower_bounds)
-
-
-def _atomic_write(path, payload: bytes) -> None:
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _read_bytes(path) -> bytes:
@@ -131,7 +113,7 @@ def write_hdr(path, num: int, block_sizes, regmult, learnmult, labelsize: int = 
     if reg.size != sizes.size or lrn.size != sizes.size:
         raise ValueError(f"{sizes.size} blocks but {reg.size} regmult and {lrn.size} learnmult values")
     payload = struct.pack("<3i", int(num), int(labelsize), sizes.size) + sizes.tobytes() + reg.tobytes() + lrn.tobytes()
-    _atomic_write(path, payload)
+    atomic_write(path, payload)
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,7 +155,7 @@ def read_dat(path, block_sizes, *, num=None, labelsize: int = LABELSIZE) -> Exam
     ints = np.frombuffer(raw, dtype="<i4", count=nbytes // 4)
     floats = ints.view("<f4")
 
-    label_rows, ex_nent, ex_first_val = [], [], []
+    label_rows, ex_nent = [], []
     block_ids, entry_start = [], []
     i = 0
     off = 0
@@ -276,7 +258,7 @@ def write_dat(path, examples: ExampleSet) -> None:
         out_f[entry_off] = ids.astype(np.float32) + 1
         idx = np.repeat(entry_off + 1 - bp[:-1], lens) + np.arange(data.size, dtype=np.int64)
         out_f[idx] = data
-    _atomic_write(path, out.tobytes())
+    atomic_write(path, out.tobytes())
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,7 +287,7 @@ def read_vector(path, size: int, *, what: str = "weights") -> np.ndarray:
 
 def write_vector(path, values) -> None:
     """Write float64 values (a ``.mod`` or ``.lob`` file)."""
-    _atomic_write(path, np.asarray(values, dtype="<f8").ravel().tobytes())
+    atomic_write(path, np.asarray(values, dtype="<f8").ravel().tobytes())
 
 
 def read_layout(hdr_path, lob_path=None):
@@ -329,7 +311,7 @@ def write_inf(path, labels, scores, unique) -> None:
     if not labels.size == scores.size == unique.size:
         raise ValueError("labels, scores and unique flags need the same length")
     lines = "".join("%d\t%f\t%d\n" % (int(a), float(s), int(u)) for a, s, u in zip(labels, scores, unique))
-    _atomic_write(path, lines.encode("ascii"))
+    atomic_write(path, lines.encode("ascii"))
 
 
 def read_inf(path):

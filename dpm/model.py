@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_write
 from .features.flip import flip_features
 
 __all__ = [
@@ -299,20 +298,7 @@ def save_model(model: Model, path) -> Path:
     arrays["format"] = np.array(FORMAT_NAME)
     arrays["format_version"] = np.array(FORMAT_VERSION)
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_npz(fh, arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: _write_npz(fh, arrays))
     return path
 
 

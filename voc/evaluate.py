@@ -408,7 +408,7 @@ def _flatten_detections(detections):
             if len(b) != len(s):
                 raise ValueError(f"detections of image {image_id!r}: {len(b)} boxes but "
                                  f"{len(s)} scores")
-            ids.extend([image_id] * len(s))
+            ids.extend([str(image_id)] * len(s))
             scores.append(s)
             boxes.append(b)
         scores = np.concatenate(scores) if scores else np.zeros(0)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,35 +71,10 @@ def _fmt(x: float) -> str:
 
 
 def _flatten(detections):
-    if isinstance(detections, Results):
-        return detections.image_ids, detections.scores, detections.boxes
-    if isinstance(detections, tuple) and len(detections) == 3:
-        return detections
-    if isinstance(detections, Mapping):
-        ids, scores, boxes = [], [], []
-        for image_id, dets in detections.items():
-            if hasattr(dets, "scores") and hasattr(dets, "boxes"):
-                s = np.asarray(dets.scores, dtype=np.float64).reshape(-1)
-                b = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
-            else:
-                arr = np.asarray(dets, dtype=np.float64)
-                if arr.size == 0:
-                    continue
-                if arr.ndim != 2 or arr.shape[1] != 5:
-                    raise ValueError(f"detections of image {image_id!r}: expected an (N, 5) array "
-                                     f"[x1 y1 x2 y2 score] or an object with .boxes and .scores, "
-                                     f"got shape {arr.shape}")
-                s, b = arr[:, 4], arr[:, :4]
-            if len(s) != len(b):
-                raise ValueError(f"detections of image {image_id!r}: {len(b)} boxes but "
-                                 f"{len(s)} scores")
-            ids.extend([str(image_id)] * len(s))
-            scores.append(s)
-            boxes.append(b)
-        return (ids, np.concatenate(scores) if scores else np.zeros(0),
-                np.concatenate(boxes) if boxes else np.zeros((0, 4)))
-    raise ValueError("detections must be Results, a mapping {image_id: detections} or a tuple "
-                     "(image_ids, scores, boxes)")
+    """(image_ids, scores (N,), boxes (N, 4)) from Results, a mapping or a tuple."""
+    from .evaluate import _flatten_detections
+
+    return _flatten_detections(detections)
 
 
 def write_results(path, detections) -> int:

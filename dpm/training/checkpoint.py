@@ -43,6 +43,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .._io import _fsync_dir, atomic_write
 from ..model import Model, load_model, save_model
 
 __all__ = ["CHECKPOINT_FORMAT_VERSION", "Checkpoint", "CheckpointStore", "dataset_fingerprint", "key_hash"]
@@ -119,36 +120,9 @@ def dataset_fingerprint(root, patterns=("ImageSets/Main/*.txt", "Annotations/*.x
     return {"path": str(root.resolve()), "files": count, "sha256": h.hexdigest()}
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Make a rename durable.  Not possible on every platform (Windows); then skip.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: Path, write) -> None:
     """Write a file through a temporary sibling, fsync, and rename into place."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, write, replace=_replace)  # _replace looked up now: tests inject crashes
 
 
 def _flatten(obj, prefix=""):
