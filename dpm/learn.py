@@ -103,21 +103,27 @@ class ExampleSet:
 
     @classmethod
     def from_arrays(cls, label_ints, example_ptr, block_ids, block_ptr, data, *, block_sizes=None,
-                    validate=True) -> "ExampleSet":
+                    validate=True, copy=True) -> "ExampleSet":
         """Wrap existing arrays (see the class attributes for their meaning).
 
-        The arrays are converted to the attribute dtypes (copied if needed);
-        with ``validate`` the structure, labels and values are checked.
+        The arrays are converted to the attribute dtypes (copied, or with
+        ``copy=False`` only when needed: the set then owns arrays the caller
+        must no longer use); with ``validate`` the structure, labels and values
+        are checked.
         """
-        label_ints = np.array(label_ints, dtype=np.int32, copy=True)
+        def conv(a, dtype):
+            a = np.array(a, dtype=dtype, copy=True) if copy else np.ascontiguousarray(a, dtype=dtype)
+            return a if a.flags.writeable else a.copy()
+
+        label_ints = conv(label_ints, np.int32)
         if label_ints.ndim != 2 or label_ints.shape[1] < 1:
             raise ValueError(f"label_ints must have shape (N, labelsize), got {label_ints.shape}")
         ex = cls(block_sizes=block_sizes, labelsize=label_ints.shape[1])
         ex._label_ints = label_ints
-        ex._example_ptr = np.array(example_ptr, dtype=np.int64, copy=True)
-        ex._block_ids = np.array(block_ids, dtype=np.int32, copy=True)
-        ex._block_ptr = np.array(block_ptr, dtype=np.int64, copy=True)
-        ex._data = np.array(data, dtype=np.float32, copy=True)
+        ex._example_ptr = conv(example_ptr, np.int64)
+        ex._block_ids = conv(block_ids, np.int32)
+        ex._block_ptr = conv(block_ptr, np.int64)
+        ex._data = conv(data, np.float32)
         ex._n = ex._label_ints.shape[0]
         ex._ne = ex._block_ids.shape[0]
         ex._nd = ex._data.shape[0]
@@ -201,14 +207,14 @@ class ExampleSet:
         self._ne += ne
         self._nd += nd
 
-    def _reserve(self, n, ne, nd):
-        # amortised growth: capacities double
+    def _reserve(self, n, ne, nd, exact=False):
+        # amortised growth: capacities grow by half (exact: to the need)
         def grow(arr, need, extra=0):
             cap = arr.shape[0] - extra
             if need <= cap:
                 return arr
-            new_cap = max(need, 2 * cap, 16)
-            new = np.zeros((new_cap + extra,) + arr.shape[1:], dtype=arr.dtype)
+            new_cap = need if exact else max(need, cap + cap // 2, 16)
+            new = np.zeros((new_cap + extra,) + arr.shape[1:], dtype=arr.dtype)  # pages mapped on use
             new[:arr.shape[0]] = arr
             return new
         self._label_ints = grow(self._label_ints, self._n + n)
@@ -216,6 +222,22 @@ class ExampleSet:
         self._block_ids = grow(self._block_ids, self._ne + ne)
         self._block_ptr = grow(self._block_ptr, self._ne + ne, 1)
         self._data = grow(self._data, self._nd + nd)
+
+    def reserve(self, examples: int = 0, entries: int = 0, values: int = 0) -> None:
+        """Make room for this many examples, block entries and float32 values in all.
+
+        Appends up to these totals then never reallocate: a caller that knows
+        its cap (training's byte budget) avoids the transient double copy of a
+        growing buffer.  Totals below the current capacity are a no-op.
+        """
+        self._reserve(max(0, int(examples) - self._n), max(0, int(entries) - self._ne),
+                      max(0, int(values) - self._nd), exact=True)
+
+    @property
+    def capacity_nbytes(self) -> int:
+        """Bytes allocated by the buffers (at least :attr:`nbytes`)."""
+        return int(self._label_ints.nbytes + self._example_ptr.nbytes + self._block_ids.nbytes
+                   + self._block_ptr.nbytes + self._data.nbytes)
 
     # -- views ------------------------------------------------------------------------------
 
@@ -301,6 +323,46 @@ class ExampleSet:
             self.label_ints[idx], np.concatenate([[0], np.cumsum(ne)]), self.block_ids[e_idx],
             np.concatenate([[0], np.cumsum(nd)]), self.data[d_idx],
             block_sizes=self.block_sizes, validate=False)
+
+    def keep(self, indices) -> None:
+        """Keep only the chosen examples, in place and in their original order.
+
+        Same selection rule as :meth:`subset` (sorted, de-duplicated indices or
+        a boolean mask), but the buffers are compacted where they are: no
+        second copy of the features is made, and the capacity is kept for the
+        examples that come next.
+        """
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (self._n,):
+                raise ValueError(f"boolean mask has shape {idx.shape}, expected ({self._n},)")
+            idx = np.flatnonzero(idx)
+        idx = np.unique(idx.astype(np.int64).ravel())
+        if idx.size and (idx[0] < 0 or idx[-1] >= self._n):
+            raise ValueError(f"indices must lie in 0..{self._n - 1}")
+        ep, bp = self.example_ptr, self.block_ptr
+        ne = ep[idx + 1] - ep[idx]
+        e_idx = _ranges(ep[idx], ne)
+        nd = bp[e_idx + 1] - bp[e_idx]
+        # values move left run by run (runs of consecutive kept examples); a
+        # destination never passes its source, so each move is a safe overlap
+        data = self._data
+        starts = np.flatnonzero(np.diff(idx, prepend=-2) != 1)
+        ends = np.append(starts[1:], idx.size)
+        dst = 0
+        for s, e in zip(starts, ends):
+            lo, hi = int(bp[ep[idx[s]]]), int(bp[ep[idx[e - 1] + 1]])
+            if lo != dst:
+                data[dst:dst + hi - lo] = data[lo:hi]  # numpy copies overlapping ranges correctly
+            dst += hi - lo
+        n, E = idx.size, e_idx.size
+        self._label_ints[:n] = self.label_ints[idx]
+        self._block_ids[:E] = self.block_ids[e_idx]
+        self._example_ptr[1:n + 1] = np.cumsum(ne)
+        self._block_ptr[1:E + 1] = np.cumsum(nd)
+        self._example_ptr[0] = 0
+        self._block_ptr[0] = 0
+        self._n, self._ne, self._nd = n, E, dst
 
     def validate(self, block_sizes=None) -> None:
         """Check the structure, labels and values; raise ``ValueError`` naming the first bad example.

@@ -564,6 +564,39 @@ def test_example_set_subset_and_extend(problem):
 # Bad input
 # --------------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("reserve", [False, True])
+def test_example_set_keep_in_place_equals_subset(rng, reserve):
+    for trial in range(60):
+        ex = ExampleSet(block_sizes=[1, 3, 5])
+        n = int(rng.integers(0, 30))
+        for i in range(n):
+            chosen = sorted(rng.choice(3, int(rng.integers(1, 4)), replace=False))
+            ex.append([int(rng.choice([-1, 1])), i, 0, 0, 0], [(b, rng.normal(size=[1, 3, 5][b])) for b in chosen])
+        if reserve:
+            ex.reserve(n + 50, 200, 2000)
+        cap = ex.capacity_nbytes
+        mask = rng.random(n) < rng.random()
+        ref = ex.subset(mask)
+        ex.keep(mask)
+        assert ex.capacity_nbytes == cap  # compacted where it was
+        for name in ("label_ints", "example_ptr", "block_ids", "block_ptr", "data"):
+            assert_array_equal(getattr(ex, name), getattr(ref, name), err_msg=name)
+        ex.append([1, 99, 0, 0, 0], [(0, [1.0])])
+        ref.append([1, 99, 0, 0, 0], [(0, [1.0])])
+        assert_array_equal(ex.data, ref.data)
+        assert_array_equal(ex.block_ptr, ref.block_ptr)
+
+
+def test_example_set_reserve_avoids_reallocation():
+    ex = ExampleSet(block_sizes=[4])
+    ex.reserve(100, 100, 400)
+    buf = ex._data
+    for i in range(100):
+        ex.append([1, i, 0, 0, 0], [(0, np.full(4, i, dtype=np.float32))])
+    assert ex._data is buf
+    assert_array_equal(ex.data.reshape(100, 4)[:, 0], np.arange(100))
+
+
 def test_append_rejects_bad_examples():
     ex = ExampleSet([2, 3])
     with pytest.raises(ValueError, match="example 0: label 2 is not"):

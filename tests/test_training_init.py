@@ -69,6 +69,17 @@ def test_split_identical_aspects_leave_groups_empty():
     assert [len(g) for g in groups] == [0, 10]
 
 
+def test_split_balance_ties_cuts_ranked_positives():
+    boxes = np.tile([1, 1, 64, 128], (5, 1)).astype(float)
+    boxes[3, 3] = 200  # the tallest
+    groups = split(boxes, 2, balance_ties=True)
+    assert [g.tolist() for g in groups] == [[0, 1, 2], [3, 4]]
+    # a split the original rule does without empty groups is left alone
+    aspects = np.array([0.5, 2.0, 1.0, 0.7, 1.5, 3.0])
+    assert [g.tolist() for g in split(boxes_with(aspects, area=40000), 3, balance_ties=True)] == \
+        [g.tolist() for g in split(boxes_with(aspects, area=40000), 3)]
+
+
 def test_split_accepts_objects_with_box():
     class P:
         def __init__(self, box):

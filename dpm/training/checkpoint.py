@@ -232,7 +232,10 @@ class CheckpointStore:
             os.close(fd)
             os.unlink(probe)
         except OSError as exc:
-            raise OSError(exc.errno, f"cannot write checkpoints to {d}: {exc.strerror or exc}") from None
+            err = OSError(f"cannot write checkpoints to {d}: {exc.strerror or exc} "
+                          "(choose a writable folder with --cache-dir)")
+            err.errno = exc.errno
+            raise err from None
 
     def _read_key_file(self):
         path = self.directory / "key.json"

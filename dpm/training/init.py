@@ -43,7 +43,7 @@ def _heights_widths(boxes: np.ndarray):
     return boxes[:, 3] - boxes[:, 1] + 1, boxes[:, 2] - boxes[:, 0] + 1
 
 
-def split(positives, n: int) -> list[np.ndarray]:
+def split(positives, n: int, *, balance_ties: bool = False) -> list[np.ndarray]:
     """Split positives into ``n`` groups of similar aspect ratio (``split.m``).
 
     The sorted aspect ratios ``h/w`` are cut into ``n`` equal-count bins with
@@ -55,12 +55,19 @@ def split(positives, n: int) -> list[np.ndarray]:
     positives : (N, 4) array-like or sequence of objects with ``.box``
     n : int
         Number of groups (components), >= 1.
+    balance_ties : bool
+        When the original rule leaves a group empty (many positives share one
+        aspect ratio, e.g. fixed-size crops), cut the positives ranked by
+        aspect ratio (ties in list order) into ``n`` equal-count groups
+        instead.  The original then failed in ``initmodel``; ``dpm-train``
+        uses this.
 
     Returns
     -------
     list of n int ndarrays
         Indices into ``positives``, ascending.  A group can be empty when many
-        positives share one aspect ratio (as in the original).
+        positives share one aspect ratio (as in the original), unless
+        ``balance_ties``.
     """
     if int(n) != n or n < 1:
         raise ValueError(f"the number of groups must be a positive integer, got {n!r}")
@@ -73,7 +80,12 @@ def split(positives, n: int) -> list[np.ndarray]:
     for i in range(1, n + 2):
         j = math.ceil((i - 1) * len(srt) / n) + 1
         bounds.append(np.inf if j > len(srt) else srt[j - 1])
-    return [np.flatnonzero((aspects >= bounds[i]) & (aspects < bounds[i + 1])) for i in range(n)]
+    groups = [np.flatnonzero((aspects >= bounds[i]) & (aspects < bounds[i + 1])) for i in range(n)]
+    if balance_ties and any(g.size == 0 for g in groups) and len(aspects) >= n:
+        order = np.argsort(aspects, kind="stable")
+        cuts = [math.ceil(i * len(order) / n) for i in range(n + 1)]
+        groups = [np.sort(order[cuts[i]:cuts[i + 1]]) for i in range(n)]
+    return groups
 
 
 def _matlab_hist(values: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -23,8 +23,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -46,7 +49,7 @@ from .merge import mergemodels
 from .parts import addparts
 from .warp import random_negatives, warp_positives
 
-__all__ = ["train", "TrainingSummary", "croppos"]
+__all__ = ["train", "TrainingSummary", "croppos", "usable_positives"]
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +101,23 @@ def _flip_box(box, width):
 
 
 _model: Model | None = None
+_model_token = None
 
 
 def _set_model(model):
-    global _model
-    _model = model
+    global _model, _model_token
+    _model, _model_token = model, None
+
+
+def _in_worker(args):
+    """Run ``fn(task)`` in a worker with the model ``token`` (loaded from ``path`` when it changes)."""
+    global _model, _model_token
+    fn, path, token, task = args
+    if token != _model_token:
+        with open(path, "rb") as f:
+            _model = pickle.load(f)
+        _model_token = token
+    return fn(task)
 
 
 def _latent_task(task):
@@ -149,11 +164,41 @@ def _random_task(task):
 
 
 class _Workers:
-    """Runs tasks in order on ``n_jobs`` processes that hold the current model."""
+    """Runs tasks in order on ``n_jobs`` processes that hold the current model.
+
+    The processes start once and serve the whole run: each new model is
+    written once to a private temporary file that a worker loads the first
+    time it gets a task for it.  Results come back in task order, so what the
+    pipeline does with them does not depend on the number of processes.
+    """
 
     def __init__(self, n_jobs: int, progress: bool):
         self.n_jobs = max(1, int(n_jobs))
         self.progress = progress
+        self._pool = None
+        self._tmp = None
+        self._model = None
+        self._token = 0
+        self._path = None
+
+    def _publish(self, model: Model):
+        if model is not self._model:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="dpm-train-")
+            self._token += 1
+            path = Path(self._tmp.name) / f"model-{self._token}.pickle"
+            with open(path, "wb") as f:
+                pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
+            if self._path is not None:
+                # workers that still need the old model are done with it: tasks come in order
+                self._path.unlink(missing_ok=True)
+            self._model, self._path = model, path
+        return str(self._path), self._token
+
+    def _executor(self):
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=get_context("spawn"))
+        return self._pool
 
     def map(self, fn, tasks, model: Model, desc: str):
         tasks = list(tasks)
@@ -165,16 +210,29 @@ class _Workers:
                     bar.update(1)
                     yield r
                 return
-            pool = ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=get_context("spawn"),
-                                       initializer=_set_model, initargs=(model,))
+            path, token = self._publish(model)
+            chunk = max(1, min(8, len(tasks) // (4 * self.n_jobs)))
+            with single_threaded_env():  # workers spawned here inherit it
+                it = self._executor().map(_in_worker, [(fn, path, token, t) for t in tasks], chunksize=chunk)
             try:
-                with single_threaded_env():
-                    it = pool.map(fn, tasks, chunksize=max(1, min(16, len(tasks) // (8 * self.n_jobs))))
                 for r in it:
                     bar.update(1)
                     yield r
+            except BrokenProcessPool as exc:
+                self.close()
+                raise RuntimeError(f"a worker process died ({exc}); rerun the same command to resume "
+                                   "from the last checkpoint") from None
             finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+                it.close()  # cancels what has not started when the caller stops early
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self._model = self._path = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,7 +335,8 @@ class _Trainer:
         negs = np.flatnonzero((labels == -1) & res.unique)
         order = np.argsort(-res.scores[negs], kind="stable")
         keep = negs[order[: int(mround(maxnum / 2))]]
-        return examples.subset(np.sort(np.concatenate([pos, keep])))
+        examples.keep(np.concatenate([pos, keep]))
+        return examples
 
     # -- stages --------------------------------------------------------------------------
 
@@ -285,6 +344,13 @@ class _Trainer:
         c = self.config
         stage = c.schedule()[0]
         groups = split([p.box for p in self.pos], ncomp)
+        if any(g.size == 0 for g in groups):
+            groups = split([p.box for p in self.pos], ncomp, balance_ties=True)
+            log.warning("the aspect-ratio split leaves a component without positives (many boxes share one "
+                        "aspect ratio): cutting the positives ranked by aspect ratio into %d equal groups "
+                        "instead", ncomp)
+            if any(g.size == 0 for g in groups):
+                raise ValueError(f"{len(self.pos)} positive(s) cannot make {ncomp} components")
         models = []
         for ci, idx in enumerate(groups):
             t0 = time.perf_counter()
@@ -292,7 +358,14 @@ class _Trainer:
             model = initmodel([p.box for p in spos], config=c)
             ex = ExampleSet(block_sizes=[b.size for b in model.blocks])
             npos = 0
-            for li, blocks in warp_positives(((lambda p=p: read_image(p.path), p.box) for p in spos), model, 0):
+            def load(p):
+                try:
+                    return read_image(p.path)
+                except (OSError, ValueError) as exc:
+                    self._note_failure(p.path, str(exc))
+                    return None
+
+            for li, blocks in warp_positives(((lambda p=p: load(p), p.box) for p in spos), model, 0):
                 ex.append(li, blocks)
                 npos += 1
             n = random_negatives_per_image(stage.cache_bytes, model.components[0].dim(model), npos, len(self.neg))
@@ -320,9 +393,14 @@ class _Trainer:
             examples = ExampleSet(block_sizes=[b.size for b in model.blocks])
         else:
             examples.block_sizes = np.array([b.size for b in model.blocks])
+        # room for a full cache (plus the positives and one example past the cap),
+        # allocated once: growing a buffer would hold two copies for a moment
+        most = maxnum + 2 * len(self.pos) + 1
+        blocks_per_example = max(2 + 2 * len(comp.parts) for comp in model.components)
+        examples.reserve(most, most * blocks_per_example, stage.cache_bytes // 4 + maxdim)
         res = None
         for t in range(start_iteration, stage.iterations):
-            examples = examples.subset(np.flatnonzero(examples.labels == -1))
+            examples.keep(examples.labels == -1)
             self.latent_positives(model, examples, f"{stage.name} {t + 1}/{stage.iterations} positives")
             for tn in range(stage.negative_iterations):
                 cursor = self.hard_negatives(model, examples, negatives, cursor, stage.cache_bytes,
@@ -359,7 +437,40 @@ def _examples_arrays(ex: ExampleSet) -> dict:
 def _examples_from(arrays: dict, model: Model) -> ExampleSet:
     return ExampleSet.from_arrays(arrays["label_ints"], arrays["example_ptr"], arrays["block_ids"],
                                   arrays["block_ptr"], arrays["data"], block_sizes=[b.size for b in model.blocks],
-                                  validate=False)
+                                  validate=False, copy=False)
+
+
+def usable_positives(dataset, positives):
+    """Clip the positives' boxes to their image (``<size>`` of the annotation).
+
+    A box that reaches outside its image is clipped to it; one with nothing
+    inside the image is dropped.  Both are counted in one warning each.
+    Boxes of annotations without a ``<size>`` are kept as they are.
+    """
+    import dataclasses
+
+    out, clipped, dropped = [], 0, 0
+    for p in positives:
+        size = dataset.annotation(p.image_id).size
+        if size is None:
+            out.append(p)
+            continue
+        w, h = size[0], size[1]
+        x1, y1, x2, y2 = (float(v) for v in p.box)
+        c = (max(x1, 1.0), max(y1, 1.0), min(x2, float(w)), min(y2, float(h)))
+        if c[2] < c[0] or c[3] < c[1]:
+            dropped += 1
+            continue
+        if c != (x1, y1, x2, y2):
+            clipped += 1
+            p = dataclasses.replace(p, box=tuple(int(cv) if isinstance(v, (int, np.integer)) else cv
+                                                 for v, cv in zip(p.box, c)))
+        out.append(p)
+    if clipped:
+        log.warning("%d box(es) reach outside their image: clipped to it", clipped)
+    if dropped:
+        log.warning("%d box(es) lie entirely outside their image: skipped", dropped)
+    return out
 
 
 def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, seed: int = 0,
@@ -400,7 +511,7 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
         n_jobs = os.cpu_count() or 1
     voc_root = Path(voc_root)
     dataset = VOCDataset(voc_root)
-    positives = dataset.positives(cls, "trainval")
+    positives = usable_positives(dataset, dataset.positives(cls, "trainval"))
     negatives = dataset.negatives(cls, "train")
     if not positives:
         raise ValueError(f"{voc_root}: no positives of class {cls!r} in split 'trainval' "
@@ -418,10 +529,30 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
     log.info("training %s: %d positives, %d negative images, %d component(s); checkpoints in %s (%s)",
              cls, len(positives), len(negatives), components, store.directory, store.status)
     summary = TrainingSummary()
-    trainer = _Trainer(dataset, cls, positives, negatives, config, seed, _Workers(n_jobs, progress),
-                       max_updates, summary)
-    schedule = config.schedule()
     t_all = time.perf_counter()
+    workers = _Workers(n_jobs, progress)
+    trainer = _Trainer(dataset, cls, positives, negatives, config, seed, workers,
+                       max_updates, summary)
+    try:
+        model = _run_schedule(trainer, store, config, components, summary)
+    finally:
+        workers.close()
+    model.class_name = cls
+    model.info.update({"trained_by": "dpm-train",
+                       "command": f"dpm-train {cls} --voc {voc_root.name} --components {components} --seed {seed}",
+                       "dataset": voc_root.name, "seed": str(seed), "components": str(components),
+                       "updates_per_learner_call": str(max_updates)})
+    if trainer.failed_images:
+        log.warning("%d image(s) failed to load and were skipped", len(trainer.failed_images))
+    if out is not None:
+        save_model(model, out)
+    log.info("training finished in %.1f s", time.perf_counter() - t_all)
+    return model, summary
+
+
+def _run_schedule(trainer: _Trainer, store: CheckpointStore, config: TrainConfig, components: int,
+                  summary: TrainingSummary) -> Model:
+    schedule = config.schedule()
 
     def timed(name, fn):
         t0 = time.perf_counter()
@@ -485,15 +616,4 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
     else:
         model = ck.model
         summary.add(name="bbox", resumed=True)
-
-    model.class_name = cls
-    model.info.update({"trained_by": "dpm-train",
-                       "command": f"dpm-train {cls} --voc {voc_root.name} --components {components} --seed {seed}",
-                       "dataset": voc_root.name, "seed": str(seed), "components": str(components),
-                       "updates_per_learner_call": str(max_updates)})
-    if trainer.failed_images:
-        log.warning("%d image(s) failed to load and were skipped", len(trainer.failed_images))
-    if out is not None:
-        save_model(model, out)
-    log.info("training finished in %.1f s", time.perf_counter() - t_all)
-    return model, summary
+    return model

@@ -308,8 +308,9 @@ def warp_positives(positives: Iterable, model: Model, component: int = 0, *,
     ----------
     positives : iterable of (image, box)
         ``image`` is an ``(H, W[, 3])`` array (0..255) or a callable returning
-        one (so images can be loaded lazily); ``box`` is ``(x1, y1, x2, y2)``,
-        1-based inclusive.
+        one (so images can be loaded lazily), or None for an image that could
+        not be read (skipped); ``box`` is ``(x1, y1, x2, y2)``, 1-based
+        inclusive.
     model : Model
     component : int
         0-based component whose root filter sets the warp size.
@@ -337,6 +338,8 @@ def warp_positives(positives: Iterable, model: Model, component: int = 0, *,
             continue
         if callable(image):
             image = image()
+        if image is None:
+            continue
         feat, mirrored = warped_features(image, box, model, component, resampler=resampler, hog=hog)
         yield root_example(model, component, feat, 1, 2 * i - 1)
         yield root_example(model, component, mirrored, 1, 2 * i)

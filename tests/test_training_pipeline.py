@@ -1,0 +1,293 @@
+"""The whole training schedule on a tiny synthetic VOC folder: determinism, resume, bad input."""
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dpm.model import load_model
+from dpm.training import TrainConfig
+from dpm.training import pipeline
+from dpm.training.pipeline import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small caps keep the example sets (and the run) tiny; 2,000 updates per learner call.
+CONFIG = TrainConfig(stage1_cache_bytes=2 ** 21, parts_cache_bytes=2 ** 22, num_hard_negatives=3)
+UPDATES = 2000
+
+
+def _figure(img, box, rng):
+    """Draw a bright standing figure (head, body, legs) filling ``box`` (1-based, inclusive)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1 + 1, y2 - y1 + 1
+    yy, xx = np.mgrid[0:img.shape[0], 0:img.shape[1]]
+    cx = x1 - 1 + w / 2
+    head = (xx - cx) ** 2 + (yy - (y1 - 1 + 0.12 * h)) ** 2 < (0.12 * h) ** 2
+    body = (abs(xx - cx) < 0.3 * w) & (yy > y1 - 1 + 0.22 * h) & (yy < y1 - 1 + 0.62 * h)
+    legs = ((abs(xx - cx + 0.15 * w) < 0.1 * w) | (abs(xx - cx - 0.15 * w) < 0.1 * w)) & \
+           (yy >= y1 - 1 + 0.62 * h) & (yy <= y2 - 1)
+    mask = head | body | legs
+    img[mask] = 200 + rng.integers(0, 40, size=(int(mask.sum()), 3))
+
+
+def _xml(image_id, size, boxes):
+    w, h = size
+    objs = "".join(f"<object><name>person</name><difficult>0</difficult><bndbox><xmin>{b[0]}</xmin>"
+                   f"<ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+                   for b in boxes)
+    return (f"<annotation><filename>{image_id}.jpg</filename><size><width>{w}</width><height>{h}</height>"
+            f"<depth>3</depth></size>{objs}</annotation>")
+
+
+def make_voc(root: Path, n_pos=5, n_neg=4, seed=0, extra_positive_boxes=()):
+    """A VOC folder with ``n_pos`` images of one figure each and ``n_neg`` figure-free images."""
+    rng = np.random.default_rng(seed)
+    for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    ids_pos, ids_neg = [], []
+    for i in range(n_pos):
+        image_id = f"pos{i:02d}"
+        img = rng.integers(0, 90, size=(200, 120, 3)).astype(np.uint8)
+        box = (21 + i % 3, 21, 100 + i % 3, 180)
+        _figure(img, box, rng)
+        Image.fromarray(img).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        boxes = [box] + list(extra_positive_boxes if i == 0 else [])
+        (root / "Annotations" / f"{image_id}.xml").write_text(_xml(image_id, (120, 200), boxes))
+        ids_pos.append(image_id)
+    for j in range(n_neg):
+        image_id = f"neg{j:02d}"
+        img = rng.integers(0, 120, size=(160, 160, 3)).astype(np.uint8)
+        img[:, 40 + 20 * j:50 + 20 * j] = 220  # a vertical bar: something to mine
+        Image.fromarray(img).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        (root / "Annotations" / f"{image_id}.xml").write_text(_xml(image_id, (160, 160), []))
+        ids_neg.append(image_id)
+    main = root / "ImageSets" / "Main"
+    main.joinpath("trainval.txt").write_text("\n".join(ids_pos + ids_neg) + "\n")
+    main.joinpath("train.txt").write_text("\n".join(ids_pos + ids_neg) + "\n")
+    return root
+
+
+def _sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _train(voc, out, **kw):
+    kw.setdefault("config", CONFIG)
+    kw.setdefault("max_updates", UPDATES)
+    kw.setdefault("progress", False)
+    return train(voc, "person", out=out, **kw)
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory):
+    return make_voc(tmp_path_factory.mktemp("voc") / "VOC")
+
+
+@pytest.fixture(scope="module")
+def reference(voc, tmp_path_factory):
+    """One uninterrupted run: (model path, summary)."""
+    out = tmp_path_factory.mktemp("ref") / "person.npz"
+    model, summary = _train(voc, out)
+    return out, summary
+
+
+def test_full_schedule_gives_a_part_model(reference):
+    out, summary = reference
+    model = load_model(out)
+    assert model.class_name == "person"
+    assert len(model.components) == 1
+    assert len(model.components[0].parts) == CONFIG.num_parts
+    assert np.isfinite(model.thresh)
+    assert [r["name"] for r in summary.stages] == ["random1", "hard", "parts", "parts2", "mine", "bbox"]
+    assert all(not r.get("resumed") for r in summary.stages)
+    assert "random1" in summary.format() and "objective" in summary.format()
+
+
+def test_same_seed_identical_model_other_seed_differs(voc, reference, tmp_path):
+    out, _ = reference
+    again = tmp_path / "again.npz"
+    _train(voc, again)
+    assert _sha(again) == _sha(out)
+    other = tmp_path / "other.npz"
+    _train(voc, other, seed=1)
+    assert _sha(other) != _sha(out)
+
+
+def test_n_jobs_does_not_change_the_model(voc, reference, tmp_path):
+    out, _ = reference
+    par = tmp_path / "par.npz"
+    _train(voc, par, n_jobs=2)
+    assert _sha(par) == _sha(out)
+
+
+def test_rerun_resumes_every_stage(voc, reference, tmp_path, monkeypatch):
+    out, _ = reference
+    mine = tmp_path / "m.npz"
+    _train(voc, mine)
+    calls = []
+    monkeypatch.setattr(pipeline._Trainer, "learn", lambda *a, **k: calls.append(1))
+    model, summary = _train(voc, mine)
+    assert calls == []  # nothing recomputed
+    assert all(r.get("resumed") for r in summary.stages)
+    assert _sha(mine) == _sha(out)
+
+
+@pytest.mark.parametrize("crash_at", [3, 9, 14])
+def test_crash_mid_stage_resumes_to_the_identical_model(voc, reference, tmp_path, monkeypatch, crash_at):
+    """A failure in the n-th learner call; the rerun skips finished stages and iterations."""
+    out, _ = reference
+    mine = tmp_path / "m.npz"
+    real_learn = pipeline._Trainer.learn
+    calls, crashed = [], []
+
+    def failing(self, model, examples, C, J, seed_path, desc):
+        calls.append(desc)
+        if len(calls) == crash_at and not crashed:
+            crashed.append(desc)
+            raise RuntimeError("simulated crash")
+        return real_learn(self, model, examples, C, J, seed_path, desc)
+
+    monkeypatch.setattr(pipeline._Trainer, "learn", failing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _train(voc, mine)
+    assert not mine.exists()  # never a half-written model
+    first = list(calls)
+    calls.clear()
+    _train(voc, mine)
+    assert _sha(mine) == _sha(out)
+    # calls of the finished stages/iterations are not repeated
+    total = 1 + 4 + 4 + 12 + 3
+    assert len(first) + len(calls) < total + crash_at
+    assert calls[0] != first[0]
+
+
+def test_sigkill_mid_stage_then_rerun_gives_the_identical_model(voc, reference, tmp_path):
+    out, _ = reference
+    mine = tmp_path / "k.npz"
+    script = textwrap.dedent(f"""
+        import logging, sys
+        sys.path.insert(0, {str(REPO)!r})
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
+        from tests.test_training_pipeline import CONFIG, UPDATES
+        from dpm.training.pipeline import train
+        train({str(voc)!r}, "person", out={str(mine)!r}, config=CONFIG, max_updates=UPDATES, progress=False)
+    """)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=str(REPO))
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "checkpoint 'parts2-iter' saved" in line:
+                proc.send_signal(signal.SIGKILL)
+                break
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen[-5:])
+    assert not mine.exists()
+    model, summary = _train(voc, mine)
+    resumed = [r["name"] for r in summary.stages if r.get("resumed")]
+    assert resumed == ["random", "hard", "parts"]
+    assert _sha(mine) == _sha(out)
+
+
+def test_other_options_do_not_reuse_checkpoints(voc, tmp_path, caplog):
+    out = tmp_path / "m.npz"
+    _train(voc, out)
+    with caplog.at_level(logging.INFO, logger="dpm"):
+        _, summary = _train(voc, out, seed=5)
+    assert not any(r.get("resumed") for r in summary.stages)
+
+
+def test_two_components(voc, tmp_path):
+    out = tmp_path / "two.npz"
+    model, summary = _train(voc, out, components=2)
+    assert len(load_model(out).components) == 2
+    assert [r["name"] for r in summary.stages][:2] == ["random1", "random2"]
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+def test_images_that_fail_to_load_are_skipped_and_counted(tmp_path, caplog):
+    voc = make_voc(tmp_path / "VOC", n_pos=5, n_neg=5)
+    (voc / "JPEGImages" / "neg01.jpg").write_bytes(b"not a jpeg")
+    data = (voc / "JPEGImages" / "pos03.jpg").read_bytes()
+    (voc / "JPEGImages" / "pos03.jpg").write_bytes(data[:200])  # truncated
+    with caplog.at_level(logging.WARNING, logger="dpm"):
+        model, _ = _train(voc, tmp_path / "m.npz")
+    text = caplog.text
+    assert "neg01.jpg" in text and "pos03.jpg" in text
+    assert "2 image(s) failed to load and were skipped" in text
+    assert len(model.components[0].parts) == CONFIG.num_parts
+
+
+def test_boxes_outside_the_image_are_clipped_with_a_warning(tmp_path, caplog):
+    voc = make_voc(tmp_path / "VOC", extra_positive_boxes=[(60, 100, 180, 260), (500, 500, 600, 700)])
+    from voc import VOCDataset
+    pos = VOCDataset(voc).positives("person")
+    with caplog.at_level(logging.WARNING, logger="dpm"):
+        kept = pipeline.usable_positives(VOCDataset(voc), pos)
+    assert len(kept) == len(pos) - 1
+    clipped = [p for p in kept if p.image_id == "pos00"][1]
+    assert tuple(clipped.box) == (60, 100, 120, 200)
+    assert "1 box(es) reach outside their image" in caplog.text
+    assert "1 box(es) lie entirely outside" in caplog.text
+
+
+def test_no_positives_and_no_negatives(tmp_path):
+    voc = make_voc(tmp_path / "VOC")
+    with pytest.raises(ValueError, match=r"no positives of class 'cat'.*classes there: person"):
+        train(voc, "cat", config=CONFIG, max_updates=UPDATES, progress=False)
+    main = voc / "ImageSets" / "Main"
+    main.joinpath("train.txt").write_text("pos00\npos01\n")
+    with pytest.raises(ValueError, match="no negative images"):
+        _train(voc, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_missing_or_empty_split(tmp_path):
+    voc = make_voc(tmp_path / "VOC")
+    (voc / "ImageSets" / "Main" / "trainval.txt").unlink()
+    with pytest.raises(ValueError, match="trainval.txt: no such split file"):
+        _train(voc, tmp_path / "m.npz")
+    (voc / "ImageSets" / "Main" / "trainval.txt").write_text("\n")
+    with pytest.raises(ValueError, match="no positives"):
+        _train(voc, tmp_path / "m.npz")
+
+
+def test_unwritable_cache_dir(voc, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError) as e:
+        _train(voc, tmp_path / "m.npz", cache_dir=blocker / "cache")
+    assert "cannot write checkpoints" in str(e.value) and "--cache-dir" in str(e.value)
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["person", "--voc", "{missing}"], "no such dataset folder"),
+    (["person", "--voc", "{voc}", "--components", "0"], "--components must be at least 1"),
+    (["cat", "--voc", "{voc}"], "no positives of class 'cat'"),
+    (["person", "--voc", "{voc}", "--out", "{missing}/m.npz"], "output folder does not exist"),
+    (["person", "--voc", "{voc}", "--cache-dir", "{file}/c", "--out", "{tmp}/m.npz"], "cannot write checkpoints"),
+])
+def test_command_bad_input_one_line_error(voc, tmp_path, argv, message):
+    (tmp_path / "file").write_text("x")
+    fmt = dict(voc=voc, missing=tmp_path / "missing", file=tmp_path / "file", tmp=tmp_path)
+    argv = [a.format(**fmt) for a in argv]
+    r = subprocess.run([sys.executable, str(REPO / "bin" / "dpm-train"), *argv, "-q"], capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0] and "Traceback" not in r.stderr
