@@ -6,6 +6,8 @@ Public names are imported lazily, so ``import dpm`` stays cheap::
     model = dpm.load_model("person_final.mat")
     image = dpm.read_image("000061.jpg")
     detections = dpm.detect(image, model)
+
+    model, summary = dpm.train("VOC2007", "person", components=1, out="person.npz", n_jobs=2)
 """
 import importlib
 
@@ -21,6 +23,9 @@ _EXPORTS = {
     # detection
     "detect": "dpm.detect", "Detections": "dpm.detect", "read_image": "dpm.image",
     "nms": "dpm.boxes", "clip_boxes": "dpm.boxes",
+    # learning and training
+    "ExampleSet": "dpm.learn", "fit_lsvm": "dpm.learn", "LearnResult": "dpm.learn",
+    "train": "dpm.training.pipeline", "TrainConfig": "dpm.training.config",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -1,6 +1,7 @@
 """Tests of dpm.training.bbox (trainbox.m / getboxes.m bounding-box regression)."""
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 
 from dpm.training import initmodel
 from dpm.training.bbox import (backslash, bbox_features, bbox_features_from_detections, fit_bbox_regressor,
@@ -100,3 +101,53 @@ def test_fit_model_regressors_per_component(rng):
     assert only0.components[1].bbox_regressor is None
     with pytest.raises(ValueError, match="component indices"):
         fit_model_regressors(m, np.full(60, 2), A0, y0)
+
+
+def _equivariant_regressor(rng, P):
+    # random relative coefficients, mapped to the absolute form
+    W = rng.normal(size=(1 + 2 * P, 4))
+    R = np.zeros((4, 3 + 2 * P))
+    R[:, [0] + [3 + 2 * j for j in range(P)] + [4 + 2 * j for j in range(P)]] = W.T
+    R[:, 1] = -R[:, 3::2].sum(axis=1)
+    R[:, 2] = -R[:, 4::2].sum(axis=1)
+    R[[0, 2], 1] += 1
+    R[[1, 3], 2] += 1
+    return R
+
+
+def _shift(A, dx, dy):
+    B = A.copy()
+    B[:, 1] += dx
+    B[:, 3::2] += dx
+    B[:, 2] += dy
+    B[:, 4::2] += dy
+    return B
+
+
+@pytest.mark.parametrize("P", [0, 2, 6])
+def test_translation_invariant_fit_recovers_an_equivariant_regressor(rng, P):
+    R = _equivariant_regressor(rng, P)
+    A = np.abs(rng.normal(50, 20, size=(40, 3 + 2 * P)))
+    T = A @ R.T
+    got = fit_bbox_regressor(A, T, translation_invariant=True)
+    assert_allclose(got, R, atol=1e-9)
+    # predictions move with the detection
+    assert_allclose(predict_boxes(got, _shift(A, 37.0, -12.5)), T + [37.0, -12.5, 37.0, -12.5], atol=1e-8)
+
+
+def test_translation_invariant_fit_when_every_box_sits_at_one_place(rng):
+    # fixed-size crops: the ground truth is the same box in every crop, detections jitter around it
+    P = 2
+    n = 30
+    gt = np.tile([17.0, 17.0, 80.0, 144.0], (n, 1))
+    roots = gt + rng.normal(0, 2, size=(n, 4))
+    parts = roots[:, None, :2] + rng.normal([10, 20], 2, size=(n, P, 2))
+    A = bbox_features(roots, np.concatenate([parts, parts + 10], axis=2))
+    absolute = fit_bbox_regressor(A, gt)
+    relative = fit_bbox_regressor(A, gt, translation_invariant=True)
+    moved = _shift(A, 400.0, 200.0)
+    expected = gt + [400.0, 200.0, 400.0, 200.0]
+    # the original's fit predicts the crop's box wherever the person is; the relative fit follows
+    assert np.abs(predict_boxes(absolute, moved) - expected).max() > 50
+    assert np.abs(predict_boxes(relative, moved) - expected).max() < 10
+    assert_allclose(predict_boxes(relative, moved), predict_boxes(relative, A) + [400, 200, 400, 200], atol=1e-8)

@@ -1,4 +1,5 @@
 """The whole training schedule on a tiny synthetic VOC folder: determinism, resume, bad input."""
+import dataclasses
 import hashlib
 import logging
 import os
@@ -291,3 +292,28 @@ def test_command_bad_input_one_line_error(voc, tmp_path, argv, message):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, r.stderr
     assert message in lines[0] and "Traceback" not in r.stderr
+
+
+def test_scale_boxes_keeps_centres():
+    from dpm.training.pipeline import scale_boxes
+    b = scale_boxes([[17, 17, 80, 144]], 0.5, 0.75)
+    np.testing.assert_allclose(b, [[33.0, 33.0, 64.0, 128.0]])
+    np.testing.assert_allclose(scale_boxes([[1, 2, 3, 4]]), [[1, 2, 3, 4]])
+
+
+def test_box_scale_shrinks_the_regression_targets(voc, tmp_path, monkeypatch):
+    seen = {}
+    real = pipeline.fit_model_regressors
+
+    def capture(model, comps, A, targets, **kw):
+        seen.setdefault("targets", []).append(np.array(targets))
+        return real(model, comps, A, targets, **kw)
+
+    monkeypatch.setattr(pipeline, "fit_model_regressors", capture)
+    _train(voc, tmp_path / "a.npz")
+    cfg = dataclasses.replace(CONFIG, box_scale=(0.5, 0.75))
+    model, _ = _train(voc, tmp_path / "s.npz", config=cfg)
+    assert "--box-scale 0.5 0.75" in model.info["command"]
+    full, scaled = seen["targets"]
+    np.testing.assert_allclose(scaled, pipeline.scale_boxes(full, 0.5, 0.75))
+    np.testing.assert_allclose(scaled[:, 2] - scaled[:, 0] + 1, 0.5 * (full[:, 2] - full[:, 0] + 1))

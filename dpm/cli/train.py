@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                    help="processes for latent search and mining (-1: all cores); default 1")
     p.add_argument("--restart", action="store_true", help="discard the checkpoints and start over")
+    p.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("W", "H"),
+                   help="the annotated boxes include a margin around the object: predict boxes covering the "
+                        "central W x H fraction of them (e.g. 0.6 0.75 for INRIA's 64x128 windows, which hold a "
+                        "person 96 px tall); default 1 1, as the original")
     p.add_argument("--updates", type=int, default=None, metavar="N",
                    help="SGD updates per learner call (default 5,000,000 as in learn.cc)")
     add_verbosity(p)
@@ -52,9 +56,14 @@ def _main(argv) -> int:
     out = Path(args.out or f"{args.cls}.npz")
     if not out.parent.exists():
         raise FileNotFoundError(f"{out.parent}: output folder does not exist")
+    config = None
+    if args.box_scale is not None:
+        from ..training.config import TrainConfig
+
+        config = TrainConfig(box_scale=tuple(args.box_scale))
     model, summary = train(voc, args.cls, components=args.components, out=out, cache_dir=args.cache_dir,
                            seed=args.seed, n_jobs=args.jobs, restart=args.restart, max_updates=args.updates,
-                           progress=show_progress(args))
+                           progress=show_progress(args), config=config)
     log.info("summary:\n%s", summary.format())
     print(f"{PROG}: wrote {out} ({len(model.components)} component(s), "
           f"{sum(len(c.parts) for c in model.components)} parts, threshold {model.thresh:.4f})", file=sys.stderr)

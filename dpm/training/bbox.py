@@ -121,7 +121,7 @@ def backslash(A, b) -> np.ndarray:
     return x[:, 0] if vector else x
 
 
-def fit_bbox_regressor(A, targets) -> np.ndarray:
+def fit_bbox_regressor(A, targets, *, translation_invariant: bool = False) -> np.ndarray:
     """Least-squares box regressor of ``trainbox.m`` (no bias term).
 
     Parameters
@@ -130,6 +130,16 @@ def fit_bbox_regressor(A, targets) -> np.ndarray:
         Regressor features (:func:`bbox_features`).
     targets : (N, 4) array-like
         Ground-truth boxes ``(x1, y1, x2, y2)`` in the same coordinates.
+    translation_invariant : bool
+        Fit in coordinates relative to the root box's top-left corner (every
+        x coordinate, of the features and the targets, minus the root's x1;
+        every y minus its y1), then map the solution back to the original's
+        form.  The result is a regressor of the same shape and meaning whose
+        predictions move with the detection (shifting an image shifts its
+        predicted boxes by the same amount).  The original (False) fits the
+        absolute coordinates, which is degenerate when the training boxes all
+        sit at the same place in their crops (fixed-size crops such as
+        INRIA's): it then learns a constant box instead of an offset.
 
     Returns
     -------
@@ -151,7 +161,24 @@ def fit_bbox_regressor(A, targets) -> np.ndarray:
         raise ValueError("cannot fit a bounding-box regressor without examples")
     if not (np.isfinite(A).all() and np.isfinite(T).all()):
         raise ValueError("bounding-box regression input contains non-finite values")
-    return np.ascontiguousarray(backslash(A, T).T)
+    if not translation_invariant:
+        return np.ascontiguousarray(backslash(A, T).T)
+    # relative features [w, px1_j - x1, py1_j - y1] and targets [x1' - x1, y1' - y1, x2' - x1, y2' - y1]
+    x0, y0 = A[:, 1:2], A[:, 2:3]
+    rel = np.concatenate([A[:, :1], A[:, 3::2] - x0, A[:, 4::2] - y0], axis=1)
+    order = [0] + [3 + 2 * j for j in range(A.shape[1] // 2 - 1)] + [4 + 2 * j for j in range(A.shape[1] // 2 - 1)]
+    Trel = T - np.concatenate([x0, y0, x0, y0], axis=1)
+    W = backslash(rel, Trel)                      # (1 + 2P, 4)
+    R = np.zeros((4, A.shape[1]))
+    R[:, order] = W.T
+    # x' - x1 = c.w + sum a_j (px_j - x1) + sum b_j (py_j - y1)  =>  absolute coefficients
+    px = R[:, 3::2].sum(axis=1)
+    py = R[:, 4::2].sum(axis=1)
+    R[:, 1] = -px
+    R[:, 2] = -py
+    R[[0, 2], 1] += 1.0   # x1 and x2 rows move with the root's x1
+    R[[1, 3], 2] += 1.0   # y1 and y2 rows move with its y1
+    return np.ascontiguousarray(R)
 
 
 def predict_boxes(regressor, A) -> np.ndarray:
@@ -163,7 +190,7 @@ def predict_boxes(regressor, A) -> np.ndarray:
     return A @ R.T
 
 
-def fit_model_regressors(model: Model, components, A, targets) -> Model:
+def fit_model_regressors(model: Model, components, A, targets, *, translation_invariant: bool = False) -> Model:
     """Fit one regressor per component (``trainbox.m``) and return a new model.
 
     Parameters
@@ -173,6 +200,8 @@ def fit_model_regressors(model: Model, components, A, targets) -> Model:
         0-based component of each example's latent detection.
     A : (N, 3 + 2P) array-like
     targets : (N, 4) array-like
+    translation_invariant : bool
+        See :func:`fit_bbox_regressor`.
 
     Returns
     -------
@@ -200,5 +229,5 @@ def fit_model_regressors(model: Model, components, A, targets) -> Model:
             logger.warning("bounding-box regression: component %d has no examples; it keeps no regressor", ci)
             comp.bbox_regressor = None
             continue
-        comp.bbox_regressor = fit_bbox_regressor(A[sel], T[sel])
+        comp.bbox_regressor = fit_bbox_regressor(A[sel], T[sel], translation_invariant=translation_invariant)
     return new

@@ -155,6 +155,12 @@ class TrainConfig:
     bbox_interval: int = 5                   # voc-release3.1: trainbox.m (model.interval = 5)
     bbox_overlap: float = 0.7                # voc-release3.1: pascal_train.m (trainbox(cls, model, pos, 0.7))
     bbox_min_area_factor: float = 1.2        # voc-release3.1: trainbox.m (skip boxes < 1.2 * minsize area)
+    bbox_translation_invariant: bool = True  # departure: fit relative to the root box (False: trainbox.m)
+    # (width, height) fraction of each annotated box that the predicted boxes
+    # should cover: (1, 1) in the original; < 1 when the annotations are
+    # windows with a margin around the object (INRIA's 64x128 windows hold a
+    # person 96 px tall: height 0.75).  Only the regression targets change.
+    box_scale: tuple = (1.0, 1.0)
 
     # --- C and J of the early stages
     C_per_component: float = 0.002   # voc-release3.1: train.m (C = 0.002*model.numcomponents)
@@ -169,6 +175,8 @@ class TrainConfig:
             raise ValueError(f"num_parts must be >= 0, got {self.num_parts}")
         if not 0 < self.overlap <= 1:
             raise ValueError(f"overlap must be in (0, 1], got {self.overlap}")
+        if len(self.box_scale) != 2 or not all(0 < float(f) <= 4 for f in self.box_scale):
+            raise ValueError(f"box_scale must be two factors in (0, 4], got {self.box_scale!r}")
         if self.stage1_cache_bytes <= 0 or self.parts_cache_bytes <= 0:
             raise ValueError("cache caps must be positive numbers of bytes")
 

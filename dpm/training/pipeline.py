@@ -49,7 +49,7 @@ from .merge import mergemodels
 from .parts import addparts
 from .warp import random_negatives, warp_positives
 
-__all__ = ["train", "TrainingSummary", "croppos", "usable_positives"]
+__all__ = ["train", "TrainingSummary", "croppos", "scale_boxes", "usable_positives"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,22 @@ def croppos(image: np.ndarray, box):
     cy2 = int(min(h, mround(y2 + pad)))
     crop = image[cy1 - 1:cy2, cx1 - 1:cx2]
     return crop, np.array([x1 - cx1 + 1, y1 - cy1 + 1, x2 - cx1 + 1, y2 - cy1 + 1])
+
+
+def scale_boxes(boxes, width_scale: float = 1.0, height_scale: float = 1.0) -> np.ndarray:
+    """Boxes shrunk (or grown) about their centres: ``(N, 4)`` 1-based inclusive boxes.
+
+    Width ``x2 - x1 + 1`` becomes ``width_scale`` times as large, likewise the
+    height; the centre ``((x1 + x2) / 2, (y1 + y2) / 2)`` stays.
+    """
+    b = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 4)
+    if width_scale == 1.0 and height_scale == 1.0:
+        return b
+    for lo, hi, f in ((0, 2, width_scale), (1, 3, height_scale)):
+        c = (b[:, lo] + b[:, hi]) / 2
+        half = (f * (b[:, hi] - b[:, lo] + 1) - 1) / 2
+        b[:, lo], b[:, hi] = c - half, c + half
+    return b
 
 
 def _flip_box(box, width):
@@ -421,8 +437,10 @@ class _Trainer:
             return model
         comps = np.array([r[0] for r in rows])
         A = np.array([r[1] for r in rows])
-        targets = np.array([r[2] for r in rows])
-        return fit_model_regressors(model, comps, A, targets)
+        targets = scale_boxes(np.array([r[2] for r in rows], dtype=np.float64), *self.config.box_scale)
+        log.info("bounding-box regression on %d latent detections", len(rows))
+        return fit_model_regressors(model, comps, A, targets,
+                                    translation_invariant=self.config.bbox_translation_invariant)
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,7 +557,9 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
         workers.close()
     model.class_name = cls
     model.info.update({"trained_by": "dpm-train",
-                       "command": f"dpm-train {cls} --voc {voc_root.name} --components {components} --seed {seed}",
+                       "command": f"dpm-train {cls} --voc {voc_root.name} --components {components} --seed {seed}"
+                                  + ("" if tuple(config.box_scale) == (1.0, 1.0)
+                                     else " --box-scale {:g} {:g}".format(*config.box_scale)),
                        "dataset": voc_root.name, "seed": str(seed), "components": str(components),
                        "updates_per_learner_call": str(max_updates)})
     if trainer.failed_images:
