@@ -1,0 +1,52 @@
+"""The built-in person model shipped in dpm/data: provenance, loading by name, detections."""
+import json
+
+import numpy as np
+import pytest
+
+from dpm.boxes import iou
+from dpm.cli.detect import main
+from dpm.data import builtin_model_path, builtin_models, resolve_model
+
+from conftest import shared_path
+
+
+def test_person_is_installed_and_described():
+    assert "person" in builtin_models()
+    model = resolve_model("person")
+    assert model.class_name == "person"
+    assert len(model.components) == 1
+    assert all(len(c.parts) == 6 for c in model.components)
+    assert all(c.bbox_regressor is not None for c in model.components)
+    # how it was made travels with it
+    assert model.info["trained_by"] == "dpm-train"
+    assert model.info["command"].startswith("dpm-train person --voc person-voc --components 1")
+    assert builtin_model_path("person").stat().st_size < 200_000
+
+
+def test_unknown_builtin_name_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="not a built-in model name"):
+        resolve_model("bicycle")
+
+
+def test_detect_command_takes_the_builtin_name(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    from PIL import Image
+    path = tmp_path / "noise.png"
+    Image.fromarray(rng.integers(0, 255, size=(240, 200, 3), dtype=np.uint8)).save(path)
+    status = main(["-q", "person", str(path), "--format", "json", "--threshold", "-1.5"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    rows = json.loads(out)
+    assert isinstance(rows, list)
+
+
+def test_finds_the_people_of_a_pets_frame():
+    frame = shared_path("data", "person-voc", "JPEGImages", "pets_0001.jpg")
+    ann = shared_path("data", "person-voc", "Annotations", "pets_0001.xml")
+    from dpm import detect, read_image
+    from voc import read_annotation
+    dets = detect(read_image(frame), resolve_model("person"), upsample=2)
+    gt = [o.bbox for o in read_annotation(ann).objects if not o.difficult]
+    found = sum(1 for g in gt if len(dets) and iou(np.asarray(g, float), dets.boxes).max() >= 0.5)
+    assert found >= 0.6 * len(gt), (found, len(gt))
