@@ -24,7 +24,7 @@ import numpy as np
 
 from .boxes import clip_boxes, nms_indices, predict_boxes
 from .convolve import FilterBank
-from .dt import distance_transform
+from .dt import _MAX_SIDE, _check_coefficients, _transform
 from .features import feature_pyramid
 from .image import as_rgb, upsample_image
 from .model import Model
@@ -175,6 +175,7 @@ class _Prepared:
                 filters.append(p.filter)
             self.part_index.append(idx)
         self.parts = FilterBank(filters, dtype=self.dtype) if filters else None
+        self.deformations = [[_check_coefficients(*p.deformation) for p in c.parts] for c in model.components]
 
 
 def _pad(features: np.ndarray, pady: int, padx: int, dtype=None) -> np.ndarray:
@@ -186,6 +187,18 @@ def _pad(features: np.ndarray, pady: int, padx: int, dtype=None) -> np.ndarray:
     out[pady:pady + h, padx + w:] = 0
     out[pady:pady + h, padx:padx + w] = features
     return out
+
+
+def distance_transform(resp: np.ndarray, coeffs, row0: int, nprobes: int):
+    """dt of ``-resp`` (exactly ``dt.cc`` on the negated responses) at rows ``row0, row0 + 2, ...``.
+
+    At most ``nprobes`` rows, those inside the map.  ``coeffs`` as checked by
+    :func:`dpm.dt._check_coefficients`.
+    """
+    if resp.size == 0 or max(resp.shape) > _MAX_SIDE:
+        raise ValueError(f"part response of shape {resp.shape} is empty or too large for the distance transform")
+    rows = range(resp.shape[0])[row0:row0 + 2 * nprobes:2]
+    return _transform(np.ascontiguousarray(resp), coeffs, rows.start, 2, len(rows), True)
 
 
 def _sample_cols(values: np.ndarray, x0: int, shape, fill) -> np.ndarray:
@@ -236,14 +249,12 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
             score += comp.bias
             am = []
             for j, part in enumerate(comp.parts):
-                ax, bx, ay, by = part.deformation
                 # 1-based probe start anchor + 1 ("the anchor position is shifted to account for
                 # misalignment between features at different resolutions") -> 0-based start = anchor.
-                # Only the probed rows of the transform are computed.
+                # Only the probed rows of the transform of -response are computed.
                 ax0, ay0 = part.anchor
                 resp = part_resp[prepared.part_index[ci][j]]
-                m, ix, iy = distance_transform(np.negative(resp, dtype=np.float64), ax, bx, ay, by,
-                                               rows=slice(ay0, ay0 + 2 * score.shape[0], 2))
+                m, ix, iy = distance_transform(resp, prepared.deformations[ci][j], ay0, score.shape[0])
                 score -= _sample_cols(m, ax0, score.shape, np.inf)
                 am.append(PartArgmax(ix, iy, ay0, 2, resp.shape))
             scores.append(score)
@@ -263,17 +274,30 @@ def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs
     x1 = (X - padx) * s + 1
     y1 = (Y - pady) * s + 1
     root = np.stack([x1, y1, x1 + rw * s - 1, y1 + rh * s - 1], axis=1)
-    parts = np.empty((xs.size, len(comp.parts), 4))
+    nparts = len(comp.parts)
+    parts = np.empty((xs.size, nparts, 4))
+    if nparts == 0:
+        return root, parts
+    # Part positions (1-based) of every detection, (N, P); then the boxes of all parts at once.
+    px = np.empty((xs.size, nparts))
+    py = np.empty((xs.size, nparts))
     for j, part in enumerate(comp.parts):
+        am = ls.argmax[comp_index][j]
         probex = 2 * xs + part.anchor[0]
-        probey = 2 * ys + part.anchor[1]
-        px, py = ls.argmax[comp_index][j].at(probey, probex)
-        px = px.astype(np.float64) + 1
-        py = py.astype(np.float64) + 1
-        ph, pw = part.size
-        px1 = ((px - 2) / 2 + 1 - padx) * s + 1
-        py1 = ((py - 2) / 2 + 1 - pady) * s + 1
-        parts[:, j] = np.stack([px1, py1, px1 + pw * s / 2 - 1, py1 + ph * s / 2 - 1], axis=1)
+        if am.row0 == part.anchor[1] and am.step == 2:  # what score_levels computes: row r is probe row y
+            px[:, j] = am.ix[ys, probex]
+            py[:, j] = am.iy[ys, probex]
+        else:
+            px[:, j], py[:, j] = am.at(2 * ys + part.anchor[1], probex)
+    px += 1
+    py += 1
+    ph, pw = np.array([part.size for part in comp.parts], dtype=np.float64).T
+    px1 = ((px - 2) / 2 + 1 - padx) * s + 1
+    py1 = ((py - 2) / 2 + 1 - pady) * s + 1
+    parts[:, :, 0] = px1
+    parts[:, :, 1] = py1
+    parts[:, :, 2] = px1 + pw * s / 2 - 1
+    parts[:, :, 3] = py1 + ph * s / 2 - 1
     return root, parts
 
 
