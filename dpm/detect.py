@@ -12,6 +12,14 @@ the same order (levels ascending from ``interval``; within a level, components
 in order; within a component, column-major positions), boxes in 1-based
 inclusive pixel coordinates (see :mod:`dpm.boxes`).
 
+One documented departure, on by default for speed: :func:`detect` and
+:func:`detect_raw` compute the filter responses in float32 (``dtype=``;
+``np.float64`` gives the original's double precision).  Scores then differ
+from the original's by about 1e-6; see :func:`detect` and docs/detection.md.
+Everything after the convolutions is computed in float64.  Only the rows of
+each part's distance transform that ``detect.m`` probes are computed (they are
+exactly the original's); :class:`PartArgmax` holds them.
+
 Reference: P. Felzenszwalb, R. Girshick, D. McAllester, D. Ramanan, "Object
 Detection with Discriminatively Trained Part Based Models", PAMI 2010; the
 voc-release3.1 code (MIT-style licence).
