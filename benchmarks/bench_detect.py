@@ -61,16 +61,16 @@ class Timer:
 def split_times(image, model, **kwargs):
     """One detection with the stages timed (wrapping adds a little overhead)."""
     timer = Timer()
-    saved = (D.feature_pyramid, D.FilterBank.convolve, D.distance_transform)
+    saved = (D.feature_pyramid, D.FilterBank.convolve, D._part_dt)
     D.feature_pyramid = timer.wrap("features", saved[0])
     D.FilterBank.convolve = timer.wrap("convolution", saved[1])
-    D.distance_transform = timer.wrap("distance transform", saved[2])
+    D._part_dt = timer.wrap("distance transform", saved[2])
     try:
         t = time.perf_counter()
         D.detect(image, model, **kwargs)
         total = time.perf_counter() - t
     finally:
-        D.feature_pyramid, D.FilterBank.convolve, D.distance_transform = saved
+        D.feature_pyramid, D.FilterBank.convolve, D._part_dt = saved
     rest = total - sum(timer.total.values())
     return total, {**timer.total, "rest (padding, scores, boxes, nms)": rest}
 

@@ -188,7 +188,7 @@ class _Prepared:
 
 def _pad(features: np.ndarray, pady: int, padx: int, dtype=None) -> np.ndarray:
     h, w, nf = features.shape
-    out = np.empty((h + 2 * pady, w + 2 * padx, nf), dtype=dtype or features.dtype)
+    out = np.empty((h + 2 * pady, w + 2 * padx, nf), dtype=features.dtype if dtype is None else dtype)
     out[:pady] = 0
     out[pady + h:] = 0
     out[pady:pady + h, :padx] = 0
@@ -197,7 +197,7 @@ def _pad(features: np.ndarray, pady: int, padx: int, dtype=None) -> np.ndarray:
     return out
 
 
-def distance_transform(resp: np.ndarray, coeffs, row0: int, nprobes: int):
+def _part_dt(resp: np.ndarray, coeffs, row0: int, nprobes: int):
     """dt of ``-resp`` (exactly ``dt.cc`` on the negated responses) at rows ``row0, row0 + 2, ...``.
 
     At most ``nprobes`` rows, those inside the map.  ``coeffs`` as checked by
@@ -262,7 +262,7 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
                 # Only the probed rows of the transform of -response are computed.
                 ax0, ay0 = part.anchor
                 resp = part_resp[prepared.part_index[ci][j]]
-                m, ix, iy = distance_transform(resp, prepared.deformations[ci][j], ay0, score.shape[0])
+                m, ix, iy = _part_dt(resp, prepared.deformations[ci][j], ay0, score.shape[0])
                 score -= _sample_cols(m, ax0, score.shape, np.inf)
                 am.append(PartArgmax(ix, iy, ay0, 2, resp.shape))
             scores.append(score)
