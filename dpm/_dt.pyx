@@ -25,6 +25,10 @@
 
 from libc.stdlib cimport malloc, free
 
+ctypedef fused real:
+    float
+    double
+
 
 cdef enum:
     # Pending left halves of the divide and conquer: at most about log2(n) + 1.
@@ -97,10 +101,11 @@ cdef void _dt1d(const double* src, double* dst, int* ptr, int n,
             d1 = d + 1
 
 
-cdef void _dt2d(const double* vals, int height, int width, double ax, double bx,
+cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax, double bx,
                 double ay, double by, int row0, int rstep, int nrows,
                 double* out, int* ix, int* iy, double* work, int* iwork) noexcept nogil:
-    # Outputs hold rows row0, row0 + rstep, ... (nrows of them) of the transform.
+    # Outputs hold rows row0, row0 + rstep, ... (nrows of them) of the transform
+    # of vals (converted to double), or of -vals if negate (exact either way).
     # work: height*width + 2*height + 4*max(height, width) doubles;
     # iwork: height*width + height ints.
     cdef int x, y, r
@@ -116,8 +121,12 @@ cdef void _dt2d(const double* vals, int height, int width, double ax, double bx,
     # y-pass: gather each column into contiguous scratch, transform, scatter.
     _cost_tables(height, ay, by, quad, lin)
     for x in range(width):
-        for y in range(height):
-            col[y] = vals[<Py_ssize_t>y * width + x]
+        if negate:
+            for y in range(height):
+                col[y] = -(<double>vals[<Py_ssize_t>y * width + x])
+        else:
+            for y in range(height):
+                col[y] = vals[<Py_ssize_t>y * width + x]
         _dt1d(col, col_m, col_i, height, quad + height - 1, lin + height - 1)
         for y in range(height):
             tmp_m[<Py_ssize_t>y * width + x] = col_m[y]
@@ -133,14 +142,15 @@ cdef void _dt2d(const double* vals, int height, int width, double ax, double bx,
             iy[orow + x] = tmp_iy[row + ix[orow + x]]
 
 
-def distance_transform(const double[:, ::1] vals, double ax, double bx, double ay, double by,
+def distance_transform(const real[:, ::1] vals, double ax, double bx, double ay, double by,
                        double[:, ::1] out, int[:, ::1] ix, int[:, ::1] iy,
-                       int row0=0, int row_step=1):
+                       int row0=0, int row_step=1, bint negate=False):
     """Fill ``out``, ``ix``, ``iy`` with the 2-D transform of ``vals`` (see the header).
 
     Parameters
     ----------
-    vals : (H, W) float64 C-contiguous memoryview
+    vals : (H, W) float32 or float64 C-contiguous memoryview
+        Converted to double element by element (exactly).
     ax, bx, ay, by : float
         Quadratic and linear coefficients along x and y; ``ax, ay >= 0``.
     out : (R, W) float64, written
@@ -149,6 +159,8 @@ def distance_transform(const double[:, ::1] vals, double ax, double bx, double a
     row0, row_step : int
         Output row r is row ``row0 + r * row_step`` of the full transform
         (``row_step >= 1``; the rows must lie inside ``vals``).
+    negate : bool
+        Transform ``-vals`` instead (negation is exact).
 
     Notes
     -----
@@ -171,7 +183,7 @@ def distance_transform(const double[:, ::1] vals, double ax, double bx, double a
         free(iwork)
         raise MemoryError("cannot allocate distance transform scratch space")
     with nogil:
-        _dt2d(&vals[0, 0], height, width, ax, bx, ay, by, row0, row_step, nrows,
+        _dt2d(&vals[0, 0], negate, height, width, ax, bx, ay, by, row0, row_step, nrows,
               &out[0, 0], &ix[0, 0], &iy[0, 0], work, iwork)
     free(work)
     free(iwork)

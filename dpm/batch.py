@@ -96,8 +96,11 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, **dete
     paths : list of path-like
     model : Model
     n_jobs : int, default 1
-        Worker processes (``-1``: one per core).  Each image is processed by one
-        single-threaded worker.
+        Processes working on images (``-1``: one per core): the calling
+        process and ``n_jobs - 1`` worker processes.  Each image is processed
+        by one single-threaded process; images are handed out one at a time to
+        whichever process is free, so the caller works on images while the
+        workers start.
     progress : bool
         Show a progress bar with the time left on stderr.
     **detect_kwargs
@@ -114,21 +117,51 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, **dete
         n_jobs = os.cpu_count() or 1
     n_jobs = max(1, min(int(n_jobs), len(paths) or 1))
     with progress_bar(total=len(paths), desc="detect", unit="img", enabled=progress) as bar:
+        _init_worker(model)
         if n_jobs == 1:
-            _init_worker(model)
             for p in paths:
                 path, _, result = _detect_one(p, detect_kwargs)
                 bar.update(1)
                 yield path, result
             return
-        pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn"),
+        workers = n_jobs - 1
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                    initializer=_init_worker, initargs=(model,))
         try:
-            with single_threaded_env():  # workers start during the submits
-                futures = [pool.submit(_detect_one, p, detect_kwargs) for p in paths]
-            for fut in futures:
-                path, _, result = fut.result()
-                bar.update(1)
-                yield path, result
+            yield from _run_shared(pool, workers, paths, detect_kwargs, bar)
         finally:  # on an error, Ctrl+C or an abandoned iteration, drop the queued images
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_shared(pool, workers, paths, detect_kwargs, bar):
+    # Images go, in order, to the pool (at most two queued per worker) or to this
+    # process whenever the next result to yield is not ready yet.
+    queued = {}   # index -> future
+    mine = {}     # index -> result computed here
+    next_index = 0
+    emit = 0
+
+    def refill():
+        nonlocal next_index
+        while next_index < len(paths) and len(queued) < 2 * workers:
+            with single_threaded_env():  # workers start during the first submits
+                queued[next_index] = pool.submit(_detect_one, paths[next_index], detect_kwargs)
+            next_index += 1
+
+    refill()
+    while emit < len(paths):
+        if emit in mine:
+            result = mine.pop(emit)
+        elif emit in queued and (queued[emit].done() or next_index >= len(paths)):
+            result = queued.pop(emit).result()
+            refill()
+        else:
+            index = next_index
+            next_index += 1
+            mine[index] = _detect_one(paths[index], detect_kwargs)
+            refill()
+            continue
+        path, _, result = result
+        bar.update(1)
+        emit += 1
+        yield path, result

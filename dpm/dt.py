@@ -28,14 +28,16 @@ __all__ = ["distance_transform"]
 _MAX_SIDE = 46340
 
 
-def distance_transform(vals, ax, bx, ay, by, *, rows=None):
+def distance_transform(vals, ax, bx, ay, by, *, rows=None, negate=False):
     """Generalised distance transform with argmins, exactly as ``dt.cc``.
 
     Parameters
     ----------
     vals : (H, W) array_like
-        Values ``f[y, x]``; converted to C-contiguous float64 (the original
-        takes ``double`` only).  ``H`` and ``W`` must be at least 1.
+        Values ``f[y, x]``; float32 and float64 arrays are read as they are
+        and converted to float64 element by element (exactly), anything else
+        is converted to float64 first (the original takes ``double`` only).
+        ``H`` and ``W`` must be at least 1.
     ax, bx : float
         Quadratic and linear cost coefficients along x (columns).
     ay, by : float
@@ -46,6 +48,9 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None):
         the full transform: the y-pass still runs over the whole map and only
         the x-pass of the other rows is skipped.  A detector probing every
         other row saves about a quarter of the work.
+    negate : bool, optional
+        Transform ``-vals`` (negation is exact, so this equals
+        ``distance_transform(-vals, ...)`` without the temporary array).
 
     Returns
     -------
@@ -89,6 +94,33 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None):
     >>> M.tolist(), Ix.tolist()
     ([[0.0, 1.0, 4.0]], [[0, 0, 0]])
     """
+    coeffs = _check_coefficients(ax, bx, ay, by)
+    vals = np.asarray(vals)
+    if vals.dtype not in _NATIVE:
+        vals = vals.astype(np.float64)
+    vals = np.ascontiguousarray(vals)
+    if vals.ndim != 2 or vals.shape[0] < 1 or vals.shape[1] < 1:
+        raise ValueError(f"vals must be a non-empty 2-D array, got shape {vals.shape}")
+    if max(vals.shape) > _MAX_SIDE:
+        raise ValueError(f"vals of shape {vals.shape} is too large (sides must be <= {_MAX_SIDE})")
+    height = vals.shape[0]
+    if rows is None:
+        start, step, nrows = 0, 1, height
+    else:
+        if not isinstance(rows, slice):
+            raise ValueError(f"rows must be a slice or None, got {type(rows).__name__}")
+        if rows.step is not None and rows.step < 1:
+            raise ValueError(f"rows must have a positive step, got {rows.step}")
+        selected = range(height)[rows]
+        start, step, nrows = selected.start, selected.step, len(selected)
+    return _transform(vals, coeffs, start, step, nrows, bool(negate))
+
+
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_coefficients(ax, bx, ay, by):
+    """``(ax, bx, ay, by)`` as floats, or ``ValueError`` (see :func:`distance_transform`)."""
     coeffs = {"ax": ax, "bx": bx, "ay": ay, "by": by}
     for name, value in coeffs.items():
         try:
@@ -103,24 +135,16 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None):
             raise ValueError(
                 f"{name} must be >= 0 (the transform needs a convex cost), got {coeffs[name]}"
             )
-    vals = np.ascontiguousarray(vals, dtype=np.float64)
-    if vals.ndim != 2 or vals.shape[0] < 1 or vals.shape[1] < 1:
-        raise ValueError(f"vals must be a non-empty 2-D array, got shape {vals.shape}")
-    if max(vals.shape) > _MAX_SIDE:
-        raise ValueError(f"vals of shape {vals.shape} is too large (sides must be <= {_MAX_SIDE})")
-    height, width = vals.shape
-    if rows is None:
-        start, step, nrows = 0, 1, height
-    else:
-        if not isinstance(rows, slice):
-            raise ValueError(f"rows must be a slice or None, got {type(rows).__name__}")
-        if rows.step is not None and rows.step < 1:
-            raise ValueError(f"rows must have a positive step, got {rows.step}")
-        selected = range(height)[rows]
-        start, step, nrows = selected.start, selected.step, len(selected)
+    return coeffs["ax"], coeffs["bx"], coeffs["ay"], coeffs["by"]
+
+
+def _transform(vals, coeffs, start, step, nrows, negate):
+    """Unchecked :func:`distance_transform`: ``vals`` a non-empty C-contiguous float32/float64
+    map with sides <= 46340, ``coeffs`` checked, rows ``start + k*step`` (k < nrows) inside it."""
+    width = vals.shape[1]
     out = np.empty((nrows, width), dtype=np.float64)
     ix = np.empty((nrows, width), dtype=np.int32)
     iy = np.empty((nrows, width), dtype=np.int32)
-    _dt.distance_transform(vals, coeffs["ax"], coeffs["bx"], coeffs["ay"], coeffs["by"],
-                           out, ix, iy, start, step)
+    ax, bx, ay, by = coeffs
+    _dt.distance_transform(vals, ax, bx, ay, by, out, ix, iy, start, step, negate)
     return out, ix, iy

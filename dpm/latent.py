@@ -79,9 +79,8 @@ def _placement(model: Model, ls, ci: int, y: int, x: int, score: float) -> Place
     blocks.append((comp.root_block, fold_window(root).ravel(order="F").astype(np.float32)))
     windows, defs = [], []
     for j, part in enumerate(comp.parts):
-        ix, iy = ls.argmax[ci][j]
         probey, probex = 2 * y + part.anchor[1], 2 * x + part.anchor[0]
-        py, px = int(iy[probey, probex]), int(ix[probey, probex])
+        px, py = (int(v) for v in ls.argmax[ci][j].at(probey, probex))
         ph, pw = part.size
         windows.append(ls.part_features[py:py + ph, px:px + pw])
         dx, dy = probex - px, probey - py

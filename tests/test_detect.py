@@ -39,12 +39,13 @@ def loaded(golden, models_dir):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("suffix", ["", "0"])
-def test_process_pipeline_matches_original(case, suffix, golden, loaded):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_process_pipeline_matches_original(case, suffix, dtype, golden, loaded):
     g = golden("detect")
     image, model = loaded(case)
     thresh = float(g[f"{case}_thresh"]) if suffix == "" else 0.0
     assert model.thresh == pytest.approx(float(g[f"{case}_thresh"]))
-    raw = detect_raw(image, model, thresh)
+    raw = detect_raw(image, model, thresh, dtype=dtype)
     raw_rows = raw.to_raw()
     assert_rows_match(raw_rows, g[f"{case}_raw{suffix}"].reshape(-1, raw_rows.shape[1]), f"{case} raw")
     boxes = predict_boxes(raw.root_boxes, raw.part_boxes, raw.components,
@@ -56,9 +57,51 @@ def test_process_pipeline_matches_original(case, suffix, golden, loaded):
     clipped = np.column_stack([clip_boxes(picked[:, :4], image.shape), picked[:, 4]]) if len(picked) else picked
     assert_rows_match(clipped, g[f"{case}_clip{suffix}"].reshape(-1, 5), f"{case} clip")
     # the one-call API gives the same final boxes
-    dets = detect(image, model, threshold=thresh)
+    dets = detect(image, model, threshold=thresh, dtype=dtype)
     assert_rows_match(np.column_stack([dets.boxes, dets.scores]), g[f"{case}_clip{suffix}"].reshape(-1, 5),
                       f"{case} detect()")
+
+
+def test_default_precision_is_float32_and_float64_is_the_original(golden, loaded):
+    image, model = loaded("p061")
+    a = detect_raw(image, model, -0.5)
+    b = detect_raw(image, model, -0.5, dtype=np.float32)
+    c = detect_raw(image, model, -0.5, dtype=np.float64)
+    np.testing.assert_array_equal(a.to_raw(), b.to_raw())
+    assert len(a) == len(c) > 0
+    np.testing.assert_array_equal(a.to_raw()[:, :-1], c.to_raw()[:, :-1])
+    np.testing.assert_allclose(a.scores, c.scores, rtol=0, atol=1e-5)
+    assert not np.array_equal(a.scores, c.scores)  # the float32 responses do differ in the last bits
+
+
+def test_level_scores_argmax_equals_full_transform(golden, loaded):
+    from dpm.detect import _Prepared, score_levels
+    from dpm.dt import distance_transform
+    from dpm.features import feature_pyramid
+
+    image, model = loaded("i061")
+    pyr = feature_pyramid(image, model.sbin, model.interval)
+    prepared = _Prepared(model)
+    ls = next(score_levels(pyr, model, prepared))
+    assert ls.root_features.dtype == np.float64 and ls.scores[0].dtype == np.float64
+    resp = prepared.parts.convolve(ls.part_features)
+    comp = model.components[0]
+    for j, part in enumerate(comp.parts):
+        ix, iy = distance_transform(-resp[prepared.part_index[0][j]], *part.deformation)[1:]
+        am = ls.argmax[0][j]
+        full_ix, full_iy = am.full()
+        rows = slice(part.anchor[1], None, 2)
+        h = am.ix.shape[0]
+        np.testing.assert_array_equal(full_ix[rows][:h], ix[rows][:h])
+        np.testing.assert_array_equal(full_iy[rows][:h], iy[rows][:h])
+        assert (full_ix[part.anchor[1] + 1::2] == -1).all()
+        ys, xs = np.mgrid[:ls.scores[0].shape[0], :ls.scores[0].shape[1]]
+        py, px = 2 * ys + part.anchor[1], 2 * xs + part.anchor[0]
+        gx, gy = am.at(py, px)
+        np.testing.assert_array_equal(gx, ix[py, px])
+        np.testing.assert_array_equal(gy, iy[py, px])
+        with pytest.raises(IndexError):
+            am.at(part.anchor[1] + 1, 0)
 
 
 def test_detections_indexing_and_raw_layout(golden, loaded):

@@ -201,6 +201,21 @@ def test_dt_rows_equal_full_transform_rows(rng, rows):
     assert_array_equal(iy, Iy[rows])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [None, slice(1, None, 2)])
+def test_dt_negate_and_float32_equal_the_converted_negated_map(rng, dtype, rows):
+    vals = (rng.standard_normal((19, 26)) * 3).astype(dtype)
+    vals[4, 5:9] = vals[4, 5]  # a plateau: ties
+    ref = distance_transform(-vals.astype(np.float64), 0.05, -0.1, 0.02, 0.3, rows=rows)
+    got = distance_transform(vals, 0.05, -0.1, 0.02, 0.3, rows=rows, negate=True)
+    for a, b in zip(got, ref):
+        assert_array_equal(a, b)
+    plain = distance_transform(vals, 0.05, -0.1, 0.02, 0.3, rows=rows)
+    for a, b in zip(plain, distance_transform(vals.astype(np.float64), 0.05, -0.1, 0.02, 0.3, rows=rows)):
+        assert_array_equal(a, b)
+    check_against_brute_force(-vals.astype(np.float64), 0.05, -0.1, 0.02, 0.3)
+
+
 def test_dt_accepts_other_dtypes_and_layouts(rng):
     vals = rng.standard_normal((9, 14))
     ref = distance_transform(vals, 0.1, 0.0, 0.1, 0.0)
