@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-import dpm.detect as D  # noqa: E402
+import dpm.detection as D  # noqa: E402
 from dpm import load_model, read_image  # noqa: E402
 from dpm.batch import detect_files  # noqa: E402
 

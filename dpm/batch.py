@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
-from .detect import check_image_size, detect
+from .detection import check_image_size, detect
 from .image import read_image
 from .progress import progress_bar
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .boxes import box_area, iou
-from .detect import Detections, _boxes_at, _Prepared, score_levels
+from .detection import Detections, _boxes_at, _Prepared, score_levels
 from .features import feature_pyramid
 from .features.flip import flip_features
 from .image import as_rgb

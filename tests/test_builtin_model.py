@@ -37,16 +37,18 @@ def test_detect_command_takes_the_builtin_name(capsys, tmp_path):
     status = main(["-q", "person", str(path), "--format", "json", "--threshold", "-1.5"])
     out, err = capsys.readouterr()
     assert status == 0, err
-    rows = json.loads(out)
-    assert isinstance(rows, list)
+    doc = json.loads(out)
+    assert [im["width"] for im in doc["images"]] == [200]
+    assert isinstance(doc["images"][0]["detections"], list)
 
 
 def test_finds_the_people_of_a_pets_frame():
     frame = shared_path("data", "person-voc", "JPEGImages", "pets_0001.jpg")
     ann = shared_path("data", "person-voc", "Annotations", "pets_0001.xml")
-    from dpm import detect, read_image
+    import dpm
     from voc import read_annotation
-    dets = detect(read_image(frame), resolve_model("person"), upsample=2)
+    dets = dpm.detect(dpm.read_image(frame), resolve_model("person"), upsample=2)
+    assert callable(dpm.detect)  # the function, even after the module dpm.detection was imported
     gt = [o.bbox for o in read_annotation(ann).objects if not o.difficult]
     found = sum(1 for g in gt if len(dets) and iou(np.asarray(g, float), dets.boxes).max() >= 0.5)
     assert found >= 0.6 * len(gt), (found, len(gt))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dpm.boxes import clip_boxes, nms, predict_boxes
-from dpm.detect import Detections, _unscale_boxes, detect, detect_raw
+from dpm.detection import Detections, _unscale_boxes, detect, detect_raw
 from dpm.model import load_model
 
 CASES = {
@@ -75,7 +75,7 @@ def test_default_precision_is_float32_and_float64_is_the_original(golden, loaded
 
 
 def test_level_scores_argmax_equals_full_transform(golden, loaded):
-    from dpm.detect import _Prepared, score_levels
+    from dpm.detection import _Prepared, score_levels
     from dpm.dt import distance_transform
     from dpm.features import feature_pyramid
 
@@ -146,7 +146,7 @@ def test_upsample_finds_small_objects_at_half_the_coordinates(golden, loaded):
 
 
 def test_image_smaller_than_model(loaded):
-    from dpm.detect import check_image_size
+    from dpm.detection import check_image_size
 
     _, model = loaded("i061")  # root 15x5 cells = 120x40 pixels
     tiny = np.zeros((20, 12, 3), dtype=np.uint8)

@@ -225,7 +225,7 @@ def draw_detections(image, detections, *, parts=False, ax=None):
     ----------
     image : (H, W, 3) or (H, W) array_like
         Values 0..255.
-    detections : dpm.detect.Detections or (N, 4) / (N, 5) array_like
+    detections : dpm.detection.Detections or (N, 4) / (N, 5) array_like
         Boxes ``[x1 y1 x2 y2]`` in **1-based inclusive pixel coordinates**
         (optionally a score column).  Anything with ``boxes``, ``scores`` and
         ``part_boxes`` attributes works.
