@@ -50,14 +50,15 @@ def subset_voc(src: Path, dst: Path, cls: str, n_pos: int, n_neg: int) -> Path:
     return dst
 
 
-def run(voc: Path, cls: str, jobs: int, updates, work: Path):
-    """One fresh training run in a subprocess-free way; returns (seconds, summary, model)."""
+def run(voc: Path, cls: str, jobs: int, updates, work: Path, components: int, box_scale):
+    """One fresh training run in this process; returns (seconds, summary, model)."""
+    from dpm.training import TrainConfig
     from dpm.training.pipeline import train
 
     t0 = time.perf_counter()
-    model, summary = train(voc, cls, components=1, out=work / f"model-j{jobs}.npz",
+    model, summary = train(voc, cls, components=components, out=work / f"model-j{jobs}.npz",
                            cache_dir=work / f"cache-j{jobs}", n_jobs=jobs, restart=True,
-                           max_updates=updates, progress=False)
+                           max_updates=updates, progress=False, config=TrainConfig(box_scale=tuple(box_scale)))
     return time.perf_counter() - t0, summary, model
 
 
@@ -66,6 +67,9 @@ def main():
     ap.add_argument("--voc", type=Path, default=SHARED / "data" / "person-voc")
     ap.add_argument("--cls", default="person")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--components", type=int, default=1)
+    ap.add_argument("--box-scale", type=float, nargs=2, default=(1.0, 1.0))
+    ap.add_argument("--keep", type=Path, default=None, help="copy the trained model here")
     ap.add_argument("--compare-jobs", type=int, default=None)
     ap.add_argument("--positives", type=int, default=None)
     ap.add_argument("--negatives", type=int, default=None)
@@ -82,14 +86,20 @@ def main():
                              args.negatives or 10 ** 9)
         results = {}
         for jobs in [args.jobs] + ([args.compare_jobs] if args.compare_jobs else []):
-            secs, summary, model = run(voc, args.cls, jobs, args.updates, work)
+            secs, summary, model = run(voc, args.cls, jobs, args.updates, work, args.components, args.box_scale)
             results[jobs] = secs
+            if args.keep is not None and jobs == args.jobs:
+                shutil.copyfile(work / f"model-j{jobs}.npz", args.keep)
+            print(f"model: {len(model.components)} component(s), "
+                  f"{sum(len(c.parts) for c in model.components)} parts, threshold {model.thresh:.4f}")
             print(f"\n== -j {jobs}: {secs:.1f} s in all ({secs / BUDGET_S:.2f} of the 30-minute budget)")
             print(summary.format())
         self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         child_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-        print(f"\npeak resident memory: driver {self_peak / 2 ** 30:.2f} GiB "
-              f"({self_peak / BUDGET_BYTES:.2f} of 4 GiB), largest worker {child_peak / 2 ** 30:.2f} GiB")
+        total = self_peak + max(args.jobs, args.compare_jobs or 0) * child_peak
+        print(f"\npeak resident memory: driver {self_peak / 2 ** 30:.2f} GiB, largest worker "
+              f"{child_peak / 2 ** 30:.2f} GiB; driver + all workers at most {total / 2 ** 30:.2f} GiB "
+              f"({total / BUDGET_BYTES:.2f} of the 4 GiB budget)")
         if args.compare_jobs:
             a, b = results[args.jobs], results[args.compare_jobs]
             print(f"-j {args.compare_jobs} / -j {args.jobs} wall time: {b / a:.2f}x")
