@@ -264,6 +264,7 @@ class _Trainer:
         self.max_updates = int(max_updates)
         self.summary = summary
         self.failed_images: set = set()
+        self.bbox_examples = 0
 
     # -- the learner ---------------------------------------------------------------------
 
@@ -432,6 +433,7 @@ class _Trainer:
     def stage_bbox(self, model: Model) -> Model:
         rows = self.latent_positives(model, ExampleSet(block_sizes=[b.size for b in model.blocks]),
                                      "bbox latent detections", want_bbox=True)
+        self.bbox_examples = len(rows)
         if not rows:
             log.warning("bounding-box regression: no latent detections; the model keeps its root boxes")
             return model
@@ -632,7 +634,7 @@ def _run_schedule(trainer: _Trainer, store: CheckpointStore, config: TrainConfig
         t0 = time.perf_counter()
         model = trainer.stage_bbox(model)
         store.save("bbox", models={"model": model})
-        summary.add(name="bbox", seconds=time.perf_counter() - t0)
+        summary.add(name="bbox", seconds=time.perf_counter() - t0, examples=trainer.bbox_examples)
     else:
         model = ck.model
         summary.add(name="bbox", resumed=True)
