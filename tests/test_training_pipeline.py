@@ -278,6 +278,7 @@ def test_unwritable_cache_dir(voc, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["person", "--voc", "{missing}"], "no such dataset folder"),
     (["person", "--voc", "{voc}", "--components", "0"], "--components must be at least 1"),
+    (["person", "--voc", "{voc}", "--box-scale", "0", "1"], "--box-scale factors must be in (0, 4]"),
     (["cat", "--voc", "{voc}"], "no positives of class 'cat'"),
     (["person", "--voc", "{voc}", "--out", "{missing}/m.npz"], "output folder does not exist"),
     (["person", "--voc", "{voc}", "--cache-dir", "{file}/c", "--out", "{tmp}/m.npz"], "cannot write checkpoints"),

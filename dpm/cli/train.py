@@ -57,6 +57,8 @@ def _main(argv) -> int:
     if not out.parent.exists():
         raise FileNotFoundError(f"{out.parent}: output folder does not exist")
     config = None
+    if args.box_scale is not None and not all(0 < f <= 4 for f in args.box_scale):
+        raise ValueError(f"--box-scale factors must be in (0, 4], got {args.box_scale[0]:g} {args.box_scale[1]:g}")
     if args.box_scale is not None:
         from ..training.config import TrainConfig
 
