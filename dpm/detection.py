@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._alloc import tune_malloc
 from .boxes import clip_boxes, nms_indices, predict_boxes
 from .convolve import FilterBank
 from .dt import _MAX_SIDE, _check_coefficients, _transform
@@ -234,6 +235,7 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
     original's).  With ``keep_features=False`` the yielded scores do not hold
     the padded feature maps.
     """
+    tune_malloc()
     prepared = prepared or _Prepared(model)
     dtype = prepared.dtype
     pady, padx = model.padding
@@ -334,6 +336,7 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
     boxes.  ``threshold=None`` uses ``model.thresh``.  ``dtype`` is the
     precision of the filter responses, as in :func:`detect`.
     """
+    tune_malloc()
     image = as_rgb(image)
     thresh = model.thresh if threshold is None else float(threshold)
     if pyramid is None:
@@ -400,6 +403,7 @@ def detect(image, model: Model, *, threshold: float | None = None, upsample: int
     Detections
         In suppression order (highest score first).
     """
+    tune_malloc()
     image = as_rgb(image)
     if not isinstance(upsample, (int, np.integer)) or upsample < 1:
         raise ValueError(f"upsample must be a positive integer factor, got {upsample!r}")
