@@ -16,9 +16,9 @@ One documented departure, on by default for speed: :func:`detect` and
 :func:`detect_raw` compute the filter responses in float32 (``dtype=``;
 ``np.float64`` gives the original's double precision).  Scores then differ
 from the original's by about 1e-6; see :func:`detect` and docs/detection.md.
-Everything after the convolutions is computed in float64.  Only the rows of
-each part's distance transform that ``detect.m`` probes are computed (they are
-exactly the original's); :class:`PartArgmax` holds them.
+Everything after the convolutions is computed in float64.  Only the rows and
+columns of each part's distance transform that ``detect.m`` probes are computed
+(they are exactly the original's); :class:`PartArgmax` holds them.
 
 Reference: P. Felzenszwalb, R. Girshick, D. McAllester, D. Ramanan, "Object
 Detection with Discriminatively Trained Part Based Models", PAMI 2010; the
@@ -102,21 +102,26 @@ class Detections:
 
 @dataclass(frozen=True)
 class PartArgmax:
-    """Where a part lands (the dt argmax) for the probe rows of one part level.
+    """Where a part lands (the dt argmax) for the probe positions of one part level.
 
     ``detect.m`` reads the distance transform of a part only at the probe
     positions ``(2*x + anchor_x, 2*y + anchor_y)`` (0-based) of the padded part
-    level, so only the rows ``row0, row0 + step, ...`` of the argmax maps are
-    computed (they are identical to the same rows of the full maps).
+    level, so only the rows ``row0, row0 + step, ...`` and the columns
+    ``col0, col0 + col_step, ...`` of the argmax maps are computed (they are
+    identical to the same entries of the full maps).
 
     Attributes
     ----------
-    ix, iy : (R, W) ndarray of int32
-        0-based source column and row of the part for the computed rows.
+    ix, iy : (R, C) ndarray of int32
+        0-based source column and row of the part for the computed rows and
+        columns.
     row0, step : int
         Row ``r`` of ``ix``/``iy`` is row ``row0 + r * step`` of the part level.
     shape : (int, int)
         ``(H, W)`` of the full (padded) part level.
+    col0, col_step : int, default 0 and 1
+        Column ``c`` of ``ix``/``iy`` is column ``col0 + c * col_step`` of the
+        part level.
     """
 
     ix: np.ndarray
@@ -124,21 +129,27 @@ class PartArgmax:
     row0: int
     step: int
     shape: tuple
+    col0: int = 0
+    col_step: int = 1
 
     def at(self, probey, probex):
         """``(px, py)``: 0-based source column and row for probe rows/columns of the part level."""
         r, rem = np.divmod(np.asarray(probey) - self.row0, self.step)
-        if np.any(rem != 0) or np.any(r < 0):
+        c, crem = np.divmod(np.asarray(probex) - self.col0, self.col_step)
+        if np.any(rem != 0) or np.any(r < 0) or np.any(r >= self.ix.shape[0]):
             raise IndexError("probe row was not computed")
-        return self.ix[r, probex], self.iy[r, probex]
+        if np.any(crem != 0) or np.any(c < 0) or np.any(c >= self.ix.shape[1]):
+            raise IndexError("probe column was not computed")
+        return self.ix[r, c], self.iy[r, c]
 
     def full(self):
-        """Full-size ``(Ix, Iy)`` maps of the part level; rows not computed hold -1."""
+        """Full-size ``(Ix, Iy)`` maps of the part level; entries not computed hold -1."""
         ix = np.full(self.shape, -1, dtype=np.int32)
         iy = np.full(self.shape, -1, dtype=np.int32)
         rows = slice(self.row0, self.row0 + self.step * self.ix.shape[0], self.step)
-        ix[rows] = self.ix
-        iy[rows] = self.iy
+        cols = slice(self.col0, self.col0 + self.col_step * self.ix.shape[1], self.col_step)
+        ix[rows, cols] = self.ix
+        iy[rows, cols] = self.iy
         return ix, iy
 
 
@@ -198,29 +209,31 @@ def _pad(features: np.ndarray, pady: int, padx: int, dtype=None) -> np.ndarray:
     return out
 
 
-def _part_dt(resp: np.ndarray, coeffs, row0: int, nprobes: int):
-    """dt of ``-resp`` (exactly ``dt.cc`` on the negated responses) at rows ``row0, row0 + 2, ...``.
+def _part_dt(resp: np.ndarray, coeffs, row0: int, col0: int, shape):
+    """dt of ``-resp`` (exactly ``dt.cc`` on the negated responses) at rows ``row0, row0 + 2, ...``
+    and columns ``col0, col0 + 2, ...``.
 
-    At most ``nprobes`` rows, those inside the map.  ``coeffs`` as checked by
-    :func:`dpm.dt._check_coefficients`.
+    At most ``shape`` = (rows, columns) probes, those inside the map.
+    ``coeffs`` as checked by :func:`dpm.dt._check_coefficients`.
     """
     if resp.size == 0 or max(resp.shape) > _MAX_SIDE:
         raise ValueError(f"part response of shape {resp.shape} is empty or too large for the distance transform")
-    rows = range(resp.shape[0])[row0:row0 + 2 * nprobes:2]
-    return _transform(np.ascontiguousarray(resp), coeffs, rows.start, 2, len(rows), True)
+    rows = range(resp.shape[0])[row0:row0 + 2 * shape[0]:2]
+    cols = range(resp.shape[1])[col0:col0 + 2 * shape[1]:2]
+    return _transform(np.ascontiguousarray(resp), coeffs, rows.start, 2, len(rows), True,
+                      cols.start, 2, len(cols))
 
 
-def _sample_cols(values: np.ndarray, x0: int, shape, fill) -> np.ndarray:
-    """``values[:, x0::2]`` cut or filled to ``shape`` (rows already sampled).
+def _fit(values: np.ndarray, shape, fill) -> np.ndarray:
+    """``values`` (the probes inside the part map) filled to ``shape``.
 
     Probes that fall outside the part map (the original would index out of
     range there; it does not happen for pyramids built by featpyramid) get ``fill``.
     """
-    sub = values[:shape[0], x0:x0 + 2 * shape[1]:2]
-    if sub.shape == tuple(shape):
-        return sub
+    if values.shape == tuple(shape):
+        return values
     out = np.full(shape, fill, dtype=values.dtype)
-    out[:sub.shape[0], :sub.shape[1]] = sub
+    out[:values.shape[0], :values.shape[1]] = values
     return out
 
 
@@ -264,9 +277,9 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
                 # Only the probed rows of the transform of -response are computed.
                 ax0, ay0 = part.anchor
                 resp = part_resp[prepared.part_index[ci][j]]
-                m, ix, iy = _part_dt(resp, prepared.deformations[ci][j], ay0, score.shape[0])
-                score -= _sample_cols(m, ax0, score.shape, np.inf)
-                am.append(PartArgmax(ix, iy, ay0, 2, resp.shape))
+                m, ix, iy = _part_dt(resp, prepared.deformations[ci][j], ay0, ax0, score.shape)
+                score -= _fit(m, score.shape, np.inf)
+                am.append(PartArgmax(ix, iy, ay0, 2, resp.shape, ax0, 2))
             scores.append(score)
             argmax.append(am)
         yield LevelScores(lev, model.sbin / pyramid.scales[lev], scores, argmax,
@@ -294,9 +307,10 @@ def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs
     for j, part in enumerate(comp.parts):
         am = ls.argmax[comp_index][j]
         probex = 2 * xs + part.anchor[0]
-        if am.row0 == part.anchor[1] and am.step == 2:  # what score_levels computes: row r is probe row y
-            px[:, j] = am.ix[ys, probex]
-            py[:, j] = am.iy[ys, probex]
+        if (am.row0, am.step, am.col0, am.col_step) == (part.anchor[1], 2, part.anchor[0], 2):
+            # What score_levels computes: entry (r, c) is probe (y, x).
+            px[:, j] = am.ix[ys, xs]
+            py[:, j] = am.iy[ys, xs]
         else:
             px[:, j], py[:, j] = am.at(2 * ys + part.anchor[1], probex)
     px += 1
