@@ -68,59 +68,71 @@ cdef inline bint _wanted(int d1, int d2, int c0, int cstep, int cend) noexcept n
     return first <= d2 and first < cend
 
 
-cdef void _dt1d(const double* src, double* dst, int* ptr, int n,
-                const double* quad, const double* lin, int c0, int cstep, int cend) noexcept nogil:
-    # Contiguous 1-D transform of n samples; quad and lin are centred tables
-    # (see _cost_tables).  Same node computations as dt.cc's recursive
-    # dt_helper(s1, s2, d1, d2), run from an explicit stack, for the wanted
-    # destinations d = c0 + k*cstep < cend only, stored compactly at dst[k],
-    # ptr[k]: a node is visited when its destination range holds a wanted
-    # destination, so every wanted destination is scanned over the very
-    # source range dt.cc scans (its ancestors are all visited), and a subtree
-    # without wanted destinations is skipped.  Sources range over all n.
+cdef int _plan(int n, int c0, int cstep, int cend, int* order, int* lo, int* hi,
+               int* slot) noexcept nogil:
+    # The node sequence of dt.cc's divide and conquer dt_helper(s1, s2, d1, d2)
+    # over n samples, which depends on n only: node d = (d1 + d2) >> 1 scans
+    # sources from the argmin of the destination lo (its nearest ancestor on
+    # the left) to the argmin of hi (nearest ancestor on the right); n and n + 1
+    # stand for the bounds 0 and n - 1.  Parents come before their children.
+    # Only the nodes whose destination range holds a wanted destination
+    # d = c0 + k*cstep < cend are kept, so every wanted destination is scanned
+    # over the very source range dt.cc scans (its ancestors are all kept);
+    # slot is k for a wanted destination, -1 for the others.  (dt.cc's range
+    # of one source gives each destination that source, as a scan of length
+    # one does.)  Returns the number of nodes.
     cdef int stack[_STACK][4]
-    cdef int top
-    cdef int s1, s2, d1, d2, d, s
-    cdef double best
+    cdef int top = 1, m = 0
+    cdef int d1, d2, l, h, d
     if cend > n:
         cend = n
     stack[0][0] = 0
     stack[0][1] = n - 1
-    stack[0][2] = 0
-    stack[0][3] = n - 1
-    top = 1
+    stack[0][2] = n
+    stack[0][3] = n + 1
     while top > 0:
         top -= 1
-        s1 = stack[top][0]
-        s2 = stack[top][1]
-        d1 = stack[top][2]
-        d2 = stack[top][3]
-        while d2 >= d1:
-            if not _wanted(d1, d2, c0, cstep, cend):
-                break
-            if s1 == s2:
-                # A single source: every destination's scan picks it.
-                d = c0
-                if d1 > c0:
-                    d = c0 + ((d1 - c0 + cstep - 1) // cstep) * cstep
-                while d <= d2 and d < cend:
-                    dst[(d - c0) // cstep] = src[s1] + quad[d - s1] + lin[d - s1]
-                    ptr[(d - c0) // cstep] = s1
-                    d += cstep
-                break
+        d1 = stack[top][0]
+        d2 = stack[top][1]
+        l = stack[top][2]
+        h = stack[top][3]
+        while d2 >= d1 and _wanted(d1, d2, c0, cstep, cend):
             d = (d1 + d2) >> 1
-            s = _first_min(src, quad, lin, d, s1, s2, &best)
-            if d >= c0 and d < cend and (d - c0) % cstep == 0:
-                dst[(d - c0) // cstep] = best
-                ptr[(d - c0) // cstep] = s
+            order[m] = d
+            lo[m] = l
+            hi[m] = h
+            slot[m] = (d - c0) // cstep if d >= c0 and d < cend and (d - c0) % cstep == 0 else -1
+            m += 1
             if d - 1 >= d1:
-                stack[top][0] = s1
-                stack[top][1] = s
-                stack[top][2] = d1
-                stack[top][3] = d - 1
+                stack[top][0] = d1
+                stack[top][1] = d - 1
+                stack[top][2] = l
+                stack[top][3] = d
                 top += 1
-            s1 = s
             d1 = d + 1
+            l = d
+    return m
+
+
+cdef void _dt1d(const double* src, double* dst, int* ptr, int n,
+                const double* quad, const double* lin, int m, const int* order,
+                const int* lo, const int* hi, const int* slot, int* argmin) noexcept nogil:
+    # Contiguous 1-D transform of n samples along a plan of m nodes (see
+    # _plan); quad and lin are centred tables (see _cost_tables).  The wanted
+    # destinations go to dst[slot], ptr[slot]; argmin (n + 2 ints) holds
+    # every node's argmin.
+    cdef int i, d, s, k
+    cdef double best
+    argmin[n] = 0
+    argmin[n + 1] = n - 1
+    for i in range(m):
+        d = order[i]
+        s = _first_min(src, quad, lin, d, argmin[lo[i]], argmin[hi[i]], &best)
+        argmin[d] = s
+        k = slot[i]
+        if k >= 0:
+            dst[k] = best
+            ptr[k] = s
 
 
 cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax, double bx,
@@ -132,7 +144,7 @@ cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax,
     # destinations (the x-pass reads no other), but all columns; the x-pass
     # computes the wanted columns of the wanted rows.
     # work: nrows*width + 2*height + 4*max(height, width) doubles;
-    # iwork: nrows*width + height ints.
+    # iwork: nrows*width + height + 5*max(height, width) + 2 ints.
     cdef int x, y, r, c
     cdef int nmax = height if height > width else width
     cdef Py_ssize_t row, orow, n = <Py_ssize_t>nrows * width
@@ -143,9 +155,16 @@ cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax,
     cdef double* lin = quad + 2 * nmax
     cdef int* tmp_iy = iwork
     cdef int* col_i = iwork + n
+    cdef int* order = col_i + height
+    cdef int* lo = order + nmax
+    cdef int* hi = lo + nmax
+    cdef int* slot = hi + nmax
+    cdef int* argmin = slot + nmax
+    cdef int m
     # y-pass: gather each column into contiguous scratch, transform (wanted
     # rows only, compacted), scatter into the rows of tmp_m.
     _cost_tables(height, ay, by, quad, lin)
+    m = _plan(height, row0, rstep, row0 + nrows * rstep, order, lo, hi, slot)
     for x in range(width):
         if negate:
             for y in range(height):
@@ -154,17 +173,18 @@ cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax,
             for y in range(height):
                 col[y] = vals[<Py_ssize_t>y * width + x]
         _dt1d(col, col_m, col_i, height, quad + height - 1, lin + height - 1,
-              row0, rstep, row0 + nrows * rstep)
+              m, order, lo, hi, slot, argmin)
         for r in range(nrows):
             tmp_m[<Py_ssize_t>r * width + x] = col_m[r]
             tmp_iy[<Py_ssize_t>r * width + x] = col_i[r]
     # x-pass along the (contiguous) rows, then look up Iy at the chosen column.
     _cost_tables(width, ax, bx, quad, lin)
+    m = _plan(width, col0, cstep, col0 + ncols * cstep, order, lo, hi, slot)
     for r in range(nrows):
         row = <Py_ssize_t>r * width
         orow = <Py_ssize_t>r * ncols
         _dt1d(tmp_m + row, out + orow, ix + orow, width, quad + width - 1, lin + width - 1,
-              col0, cstep, col0 + ncols * cstep)
+              m, order, lo, hi, slot, argmin)
         for c in range(ncols):
             iy[orow + c] = tmp_iy[row + ix[orow + c]]
 
@@ -207,7 +227,7 @@ def distance_transform(const real[:, ::1] vals, double ax, double bx, double ay,
     if height == 0 or width == 0 or nrows == 0 or ncols == 0:
         return
     work = <double*>malloc((n + 2 * height + 4 * nmax) * sizeof(double))
-    iwork = <int*>malloc((n + height) * sizeof(int))
+    iwork = <int*>malloc((n + height + 5 * nmax + 2) * sizeof(int))
     if work == NULL or iwork == NULL:
         free(work)
         free(iwork)
