@@ -5,8 +5,10 @@ levels, their temporaries, padded maps, filter responses, score maps).  With
 glibc's default settings many of them are served by ``mmap`` and returned to the
 system when freed, and the top of the heap is trimmed as soon as 128 KiB are
 free there, so the next level (or the next image) faults the same memory in
-again page by page: on the benchmark image (``benchmarks/bench_detect.py``)
-about 7,000 page faults and 25 ms of system time per detection.
+again page by page: on the benchmark image (``benchmarks/bench_detect.py``,
+float32 and float64 detections in alternation) 1,000 to 7,000 page faults and
+5 to 25 ms of system time per detection, depending on the history of glibc's
+dynamic mmap threshold.
 
 :func:`tune_malloc` changes three ``mallopt`` parameters, once per process:
 
@@ -22,8 +24,9 @@ about 7,000 page faults and 25 ms of system time per detection.
   which halves the remaining faults (~210); larger pads gain little.
 
 The cost is that freed memory stays with the process: after a detection the
-process keeps about its peak heap (about 35 MB more resident than with the
-defaults for a 640x480 image), and up to 16 MiB of free heap top.  Blocks of
+process keeps about its peak heap (about 130 MB resident for a 640x480 image
+and the person model, up to 35 MB more than with the defaults), and up to
+16 MiB of free heap top.  Blocks of
 32 MiB or more are still mapped and unmapped directly.
 
 Only on Linux with glibc (``mallopt`` found in the C library and
