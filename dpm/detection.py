@@ -288,9 +288,36 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
 
 def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):
     """Root and part boxes (1-based inclusive pixels) for root positions ``(ys, xs)`` (0-based)."""
+    px, py = _part_positions(model, comp_index, ls, ys, xs)
+    return _boxes_from(model, comp_index, ys, xs, px, py, ls.cell)
+
+
+def _part_positions(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):
+    """``(px, py)``, ``(N, P)`` float64: 1-based part positions for root positions ``(ys, xs)``."""
+    comp = model.components[comp_index]
+    nparts = len(comp.parts)
+    px = np.empty((xs.size, nparts))
+    py = np.empty((xs.size, nparts))
+    for j, part in enumerate(comp.parts):
+        am = ls.argmax[comp_index][j]
+        if (am.row0, am.step, am.col0, am.col_step) == (part.anchor[1], 2, part.anchor[0], 2):
+            # What score_levels computes: entry (r, c) is probe (y, x).
+            px[:, j] = am.ix[ys, xs]
+            py[:, j] = am.iy[ys, xs]
+        else:
+            px[:, j], py[:, j] = am.at(2 * ys + part.anchor[1], 2 * xs + part.anchor[0])
+    px += 1
+    py += 1
+    return px, py
+
+
+def _boxes_from(model: Model, comp_index: int, ys, xs, px, py, s):
+    """Root and part boxes from root positions (0-based), 1-based part positions ``(N, P)`` and
+    the cell size ``s`` (a number, or one per position)."""
     pady, padx = model.padding
     comp = model.components[comp_index]
-    s = ls.cell
+    s = np.asarray(s, dtype=np.float64)
+    sp = s[:, None] if s.ndim else s
     rh, rw = comp.root_size
     X = xs.astype(np.float64) + 1
     Y = ys.astype(np.float64) + 1
@@ -301,27 +328,13 @@ def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs
     parts = np.empty((xs.size, nparts, 4))
     if nparts == 0:
         return root, parts
-    # Part positions (1-based) of every detection, (N, P); then the boxes of all parts at once.
-    px = np.empty((xs.size, nparts))
-    py = np.empty((xs.size, nparts))
-    for j, part in enumerate(comp.parts):
-        am = ls.argmax[comp_index][j]
-        probex = 2 * xs + part.anchor[0]
-        if (am.row0, am.step, am.col0, am.col_step) == (part.anchor[1], 2, part.anchor[0], 2):
-            # What score_levels computes: entry (r, c) is probe (y, x).
-            px[:, j] = am.ix[ys, xs]
-            py[:, j] = am.iy[ys, xs]
-        else:
-            px[:, j], py[:, j] = am.at(2 * ys + part.anchor[1], probex)
-    px += 1
-    py += 1
     ph, pw = np.array([part.size for part in comp.parts], dtype=np.float64).T
-    px1 = ((px - 2) / 2 + 1 - padx) * s + 1
-    py1 = ((py - 2) / 2 + 1 - pady) * s + 1
+    px1 = ((px - 2) / 2 + 1 - padx) * sp + 1
+    py1 = ((py - 2) / 2 + 1 - pady) * sp + 1
     parts[:, :, 0] = px1
     parts[:, :, 1] = py1
-    parts[:, :, 2] = px1 + pw * s / 2 - 1
-    parts[:, :, 3] = py1 + ph * s / 2 - 1
+    parts[:, :, 2] = px1 + pw * sp / 2 - 1
+    parts[:, :, 3] = py1 + ph * sp / 2 - 1
     return root, parts
 
 
@@ -357,23 +370,34 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
         pyramid = feature_pyramid(image, model.sbin, model.interval)
     prepared = _Prepared(model, dtype)
     nparts = model.num_parts
-    roots, parts, comps, scores, levels = [], [], [], [], []
+    # Per (level, component) with detections: positions, part positions, cell size; the boxes are
+    # computed per component at the end (the same arithmetic per detection, fewer array calls).
+    found = []
     for ls in score_levels(pyramid, model, prepared, keep_features=False):
         for ci, score in enumerate(ls.scores):
             xs, ys = np.nonzero(score.T > thresh)  # MATLAB find order: column-major
             if xs.size == 0:
                 continue
-            r, p = _boxes_at(model, ci, ls, ys, xs)
-            roots.append(r)
-            parts.append(p)
-            comps.append(np.full(xs.size, ci, dtype=np.intp))
-            scores.append(score[ys, xs])
-            levels.append(np.full(xs.size, ls.level, dtype=np.intp))
-    if not scores:
+            px, py = _part_positions(model, ci, ls, ys, xs)
+            found.append((ci, ls.level, ls.cell, ys, xs, px, py, score[ys, xs]))
+    if not found:
         return Detections.empty(nparts, image.shape[:2])
-    root = np.concatenate(roots)
-    return Detections(root.copy(), np.concatenate(scores), np.concatenate(comps), root,
-                      np.concatenate(parts), np.concatenate(levels), tuple(image.shape[:2]))
+    comps = np.concatenate([np.full(f[3].size, f[0], dtype=np.intp) for f in found])
+    levels = np.concatenate([np.full(f[3].size, f[1], dtype=np.intp) for f in found])
+    scores = np.concatenate([f[7] for f in found])
+    root = np.empty((comps.size, 4))
+    parts = np.empty((comps.size, nparts, 4))
+    for ci in range(len(model.components)):
+        mine = [f for f in found if f[0] == ci]
+        if not mine:
+            continue
+        where = np.flatnonzero(comps == ci)
+        r, p = _boxes_from(model, ci, np.concatenate([f[3] for f in mine]), np.concatenate([f[4] for f in mine]),
+                           np.concatenate([f[5] for f in mine]), np.concatenate([f[6] for f in mine]),
+                           np.concatenate([np.full(f[3].size, f[2]) for f in mine]))
+        root[where] = r
+        parts[where] = p
+    return Detections(root.copy(), scores, comps, root, parts, levels, tuple(image.shape[:2]))
 
 
 def detect(image, model: Model, *, threshold: float | None = None, upsample: int = 1, nms: float | None = 0.5,
