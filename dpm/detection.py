@@ -274,7 +274,7 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
             for j, part in enumerate(comp.parts):
                 # 1-based probe start anchor + 1 ("the anchor position is shifted to account for
                 # misalignment between features at different resolutions") -> 0-based start = anchor.
-                # Only the probed rows of the transform of -response are computed.
+                # Only the probed rows and columns of the transform of -response are computed.
                 ax0, ay0 = part.anchor
                 resp = part_resp[prepared.part_index[ci][j]]
                 m, ix, iy = _part_dt(resp, prepared.deformations[ci][j], ay0, ax0, score.shape)
