@@ -17,7 +17,10 @@ Reports, in one run:
 * where the time goes: feature pyramid, convolution, distance transform, rest;
 * parity of that run with the golden boxes (count and max deviation);
 * images per second over a folder with ``-j 1`` and ``-j 2`` (``detect_files``),
-  and their ratio.
+  and their ratio;
+* with ``--against DIR`` (another checkout of the package, built in place), the
+  single-thread time of that tree and of this one, each in fresh processes run
+  in alternation, and their ratio (this tree / DIR).
 """
 import os
 
@@ -27,6 +30,7 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -82,16 +86,57 @@ def median_split(image, model, repeat, **kwargs):
     return total, {k: statistics.median(r[1][k] for r in runs) for k in runs[0][1]}
 
 
+_CHILD = """
+import statistics, sys, time
+import dpm.detection as D
+from dpm import load_model, read_image
+model = load_model(sys.argv[1])
+image = read_image(sys.argv[2])
+D.detect(image, model)
+times = []
+for _ in range(int(sys.argv[3])):
+    t = time.perf_counter()
+    D.detect(image, model)
+    times.append(time.perf_counter() - t)
+print(statistics.median(times))
+"""
+
+
+def fresh_process_time(tree, model_path, image_path, repeat):
+    """Median single-thread detection time in a new process importing ``dpm`` from ``tree``."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(model_path), str(image_path), str(repeat)],
+                         env=env, cwd=tempfile.gettempdir(), check=True, capture_output=True, text=True)
+    return float(out.stdout.split()[-1])
+
+
+def compare_trees(other, model_path, image_path, rounds, repeat=5):
+    """This tree vs ``other``: fresh processes in alternation, medians and the ratio."""
+    here = Path(__file__).resolve().parents[1]
+    ours, theirs = [], []
+    for _ in range(rounds):
+        theirs.append(fresh_process_time(other, model_path, image_path, repeat))
+        ours.append(fresh_process_time(here, model_path, image_path, repeat))
+    a, b = statistics.median(theirs), statistics.median(ours)
+    ratios = statistics.median(o / t for o, t in zip(ours, theirs))
+    print(f"this tree vs {other} ({rounds} alternating process pairs, {repeat} detections each): "
+          f"{b * 1000:.1f} ms vs {a * 1000:.1f} ms; median per-pair ratio {ratios:.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--images", type=int, default=32, help="folder size for the -j test")
+    ap.add_argument("--images", type=int, default=32, help="folder size for the -j test (0: skip it)")
+    ap.add_argument("--against", type=Path, help="another checkout to compare with (single-thread time)")
+    ap.add_argument("--rounds", type=int, default=7, help="process pairs for --against")
     args = ap.parse_args()
     models = SHARED / "models" / "voc-release3.1"
     if not models.exists():
         sys.exit(f"{models} is absent: this benchmark needs the original models and demo images")
     model = load_model(models / "VOC2007" / "person_final.mat")
     image = read_image(models / "000034.jpg")
+    if args.against is not None:
+        compare_trees(args.against, models / "VOC2007" / "person_final.mat", models / "000034.jpg", args.rounds)
 
     D.detect(image, model)  # warm up
     D.detect(image, model, dtype=np.float64)
@@ -133,6 +178,8 @@ def main():
         for name, secs in split.items():
             print(f"  {name:38s} {secs * 1000:7.1f} ms  {100 * secs / total:5.1f}%")
 
+    if args.images <= 0:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         names = ["000034.jpg", "000061.jpg", "000084.jpg"]
         paths = []

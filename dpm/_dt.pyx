@@ -60,57 +60,94 @@ cdef inline int _first_min(const double* src, const double* quad, const double* 
     return s
 
 
-cdef void _dt1d(const double* src, double* dst, int* ptr, int n,
-                const double* quad, const double* lin) noexcept nogil:
-    # Contiguous 1-D transform of n samples; quad and lin are centred tables
-    # (see _cost_tables).  Same node computations as dt.cc's recursive
-    # dt_helper(s1, s2, d1, d2), run from an explicit stack.
+cdef inline bint _wanted(int d1, int d2, int c0, int cstep, int cend) noexcept nogil:
+    # Is one of the wanted destinations c0 + k*cstep (< cend) inside [d1, d2]?
+    cdef int first = c0
+    if d1 > c0:
+        first = c0 + ((d1 - c0 + cstep - 1) // cstep) * cstep
+    return first <= d2 and first < cend
+
+
+cdef int _plan(int n, int c0, int cstep, int cend, int* order, int* lo, int* hi,
+               int* slot) noexcept nogil:
+    # The node sequence of dt.cc's divide and conquer dt_helper(s1, s2, d1, d2)
+    # over n samples, which depends on n only: node d = (d1 + d2) >> 1 scans
+    # sources from the argmin of the destination lo (its nearest ancestor on
+    # the left) to the argmin of hi (nearest ancestor on the right); n and n + 1
+    # stand for the bounds 0 and n - 1.  Parents come before their children.
+    # Only the nodes whose destination range holds a wanted destination
+    # d = c0 + k*cstep < cend are kept, so every wanted destination is scanned
+    # over the very source range dt.cc scans (its ancestors are all kept);
+    # slot is k for a wanted destination, -1 for the others.  (dt.cc's range
+    # of one source gives each destination that source, as a scan of length
+    # one does.)  Returns the number of nodes.
     cdef int stack[_STACK][4]
-    cdef int top
-    cdef int s1, s2, d1, d2, d, s
-    cdef double best
+    cdef int top = 1, m = 0
+    cdef int d1, d2, l, h, d
+    if cend > n:
+        cend = n
     stack[0][0] = 0
     stack[0][1] = n - 1
-    stack[0][2] = 0
-    stack[0][3] = n - 1
-    top = 1
+    stack[0][2] = n
+    stack[0][3] = n + 1
     while top > 0:
         top -= 1
-        s1 = stack[top][0]
-        s2 = stack[top][1]
-        d1 = stack[top][2]
-        d2 = stack[top][3]
-        while d2 >= d1:
-            if s1 == s2:
-                # A single source: every destination's scan picks it.
-                for d in range(d1, d2 + 1):
-                    dst[d] = src[s1] + quad[d - s1] + lin[d - s1]
-                    ptr[d] = s1
-                break
+        d1 = stack[top][0]
+        d2 = stack[top][1]
+        l = stack[top][2]
+        h = stack[top][3]
+        while d2 >= d1 and _wanted(d1, d2, c0, cstep, cend):
             d = (d1 + d2) >> 1
-            s = _first_min(src, quad, lin, d, s1, s2, &best)
-            dst[d] = best
-            ptr[d] = s
+            order[m] = d
+            lo[m] = l
+            hi[m] = h
+            slot[m] = (d - c0) // cstep if d >= c0 and d < cend and (d - c0) % cstep == 0 else -1
+            m += 1
             if d - 1 >= d1:
-                stack[top][0] = s1
-                stack[top][1] = s
-                stack[top][2] = d1
-                stack[top][3] = d - 1
+                stack[top][0] = d1
+                stack[top][1] = d - 1
+                stack[top][2] = l
+                stack[top][3] = d
                 top += 1
-            s1 = s
             d1 = d + 1
+            l = d
+    return m
+
+
+cdef void _dt1d(const double* src, double* dst, int* ptr, int n,
+                const double* quad, const double* lin, int m, const int* order,
+                const int* lo, const int* hi, const int* slot, int* argmin) noexcept nogil:
+    # Contiguous 1-D transform of n samples along a plan of m nodes (see
+    # _plan); quad and lin are centred tables (see _cost_tables).  The wanted
+    # destinations go to dst[slot], ptr[slot]; argmin (n + 2 ints) holds
+    # every node's argmin.
+    cdef int i, d, s, k
+    cdef double best
+    argmin[n] = 0
+    argmin[n + 1] = n - 1
+    for i in range(m):
+        d = order[i]
+        s = _first_min(src, quad, lin, d, argmin[lo[i]], argmin[hi[i]], &best)
+        argmin[d] = s
+        k = slot[i]
+        if k >= 0:
+            dst[k] = best
+            ptr[k] = s
 
 
 cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax, double bx,
-                double ay, double by, int row0, int rstep, int nrows,
+                double ay, double by, int row0, int rstep, int nrows, int col0, int cstep, int ncols,
                 double* out, int* ix, int* iy, double* work, int* iwork) noexcept nogil:
-    # Outputs hold rows row0, row0 + rstep, ... (nrows of them) of the transform
-    # of vals (converted to double), or of -vals if negate (exact either way).
-    # work: height*width + 2*height + 4*max(height, width) doubles;
-    # iwork: height*width + height ints.
-    cdef int x, y, r
+    # Outputs (nrows, ncols) hold rows row0 + r*rstep and columns col0 + c*cstep
+    # of the transform of vals (converted to double), or of -vals if negate
+    # (exact either way).  The y-pass needs only the wanted rows as
+    # destinations (the x-pass reads no other), but all columns; the x-pass
+    # computes the wanted columns of the wanted rows.
+    # work: nrows*width + 2*height + 4*max(height, width) doubles;
+    # iwork: nrows*width + height + 5*max(height, width) + 2 ints.
+    cdef int x, y, r, c
     cdef int nmax = height if height > width else width
-    cdef Py_ssize_t row, orow, n = <Py_ssize_t>height * width
+    cdef Py_ssize_t row, orow, n = <Py_ssize_t>nrows * width
     cdef double* tmp_m = work
     cdef double* col = work + n
     cdef double* col_m = col + height
@@ -118,8 +155,16 @@ cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax,
     cdef double* lin = quad + 2 * nmax
     cdef int* tmp_iy = iwork
     cdef int* col_i = iwork + n
-    # y-pass: gather each column into contiguous scratch, transform, scatter.
+    cdef int* order = col_i + height
+    cdef int* lo = order + nmax
+    cdef int* hi = lo + nmax
+    cdef int* slot = hi + nmax
+    cdef int* argmin = slot + nmax
+    cdef int m
+    # y-pass: gather each column into contiguous scratch, transform (wanted
+    # rows only, compacted), scatter into the rows of tmp_m.
     _cost_tables(height, ay, by, quad, lin)
+    m = _plan(height, row0, rstep, row0 + nrows * rstep, order, lo, hi, slot)
     for x in range(width):
         if negate:
             for y in range(height):
@@ -127,24 +172,26 @@ cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax,
         else:
             for y in range(height):
                 col[y] = vals[<Py_ssize_t>y * width + x]
-        _dt1d(col, col_m, col_i, height, quad + height - 1, lin + height - 1)
-        for y in range(height):
-            tmp_m[<Py_ssize_t>y * width + x] = col_m[y]
-            tmp_iy[<Py_ssize_t>y * width + x] = col_i[y]
+        _dt1d(col, col_m, col_i, height, quad + height - 1, lin + height - 1,
+              m, order, lo, hi, slot, argmin)
+        for r in range(nrows):
+            tmp_m[<Py_ssize_t>r * width + x] = col_m[r]
+            tmp_iy[<Py_ssize_t>r * width + x] = col_i[r]
     # x-pass along the (contiguous) rows, then look up Iy at the chosen column.
-    # Rows are independent here, so skipping unwanted rows changes nothing else.
     _cost_tables(width, ax, bx, quad, lin)
+    m = _plan(width, col0, cstep, col0 + ncols * cstep, order, lo, hi, slot)
     for r in range(nrows):
-        row = <Py_ssize_t>(row0 + r * rstep) * width
-        orow = <Py_ssize_t>r * width
-        _dt1d(tmp_m + row, out + orow, ix + orow, width, quad + width - 1, lin + width - 1)
-        for x in range(width):
-            iy[orow + x] = tmp_iy[row + ix[orow + x]]
+        row = <Py_ssize_t>r * width
+        orow = <Py_ssize_t>r * ncols
+        _dt1d(tmp_m + row, out + orow, ix + orow, width, quad + width - 1, lin + width - 1,
+              m, order, lo, hi, slot, argmin)
+        for c in range(ncols):
+            iy[orow + c] = tmp_iy[row + ix[orow + c]]
 
 
 def distance_transform(const real[:, ::1] vals, double ax, double bx, double ay, double by,
                        double[:, ::1] out, int[:, ::1] ix, int[:, ::1] iy,
-                       int row0=0, int row_step=1, bint negate=False):
+                       int row0=0, int row_step=1, bint negate=False, int col0=0, int col_step=1):
     """Fill ``out``, ``ix``, ``iy`` with the 2-D transform of ``vals`` (see the header).
 
     Parameters
@@ -153,12 +200,15 @@ def distance_transform(const real[:, ::1] vals, double ax, double bx, double ay,
         Converted to double element by element (exactly).
     ax, bx, ay, by : float
         Quadratic and linear coefficients along x and y; ``ax, ay >= 0``.
-    out : (R, W) float64, written
-    ix, iy : (R, W) int32, written
+    out : (R, C) float64, written
+    ix, iy : (R, C) int32, written
         0-based source column and row of each minimum.
     row0, row_step : int
         Output row r is row ``row0 + r * row_step`` of the full transform
         (``row_step >= 1``; the rows must lie inside ``vals``).
+    col0, col_step : int
+        Output column c is column ``col0 + c * col_step`` of the full transform
+        (``col_step >= 1``; the columns must lie inside ``vals``).
     negate : bool
         Transform ``-vals`` instead (negation is exact).
 
@@ -169,21 +219,21 @@ def distance_transform(const real[:, ::1] vals, double ax, double bx, double ay,
     GIL is released during the computation.
     """
     cdef int height = <int>vals.shape[0], width = <int>vals.shape[1]
-    cdef int nrows = <int>out.shape[0]
-    cdef Py_ssize_t n = <Py_ssize_t>height * width
+    cdef int nrows = <int>out.shape[0], ncols = <int>out.shape[1]
+    cdef Py_ssize_t n = <Py_ssize_t>nrows * width
     cdef Py_ssize_t nmax = height if height > width else width
     cdef double* work
     cdef int* iwork
-    if n == 0 or nrows == 0:
+    if height == 0 or width == 0 or nrows == 0 or ncols == 0:
         return
     work = <double*>malloc((n + 2 * height + 4 * nmax) * sizeof(double))
-    iwork = <int*>malloc((n + height) * sizeof(int))
+    iwork = <int*>malloc((n + height + 5 * nmax + 2) * sizeof(int))
     if work == NULL or iwork == NULL:
         free(work)
         free(iwork)
         raise MemoryError("cannot allocate distance transform scratch space")
     with nogil:
         _dt2d(&vals[0, 0], negate, height, width, ax, bx, ay, by, row0, row_step, nrows,
-              &out[0, 0], &ix[0, 0], &iy[0, 0], work, iwork)
+              col0, col_step, ncols, &out[0, 0], &ix[0, 0], &iy[0, 0], work, iwork)
     free(work)
     free(iwork)

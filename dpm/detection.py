@@ -16,9 +16,9 @@ One documented departure, on by default for speed: :func:`detect` and
 :func:`detect_raw` compute the filter responses in float32 (``dtype=``;
 ``np.float64`` gives the original's double precision).  Scores then differ
 from the original's by about 1e-6; see :func:`detect` and docs/detection.md.
-Everything after the convolutions is computed in float64.  Only the rows of
-each part's distance transform that ``detect.m`` probes are computed (they are
-exactly the original's); :class:`PartArgmax` holds them.
+Everything after the convolutions is computed in float64.  Only the rows and
+columns of each part's distance transform that ``detect.m`` probes are computed
+(they are exactly the original's); :class:`PartArgmax` holds them.
 
 Reference: P. Felzenszwalb, R. Girshick, D. McAllester, D. Ramanan, "Object
 Detection with Discriminatively Trained Part Based Models", PAMI 2010; the
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._alloc import tune_malloc
 from .boxes import clip_boxes, nms_indices, predict_boxes
 from .convolve import FilterBank
 from .dt import _MAX_SIDE, _check_coefficients, _transform
@@ -101,21 +102,26 @@ class Detections:
 
 @dataclass(frozen=True)
 class PartArgmax:
-    """Where a part lands (the dt argmax) for the probe rows of one part level.
+    """Where a part lands (the dt argmax) for the probe positions of one part level.
 
     ``detect.m`` reads the distance transform of a part only at the probe
     positions ``(2*x + anchor_x, 2*y + anchor_y)`` (0-based) of the padded part
-    level, so only the rows ``row0, row0 + step, ...`` of the argmax maps are
-    computed (they are identical to the same rows of the full maps).
+    level, so only the rows ``row0, row0 + step, ...`` and the columns
+    ``col0, col0 + col_step, ...`` of the argmax maps are computed (they are
+    identical to the same entries of the full maps).
 
     Attributes
     ----------
-    ix, iy : (R, W) ndarray of int32
-        0-based source column and row of the part for the computed rows.
+    ix, iy : (R, C) ndarray of int32
+        0-based source column and row of the part for the computed rows and
+        columns.
     row0, step : int
         Row ``r`` of ``ix``/``iy`` is row ``row0 + r * step`` of the part level.
     shape : (int, int)
         ``(H, W)`` of the full (padded) part level.
+    col0, col_step : int, default 0 and 1
+        Column ``c`` of ``ix``/``iy`` is column ``col0 + c * col_step`` of the
+        part level.
     """
 
     ix: np.ndarray
@@ -123,21 +129,27 @@ class PartArgmax:
     row0: int
     step: int
     shape: tuple
+    col0: int = 0
+    col_step: int = 1
 
     def at(self, probey, probex):
         """``(px, py)``: 0-based source column and row for probe rows/columns of the part level."""
         r, rem = np.divmod(np.asarray(probey) - self.row0, self.step)
-        if np.any(rem != 0) or np.any(r < 0):
+        c, crem = np.divmod(np.asarray(probex) - self.col0, self.col_step)
+        if np.any(rem != 0) or np.any(r < 0) or np.any(r >= self.ix.shape[0]):
             raise IndexError("probe row was not computed")
-        return self.ix[r, probex], self.iy[r, probex]
+        if np.any(crem != 0) or np.any(c < 0) or np.any(c >= self.ix.shape[1]):
+            raise IndexError("probe column was not computed")
+        return self.ix[r, c], self.iy[r, c]
 
     def full(self):
-        """Full-size ``(Ix, Iy)`` maps of the part level; rows not computed hold -1."""
+        """Full-size ``(Ix, Iy)`` maps of the part level; entries not computed hold -1."""
         ix = np.full(self.shape, -1, dtype=np.int32)
         iy = np.full(self.shape, -1, dtype=np.int32)
         rows = slice(self.row0, self.row0 + self.step * self.ix.shape[0], self.step)
-        ix[rows] = self.ix
-        iy[rows] = self.iy
+        cols = slice(self.col0, self.col0 + self.col_step * self.ix.shape[1], self.col_step)
+        ix[rows, cols] = self.ix
+        iy[rows, cols] = self.iy
         return ix, iy
 
 
@@ -197,29 +209,31 @@ def _pad(features: np.ndarray, pady: int, padx: int, dtype=None) -> np.ndarray:
     return out
 
 
-def _part_dt(resp: np.ndarray, coeffs, row0: int, nprobes: int):
-    """dt of ``-resp`` (exactly ``dt.cc`` on the negated responses) at rows ``row0, row0 + 2, ...``.
+def _part_dt(resp: np.ndarray, coeffs, row0: int, col0: int, shape):
+    """dt of ``-resp`` (exactly ``dt.cc`` on the negated responses) at rows ``row0, row0 + 2, ...``
+    and columns ``col0, col0 + 2, ...``.
 
-    At most ``nprobes`` rows, those inside the map.  ``coeffs`` as checked by
-    :func:`dpm.dt._check_coefficients`.
+    At most ``shape`` = (rows, columns) probes, those inside the map.
+    ``coeffs`` as checked by :func:`dpm.dt._check_coefficients`.
     """
     if resp.size == 0 or max(resp.shape) > _MAX_SIDE:
         raise ValueError(f"part response of shape {resp.shape} is empty or too large for the distance transform")
-    rows = range(resp.shape[0])[row0:row0 + 2 * nprobes:2]
-    return _transform(np.ascontiguousarray(resp), coeffs, rows.start, 2, len(rows), True)
+    rows = range(resp.shape[0])[row0:row0 + 2 * shape[0]:2]
+    cols = range(resp.shape[1])[col0:col0 + 2 * shape[1]:2]
+    return _transform(np.ascontiguousarray(resp), coeffs, rows.start, 2, len(rows), True,
+                      cols.start, 2, len(cols))
 
 
-def _sample_cols(values: np.ndarray, x0: int, shape, fill) -> np.ndarray:
-    """``values[:, x0::2]`` cut or filled to ``shape`` (rows already sampled).
+def _fit(values: np.ndarray, shape, fill) -> np.ndarray:
+    """``values`` (the probes inside the part map) filled to ``shape``.
 
     Probes that fall outside the part map (the original would index out of
     range there; it does not happen for pyramids built by featpyramid) get ``fill``.
     """
-    sub = values[:shape[0], x0:x0 + 2 * shape[1]:2]
-    if sub.shape == tuple(shape):
-        return sub
+    if values.shape == tuple(shape):
+        return values
     out = np.full(shape, fill, dtype=values.dtype)
-    out[:sub.shape[0], :sub.shape[1]] = sub
+    out[:values.shape[0], :values.shape[1]] = values
     return out
 
 
@@ -234,6 +248,7 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
     original's).  With ``keep_features=False`` the yielded scores do not hold
     the padded feature maps.
     """
+    tune_malloc()
     prepared = prepared or _Prepared(model)
     dtype = prepared.dtype
     pady, padx = model.padding
@@ -259,12 +274,12 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
             for j, part in enumerate(comp.parts):
                 # 1-based probe start anchor + 1 ("the anchor position is shifted to account for
                 # misalignment between features at different resolutions") -> 0-based start = anchor.
-                # Only the probed rows of the transform of -response are computed.
+                # Only the probed rows and columns of the transform of -response are computed.
                 ax0, ay0 = part.anchor
                 resp = part_resp[prepared.part_index[ci][j]]
-                m, ix, iy = _part_dt(resp, prepared.deformations[ci][j], ay0, score.shape[0])
-                score -= _sample_cols(m, ax0, score.shape, np.inf)
-                am.append(PartArgmax(ix, iy, ay0, 2, resp.shape))
+                m, ix, iy = _part_dt(resp, prepared.deformations[ci][j], ay0, ax0, score.shape)
+                score -= _fit(m, score.shape, np.inf)
+                am.append(PartArgmax(ix, iy, ay0, 2, resp.shape, ax0, 2))
             scores.append(score)
             argmax.append(am)
         yield LevelScores(lev, model.sbin / pyramid.scales[lev], scores, argmax,
@@ -273,9 +288,36 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
 
 def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):
     """Root and part boxes (1-based inclusive pixels) for root positions ``(ys, xs)`` (0-based)."""
+    px, py = _part_positions(model, comp_index, ls, ys, xs)
+    return _boxes_from(model, comp_index, ys, xs, px, py, ls.cell)
+
+
+def _part_positions(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):
+    """``(px, py)``, ``(N, P)`` float64: 1-based part positions for root positions ``(ys, xs)``."""
+    comp = model.components[comp_index]
+    nparts = len(comp.parts)
+    px = np.empty((xs.size, nparts))
+    py = np.empty((xs.size, nparts))
+    for j, part in enumerate(comp.parts):
+        am = ls.argmax[comp_index][j]
+        if (am.row0, am.step, am.col0, am.col_step) == (part.anchor[1], 2, part.anchor[0], 2):
+            # What score_levels computes: entry (r, c) is probe (y, x).
+            px[:, j] = am.ix[ys, xs]
+            py[:, j] = am.iy[ys, xs]
+        else:
+            px[:, j], py[:, j] = am.at(2 * ys + part.anchor[1], 2 * xs + part.anchor[0])
+    px += 1
+    py += 1
+    return px, py
+
+
+def _boxes_from(model: Model, comp_index: int, ys, xs, px, py, s):
+    """Root and part boxes from root positions (0-based), 1-based part positions ``(N, P)`` and
+    the cell size ``s`` (a number, or one per position)."""
     pady, padx = model.padding
     comp = model.components[comp_index]
-    s = ls.cell
+    s = np.asarray(s, dtype=np.float64)
+    sp = s[:, None] if s.ndim else s
     rh, rw = comp.root_size
     X = xs.astype(np.float64) + 1
     Y = ys.astype(np.float64) + 1
@@ -286,26 +328,13 @@ def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs
     parts = np.empty((xs.size, nparts, 4))
     if nparts == 0:
         return root, parts
-    # Part positions (1-based) of every detection, (N, P); then the boxes of all parts at once.
-    px = np.empty((xs.size, nparts))
-    py = np.empty((xs.size, nparts))
-    for j, part in enumerate(comp.parts):
-        am = ls.argmax[comp_index][j]
-        probex = 2 * xs + part.anchor[0]
-        if am.row0 == part.anchor[1] and am.step == 2:  # what score_levels computes: row r is probe row y
-            px[:, j] = am.ix[ys, probex]
-            py[:, j] = am.iy[ys, probex]
-        else:
-            px[:, j], py[:, j] = am.at(2 * ys + part.anchor[1], probex)
-    px += 1
-    py += 1
     ph, pw = np.array([part.size for part in comp.parts], dtype=np.float64).T
-    px1 = ((px - 2) / 2 + 1 - padx) * s + 1
-    py1 = ((py - 2) / 2 + 1 - pady) * s + 1
+    px1 = ((px - 2) / 2 + 1 - padx) * sp + 1
+    py1 = ((py - 2) / 2 + 1 - pady) * sp + 1
     parts[:, :, 0] = px1
     parts[:, :, 1] = py1
-    parts[:, :, 2] = px1 + pw * s / 2 - 1
-    parts[:, :, 3] = py1 + ph * s / 2 - 1
+    parts[:, :, 2] = px1 + pw * sp / 2 - 1
+    parts[:, :, 3] = py1 + ph * sp / 2 - 1
     return root, parts
 
 
@@ -334,29 +363,41 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
     boxes.  ``threshold=None`` uses ``model.thresh``.  ``dtype`` is the
     precision of the filter responses, as in :func:`detect`.
     """
+    tune_malloc()
     image = as_rgb(image)
     thresh = model.thresh if threshold is None else float(threshold)
     if pyramid is None:
         pyramid = feature_pyramid(image, model.sbin, model.interval)
     prepared = _Prepared(model, dtype)
     nparts = model.num_parts
-    roots, parts, comps, scores, levels = [], [], [], [], []
+    # Per (level, component) with detections: positions, part positions, cell size; the boxes are
+    # computed per component at the end (the same arithmetic per detection, fewer array calls).
+    found = []
     for ls in score_levels(pyramid, model, prepared, keep_features=False):
         for ci, score in enumerate(ls.scores):
             xs, ys = np.nonzero(score.T > thresh)  # MATLAB find order: column-major
             if xs.size == 0:
                 continue
-            r, p = _boxes_at(model, ci, ls, ys, xs)
-            roots.append(r)
-            parts.append(p)
-            comps.append(np.full(xs.size, ci, dtype=np.intp))
-            scores.append(score[ys, xs])
-            levels.append(np.full(xs.size, ls.level, dtype=np.intp))
-    if not scores:
+            px, py = _part_positions(model, ci, ls, ys, xs)
+            found.append((ci, ls.level, ls.cell, ys, xs, px, py, score[ys, xs]))
+    if not found:
         return Detections.empty(nparts, image.shape[:2])
-    root = np.concatenate(roots)
-    return Detections(root.copy(), np.concatenate(scores), np.concatenate(comps), root,
-                      np.concatenate(parts), np.concatenate(levels), tuple(image.shape[:2]))
+    comps = np.concatenate([np.full(f[3].size, f[0], dtype=np.intp) for f in found])
+    levels = np.concatenate([np.full(f[3].size, f[1], dtype=np.intp) for f in found])
+    scores = np.concatenate([f[7] for f in found])
+    root = np.empty((comps.size, 4))
+    parts = np.empty((comps.size, nparts, 4))
+    for ci in range(len(model.components)):
+        mine = [f for f in found if f[0] == ci]
+        if not mine:
+            continue
+        where = np.flatnonzero(comps == ci)
+        r, p = _boxes_from(model, ci, np.concatenate([f[3] for f in mine]), np.concatenate([f[4] for f in mine]),
+                           np.concatenate([f[5] for f in mine]), np.concatenate([f[6] for f in mine]),
+                           np.concatenate([np.full(f[3].size, f[2]) for f in mine]))
+        root[where] = r
+        parts[where] = p
+    return Detections(root.copy(), scores, comps, root, parts, levels, tuple(image.shape[:2]))
 
 
 def detect(image, model: Model, *, threshold: float | None = None, upsample: int = 1, nms: float | None = 0.5,
@@ -400,6 +441,7 @@ def detect(image, model: Model, *, threshold: float | None = None, upsample: int
     Detections
         In suppression order (highest score first).
     """
+    tune_malloc()
     image = as_rgb(image)
     if not isinstance(upsample, (int, np.integer)) or upsample < 1:
         raise ValueError(f"upsample must be a positive integer factor, got {upsample!r}")

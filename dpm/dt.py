@@ -28,7 +28,7 @@ __all__ = ["distance_transform"]
 _MAX_SIDE = 46340
 
 
-def distance_transform(vals, ax, bx, ay, by, *, rows=None, negate=False):
+def distance_transform(vals, ax, bx, ay, by, *, rows=None, cols=None, negate=False):
     """Generalised distance transform with argmins, exactly as ``dt.cc``.
 
     Parameters
@@ -46,8 +46,14 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None, negate=False):
         Compute only these rows of the outputs (a slice with a positive step,
         e.g. ``slice(1, None, 2)``).  They are identical to the same rows of
         the full transform: the y-pass still runs over the whole map and only
-        the x-pass of the other rows is skipped.  A detector probing every
-        other row saves about a quarter of the work.
+        the x-pass of the other rows is skipped (and the y-pass computes
+        only these rows, scanning all of them as sources).
+    cols : slice, optional
+        Compute only these columns of the outputs (a slice with a positive
+        step), identical to the same columns of the full transform: the
+        x-pass scans every column as a source but computes only these
+        destinations (and those the divide and conquer needs to bound their
+        scans).  ``detect.m`` probes every other row and column.
     negate : bool, optional
         Transform ``-vals`` (negation is exact, so this equals
         ``distance_transform(-vals, ...)`` without the temporary array).
@@ -55,7 +61,8 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None, negate=False):
     Returns
     -------
     M : (H, W) ndarray of float64
-        The transformed values (``(len(range(H)[rows]), W)`` with ``rows``).
+        The transformed values (``(len(range(H)[rows]), len(range(W)[cols]))``
+        with ``rows`` or ``cols``).
     Ix, Iy : (H, W) ndarray of int32
         **0-based** column and row of the source attaining each minimum.
         voc-release3.1 ``dt`` returns them 1-based: ``Ix + 1``, ``Iy + 1`` are
@@ -66,8 +73,8 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None, negate=False):
     ValueError
         If ``vals`` is not a non-empty 2-D array, a side exceeds 46340 (the
         original squares offsets in a C ``int``), a coefficient is not finite,
-        ``ax`` or ``ay`` is negative, or ``rows`` is not a slice with a
-        positive step.
+        ``ax`` or ``ay`` is negative, or ``rows`` or ``cols`` is not a slice
+        with a positive step.
 
     Notes
     -----
@@ -103,17 +110,21 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None, negate=False):
         raise ValueError(f"vals must be a non-empty 2-D array, got shape {vals.shape}")
     if max(vals.shape) > _MAX_SIDE:
         raise ValueError(f"vals of shape {vals.shape} is too large (sides must be <= {_MAX_SIDE})")
-    height = vals.shape[0]
-    if rows is None:
-        start, step, nrows = 0, 1, height
-    else:
-        if not isinstance(rows, slice):
-            raise ValueError(f"rows must be a slice or None, got {type(rows).__name__}")
-        if rows.step is not None and rows.step < 1:
-            raise ValueError(f"rows must have a positive step, got {rows.step}")
-        selected = range(height)[rows]
-        start, step, nrows = selected.start, selected.step, len(selected)
-    return _transform(vals, coeffs, start, step, nrows, bool(negate))
+    start, step, nrows = _subset(rows, vals.shape[0], "rows")
+    cstart, cstep, ncols = _subset(cols, vals.shape[1], "cols")
+    return _transform(vals, coeffs, start, step, nrows, bool(negate), cstart, cstep, ncols)
+
+
+def _subset(sel, size, name):
+    """``(start, step, count)`` of a slice of ``range(size)`` (None: everything)."""
+    if sel is None:
+        return 0, 1, size
+    if not isinstance(sel, slice):
+        raise ValueError(f"{name} must be a slice or None, got {type(sel).__name__}")
+    if sel.step is not None and sel.step < 1:
+        raise ValueError(f"{name} must have a positive step, got {sel.step}")
+    selected = range(size)[sel]
+    return selected.start, selected.step, len(selected)
 
 
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
@@ -138,13 +149,15 @@ def _check_coefficients(ax, bx, ay, by):
     return coeffs["ax"], coeffs["bx"], coeffs["ay"], coeffs["by"]
 
 
-def _transform(vals, coeffs, start, step, nrows, negate):
+def _transform(vals, coeffs, start, step, nrows, negate, cstart=0, cstep=1, ncols=None):
     """Unchecked :func:`distance_transform`: ``vals`` a non-empty C-contiguous float32/float64
-    map with sides <= 46340, ``coeffs`` checked, rows ``start + k*step`` (k < nrows) inside it."""
-    width = vals.shape[1]
-    out = np.empty((nrows, width), dtype=np.float64)
-    ix = np.empty((nrows, width), dtype=np.int32)
-    iy = np.empty((nrows, width), dtype=np.int32)
+    map with sides <= 46340, ``coeffs`` checked, rows ``start + k*step`` (k < nrows) and
+    columns ``cstart + k*cstep`` (k < ncols; default all) inside it."""
+    if ncols is None:
+        ncols = vals.shape[1]
+    out = np.empty((nrows, ncols), dtype=np.float64)
+    ix = np.empty((nrows, ncols), dtype=np.int32)
+    iy = np.empty((nrows, ncols), dtype=np.int32)
     ax, bx, ay, by = coeffs
-    _dt.distance_transform(vals, ax, bx, ay, by, out, ix, iy, start, step, negate)
+    _dt.distance_transform(vals, ax, bx, ay, by, out, ix, iy, start, step, negate, cstart, cstep)
     return out, ix, iy

@@ -91,17 +91,22 @@ def test_level_scores_argmax_equals_full_transform(golden, loaded):
         am = ls.argmax[0][j]
         full_ix, full_iy = am.full()
         rows = slice(part.anchor[1], None, 2)
-        h = am.ix.shape[0]
-        np.testing.assert_array_equal(full_ix[rows][:h], ix[rows][:h])
-        np.testing.assert_array_equal(full_iy[rows][:h], iy[rows][:h])
+        cols = slice(part.anchor[0], None, 2)
+        h, w = am.ix.shape
+        assert (h, w) == ls.scores[0].shape  # every probe is inside the part map here
+        np.testing.assert_array_equal(full_ix[rows, cols][:h, :w], ix[rows, cols][:h, :w])
+        np.testing.assert_array_equal(full_iy[rows, cols][:h, :w], iy[rows, cols][:h, :w])
         assert (full_ix[part.anchor[1] + 1::2] == -1).all()
+        assert (full_ix[:, part.anchor[0] + 1::2] == -1).all()
         ys, xs = np.mgrid[:ls.scores[0].shape[0], :ls.scores[0].shape[1]]
         py, px = 2 * ys + part.anchor[1], 2 * xs + part.anchor[0]
         gx, gy = am.at(py, px)
         np.testing.assert_array_equal(gx, ix[py, px])
         np.testing.assert_array_equal(gy, iy[py, px])
         with pytest.raises(IndexError):
-            am.at(part.anchor[1] + 1, 0)
+            am.at(part.anchor[1] + 1, part.anchor[0])
+        with pytest.raises(IndexError):
+            am.at(part.anchor[1], part.anchor[0] + 1)
 
 
 def test_detections_indexing_and_raw_layout(golden, loaded):

@@ -201,6 +201,42 @@ def test_dt_rows_equal_full_transform_rows(rng, rows):
     assert_array_equal(iy, Iy[rows])
 
 
+@pytest.mark.parametrize("rows, cols", [
+    (None, slice(1, None, 2)), (slice(1, None, 2), slice(0, None, 2)), (slice(0, 9, 2), slice(3, 18, 2)),
+    (None, slice(5, 6)), (slice(2, 3), slice(None, None, 3)), (None, slice(-1, None)),
+    (slice(1, None, 2), slice(22, None, 2)), (None, slice(4, 4)), (slice(16, None), slice(0, None, 7)),
+])
+@pytest.mark.parametrize("shape", [(17, 23), (1, 12), (9, 1), (40, 71)])
+def test_dt_rows_cols_equal_full_transform(rng, rows, cols, shape):
+    vals = rng.standard_normal(shape)
+    vals[0, :] = vals[0, 0]  # a plateau: ties
+    params = (0.05, 0.1, 0.2, -0.1)
+    M, Ix, Iy = distance_transform(vals, *params)
+    m, ix, iy = distance_transform(vals, *params, rows=rows, cols=cols)
+    rows = rows or slice(None)
+    cols = cols or slice(None)
+    assert m.shape == M[rows, cols].shape
+    assert_array_equal(m, M[rows, cols])
+    assert_array_equal(ix, Ix[rows, cols])
+    assert_array_equal(iy, Iy[rows, cols])
+
+
+@pytest.mark.parametrize("a, b", [(0.0, 0.0), (1e-9, 0.0), (0.01, -0.3), (1e6, 0.0), (0.5, 5.0)])
+def test_dt_cols_equal_full_transform_nan_and_ties(rng, a, b):
+    # NaN, infinities and integer plateaus make the scan order matter: the
+    # subset must reproduce the full divide and conquer's choices exactly.
+    vals = rng.integers(-3, 3, size=(13, 57)).astype(np.float64)
+    vals[2, 10] = np.nan
+    vals[5, 20:30] = np.inf
+    vals[7, 3] = -np.inf
+    M, Ix, Iy = distance_transform(vals, a, b, a, b)
+    for rows, cols in ((slice(0, None, 2), slice(1, None, 2)), (slice(1, None, 2), slice(0, 50, 2))):
+        m, ix, iy = distance_transform(vals, a, b, a, b, rows=rows, cols=cols)
+        assert_array_equal(m, M[rows, cols])
+        assert_array_equal(ix, Ix[rows, cols])
+        assert_array_equal(iy, Iy[rows, cols])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [None, slice(1, None, 2)])
 def test_dt_negate_and_float32_equal_the_converted_negated_map(rng, dtype, rows):
@@ -256,3 +292,5 @@ def test_dt_rejects_bad_shapes(vals):
 def test_dt_rejects_bad_rows(rows, match):
     with pytest.raises(ValueError, match=match):
         distance_transform(np.zeros((4, 4)), 0.1, 0.0, 0.1, 0.0, rows=rows)
+    with pytest.raises(ValueError, match=match):
+        distance_transform(np.zeros((4, 4)), 0.1, 0.0, 0.1, 0.0, cols=rows)

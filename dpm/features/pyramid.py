@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._alloc import tune_malloc
 from .hog import (_as_float_image, _gradients, _hog, _hog_from_gradients, _resize, _Scratch,
                   hog_shape, resize_shape)
 
@@ -164,6 +165,7 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
         values, ``sbin`` is not a positive even integer, ``interval`` is not a
         positive integer, or ``n_jobs`` is not a positive integer or -1.
     """
+    tune_malloc()
     sbin, interval = _check_args(sbin, interval)
     if (isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, numbers.Integral)
             or (n_jobs < 1 and n_jobs != -1)):

@@ -1,0 +1,70 @@
+"""The allocator settings helper: idempotent, and a no-op where glibc's mallopt is absent."""
+import sys
+
+import pytest
+
+from dpm import _alloc
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    """Run tune_malloc as if it had not been called in this process yet."""
+    monkeypatch.setattr(_alloc, "_done", False)
+    monkeypatch.setattr(_alloc, "_applied", False)
+    for name in _alloc._ENV:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+class _FakeLibc:
+    def __init__(self, result=1):
+        self.calls = []
+        self.result = result
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return self.result
+
+
+def test_applies_once(fresh):
+    libc = _FakeLibc()
+    fresh.setattr(_alloc, "_libc", lambda: libc)
+    assert _alloc.tune_malloc() is True
+    assert libc.calls == [(-3, 32 << 20), (-1, 16 << 20), (-2, 1 << 20)]
+    assert _alloc.tune_malloc() is True
+    assert len(libc.calls) == 3  # idempotent: only the first call sets anything
+
+
+def test_absent_mallopt_is_harmless(fresh):
+    fresh.setattr(_alloc, "_libc", lambda: None)
+    assert _alloc.tune_malloc() is False
+    assert _alloc.tune_malloc() is False
+
+
+def test_refused_value(fresh):
+    fresh.setattr(_alloc, "_libc", lambda: _FakeLibc(result=0))
+    assert _alloc.tune_malloc() is False
+
+
+def test_not_linux(fresh):
+    fresh.setattr(sys, "platform", "darwin")
+    assert _alloc._libc() is None
+    assert _alloc.tune_malloc() is False
+
+
+def test_user_environment_wins(fresh):
+    libc = _FakeLibc()
+    fresh.setattr(_alloc, "_libc", lambda: libc)
+    fresh.setenv("MALLOC_TRIM_THRESHOLD_", "0")
+    assert _alloc.tune_malloc() is False
+    assert libc.calls == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+def test_real_libc_lookup():
+    libc = _alloc._libc()
+    if libc is None:
+        pytest.skip("not glibc")
+    assert callable(libc.mallopt)
+    # The real call in this process: repeated calls agree.
+    assert _alloc.tune_malloc() == _alloc.tune_malloc()
