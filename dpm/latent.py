@@ -28,7 +28,7 @@ from .features.flip import flip_features
 from .image import as_rgb
 from .model import Model
 
-__all__ = ["Placement", "detect_latent", "detect_examples", "fold_window", "mround"]
+__all__ = ["Placement", "detect_latent", "detect_examples", "iter_placements", "fold_window", "mround"]
 
 
 def mround(x):
@@ -168,6 +168,29 @@ def _root_boxes(model: Model, ci: int, ls, ys, xs) -> np.ndarray:
     return np.stack([x1, y1, x1 + rw * s - 1, y1 + rh * s - 1], axis=1)
 
 
+def iter_placements(image, model: Model, threshold: float, *, interval: int | None = None, pyramid=None,
+                    skip: int = 0):
+    """Yield the placements scoring above ``threshold`` one at a time, in ``detect.m``'s order.
+
+    The first ``skip`` of them are passed over without building their
+    feature vectors, so a long list can be consumed in bounded pieces.
+    """
+    image = as_rgb(image)
+    if pyramid is None:
+        pyramid = feature_pyramid(image, model.sbin, interval or model.interval)
+    k = 0
+    for ls in score_levels(pyramid, model, _Prepared(model)):
+        for ci, score in enumerate(ls.scores):
+            xs, ys = np.nonzero(score.T > threshold)
+            if k + len(ys) <= skip:
+                k += len(ys)
+                continue
+            for y, x in zip(ys, xs):
+                if k >= skip:
+                    yield _placement(model, ls, ci, int(y), int(x), score[y, x])
+                k += 1
+
+
 def detect_examples(image, model: Model, threshold: float, *, interval: int | None = None,
                     max_examples: int | None = None, pyramid=None):
     """Every placement scoring above ``threshold``, with its feature vector (``detect.m`` writing mode).
@@ -181,16 +204,12 @@ def detect_examples(image, model: Model, threshold: float, *, interval: int | No
     (Detections, list of Placement)
     """
     image = as_rgb(image)
-    if pyramid is None:
-        pyramid = feature_pyramid(image, model.sbin, interval or model.interval)
     out = []
-    for ls in score_levels(pyramid, model, _Prepared(model)):
-        for ci, score in enumerate(ls.scores):
-            xs, ys = np.nonzero(score.T > threshold)
-            for y, x in zip(ys, xs):
-                out.append(_placement(model, ls, ci, int(y), int(x), score[y, x]))
-                if max_examples is not None and len(out) >= max_examples:
-                    return _as_detections(out, model, image.shape), out
+    if max_examples is None or max_examples > 0:
+        for p in iter_placements(image, model, threshold, interval=interval, pyramid=pyramid):
+            out.append(p)
+            if max_examples is not None and len(out) >= max_examples:
+                break
     return _as_detections(out, model, image.shape), out
 
 

@@ -130,6 +130,24 @@ def test_n_jobs_does_not_change_the_model(voc, reference, tmp_path):
     assert _sha(par) == _sha(out)
 
 
+def test_mining_in_small_bursts_gives_the_identical_model(voc, reference, tmp_path, monkeypatch):
+    """Rich images come back from the workers in pieces; the examples and the model do not change."""
+    out, _ = reference
+    calls = []
+    real = pipeline._Trainer._mine_rest
+
+    def counting(self, *a, **k):
+        calls.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pipeline, "MINING_BURST", 2)
+    monkeypatch.setattr(pipeline._Trainer, "_mine_rest", counting)
+    small = tmp_path / "small.npz"
+    _train(voc, small)
+    assert calls  # the driver did read the rest of some images
+    assert _sha(small) == _sha(out)
+
+
 def test_rerun_resumes_every_stage(voc, reference, tmp_path, monkeypatch):
     out, _ = reference
     mine = tmp_path / "m.npz"

@@ -37,7 +37,7 @@ import numpy as np
 from ..batch import single_threaded_env
 from ..boxes import bbox_features
 from ..image import read_image
-from ..latent import detect_examples, detect_latent, mround
+from ..latent import detect_latent, iter_placements, mround
 from ..learn import ExampleSet, fit_lsvm
 from ..model import Model, model_from_blocks, save_model
 from ..progress import progress_bar
@@ -158,15 +158,28 @@ def _latent_task(task):
     return i, out, rows, None
 
 
+# At most this many hard negatives travel back from a worker per image; the
+# rest of a rich image is read by the driver itself, piece by piece, so a
+# weak model on a large image never holds its thousands of windows twice.
+MINING_BURST = 1000
+
+
 def _mine_task(task):
-    """Hard negatives of negative image ``j``: (j, [(label_ints, blocks)], error)."""
+    """Hard negatives of negative image ``j``: (j, [(label_ints, blocks)], error, more).
+
+    ``more`` is True when the image has more than the ``limit`` examples sent back.
+    """
     j, path, interval, threshold, limit = task
     try:
         image = read_image(path)
     except (OSError, ValueError) as exc:
-        return j, [], str(exc)
-    _, placements = detect_examples(image, _model, threshold, interval=interval, max_examples=limit)
-    return j, [((-1, j, p.level, p.xc, p.yc), p.blocks) for p in placements], None
+        return j, [], str(exc), False
+    out = []
+    for p in iter_placements(image, _model, threshold, interval=interval):
+        if len(out) >= limit:
+            return j, out, None, True
+        out.append(((-1, j, p.level, p.xc, p.yc), p.blocks))
+    return j, out, None, False
 
 
 def _random_task(task):
@@ -327,15 +340,18 @@ class _Trainer:
         for start in range(0, n, chunk):
             idx = order[start:start + chunk]
             room = max(0, (cap_bytes - examples.dat_nbytes) // per_example)
-            tasks = [(k + 1, str(negatives[k].path), c.mining_interval, c.hard_negative_threshold, room + 1)
-                     for k in idx]
-            for j, exs, err in self.workers.map(_mine_task, tasks, model, f"{desc} {start // chunk + 1}"):
+            limit = room + 1  # examples one image may give (the original: what its .dat budget allowed)
+            tasks = [(k + 1, str(negatives[k].path), c.mining_interval, c.hard_negative_threshold,
+                      min(limit, MINING_BURST)) for k in idx]
+            for j, exs, err, more in self.workers.map(_mine_task, tasks, model, f"{desc} {start // chunk + 1}"):
                 self._note_failure(negatives[j - 1].path, err)
                 for li, blocks in exs:
                     if examples.dat_nbytes >= cap_bytes:
                         break
                     examples.append(li, blocks)
                     added += 1
+                if more and limit > len(exs) and examples.dat_nbytes < cap_bytes:
+                    added += self._mine_rest(model, examples, negatives[j - 1].path, j, len(exs), limit, cap_bytes)
                 if examples.dat_nbytes >= cap_bytes:
                     stopped_at = j % n  # next image to visit (0-based)
                     break
@@ -344,6 +360,18 @@ class _Trainer:
         log.info("%s: %d hard negatives%s", desc, added,
                  " (cache full)" if stopped_at is not None else f" from {n} images")
         return cursor if stopped_at is None else stopped_at
+
+    def _mine_rest(self, model, examples, path, j, skip, limit, cap_bytes) -> int:
+        """The hard negatives of image ``j`` after the first ``skip``, appended as they come."""
+        c = self.config
+        image = read_image(path)
+        n = skip
+        for p in iter_placements(image, model, c.hard_negative_threshold, interval=c.mining_interval, skip=skip):
+            if n >= limit or examples.dat_nbytes >= cap_bytes:
+                break
+            examples.append((-1, j, p.level, p.xc, p.yc), p.blocks)
+            n += 1
+        return n - skip
 
     def keep_hardest(self, examples: ExampleSet, res, maxnum: int) -> ExampleSet:
         """``keepsv``: keep the positives and the round(maxnum/2) highest-scoring unique negatives."""
