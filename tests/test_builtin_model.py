@@ -52,3 +52,17 @@ def test_finds_the_people_of_a_pets_frame():
     gt = [o.bbox for o in read_annotation(ann).objects if not o.difficult]
     found = sum(1 for g in gt if len(dets) and iou(np.asarray(g, float), dets.boxes).max() >= 0.5)
     assert found >= 0.6 * len(gt), (found, len(gt))
+
+
+def test_list_models_needs_no_other_argument(capsys):
+    status = main(["--list-models"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert out.startswith("person\t")
+
+
+def test_missing_model_argument_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    assert "no model given" in capsys.readouterr().err

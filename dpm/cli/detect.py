@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  dpm-detect person_final.mat photos/ --format voc -o comp3_det_test_person.txt -j 2\n"
                "  dpm-detect model.npz frame.png --upsample 2 --draw out/ --parts",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="model file (.mat from voc-release3.1 or .npz from dpm-train), "
+    p.add_argument("model", nargs="?", help="model file (.mat from voc-release3.1 or .npz from dpm-train), "
                                  "or the name of a built-in model (see --list-models)")
     p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--format", choices=("csv", "json", "voc"), default="csv",
@@ -103,6 +103,8 @@ def _main(argv) -> int:
         for name, desc in builtin_models().items():
             print(f"{name}\t{desc}")
         return EXIT_OK
+    if args.model is None:
+        parser.error("no model given (a model file or a built-in model name, see --list-models)")
     if not args.inputs:
         parser.error("no images given (IMAGE_OR_DIR...)")
     if args.upsample < 1:
