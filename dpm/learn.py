@@ -300,12 +300,8 @@ class ExampleSet:
         return (self.label_ints[i].copy(),
                 [(int(self.block_ids[e]), self.data[bp[e]:bp[e + 1]]) for e in range(e0, e1)])
 
-    def subset(self, indices) -> "ExampleSet":
-        """A new set with the chosen examples, in their original order.
-
-        Like ``rewritedat.m``: ``indices`` (0-based ints or a boolean mask of
-        length N) are sorted and de-duplicated.
-        """
+    def _select(self, indices):
+        # sorted unique example indices, their entry counts, entry indices and value counts
         idx = np.asarray(indices)
         if idx.dtype == bool:
             if idx.shape != (self._n,):
@@ -318,7 +314,16 @@ class ExampleSet:
         ne = ep[idx + 1] - ep[idx]
         e_idx = _ranges(ep[idx], ne)
         nd = bp[e_idx + 1] - bp[e_idx]
-        d_idx = _ranges(bp[e_idx], nd)
+        return idx, ne, e_idx, nd
+
+    def subset(self, indices) -> "ExampleSet":
+        """A new set with the chosen examples, in their original order.
+
+        Like ``rewritedat.m``: ``indices`` (0-based ints or a boolean mask of
+        length N) are sorted and de-duplicated.
+        """
+        idx, ne, e_idx, nd = self._select(indices)
+        d_idx = _ranges(self.block_ptr[e_idx], nd)
         return ExampleSet.from_arrays(
             self.label_ints[idx], np.concatenate([[0], np.cumsum(ne)]), self.block_ids[e_idx],
             np.concatenate([[0], np.cumsum(nd)]), self.data[d_idx],
@@ -332,18 +337,8 @@ class ExampleSet:
         second copy of the features is made, and the capacity is kept for the
         examples that come next.
         """
-        idx = np.asarray(indices)
-        if idx.dtype == bool:
-            if idx.shape != (self._n,):
-                raise ValueError(f"boolean mask has shape {idx.shape}, expected ({self._n},)")
-            idx = np.flatnonzero(idx)
-        idx = np.unique(idx.astype(np.int64).ravel())
-        if idx.size and (idx[0] < 0 or idx[-1] >= self._n):
-            raise ValueError(f"indices must lie in 0..{self._n - 1}")
+        idx, ne, e_idx, nd = self._select(indices)
         ep, bp = self.example_ptr, self.block_ptr
-        ne = ep[idx + 1] - ep[idx]
-        e_idx = _ranges(ep[idx], ne)
-        nd = bp[e_idx + 1] - bp[e_idx]
         # values move left run by run (runs of consecutive kept examples); a
         # destination never passes its source, so each move is a safe overlap
         data = self._data
