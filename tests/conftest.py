@@ -40,6 +40,16 @@ def models_dir():
     return shared_path("models", "voc-release3.1")
 
 
+def keys_cubic(x):
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB imresize 'bicubic'), a plain reference."""
+    a = abs(x)
+    if a <= 1:
+        return 1.5 * a ** 3 - 2.5 * a ** 2 + 1
+    if a <= 2:
+        return -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2
+    return 0.0
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import keys_cubic, shared_path
 from dpm.features.flip import flip_features
 from dpm.training import initmodel
 from dpm.training.warp import (fold_features, imresize, random_negative_windows, random_negatives, root_example,
@@ -51,13 +51,7 @@ def tri(x):
     return max(0.0, 1 - abs(x))
 
 
-def cub(x):
-    a = abs(x)
-    if a <= 1:
-        return 1.5 * a ** 3 - 2.5 * a ** 2 + 1
-    if a <= 2:
-        return -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2
-    return 0.0
+cub = keys_cubic
 
 
 def read_dat(path, dim, count=None, offset=0):

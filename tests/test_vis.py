@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 
+from conftest import keys_cubic
+
 from dpm.features.flip import flip_features
 from dpm.model import Component, Model, Part, load_model
 from dpm.vis import (DEF_SCALE, box_patch_geometry, draw_detections, features_picture, fold_hog,
@@ -59,14 +61,7 @@ def ref_hog_picture(w9, bs):
 
 def ref_imresize_bicubic(im, scale):
     """imresize.m's contributions() for enlargement, one output sample at a time."""
-    def cubic(x):
-        a = abs(x)
-        if a <= 1:
-            return 1.5 * a ** 3 - 2.5 * a ** 2 + 1
-        if a <= 2:
-            return -0.5 * a ** 3 + 2.5 * a ** 2 - 4 * a + 2
-        return 0.0
-
+    cubic = keys_cubic
     def resize_axis(v):
         n = len(v)
         out = []
