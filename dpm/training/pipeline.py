@@ -20,6 +20,7 @@ on the number of processes.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -178,8 +179,13 @@ def _mine_task(task):
     for p in iter_placements(image, _model, threshold, interval=interval):
         if len(out) >= limit:
             return j, out, None, True
-        out.append(((-1, j, p.level, p.xc, p.yc), p.blocks))
+        out.append(_hard_negative(j, p))
     return j, out, None, False
+
+
+def _hard_negative(j, p):
+    """A placement in negative image ``j`` as a learner example: (label_ints, blocks)."""
+    return (-1, j, p.level, p.xc, p.yc), p.blocks
 
 
 def _random_task(task):
@@ -369,7 +375,7 @@ class _Trainer:
         for p in iter_placements(image, model, c.hard_negative_threshold, interval=c.mining_interval, skip=skip):
             if n >= limit or examples.dat_nbytes >= cap_bytes:
                 break
-            examples.append((-1, j, p.level, p.xc, p.yc), p.blocks)
+            examples.append(*_hard_negative(j, p))
             n += 1
         return n - skip
 
@@ -495,8 +501,6 @@ def usable_positives(dataset, positives):
     inside the image is dropped.  Both are counted in one warning each.
     Boxes of annotations without a ``<size>`` are kept as they are.
     """
-    import dataclasses
-
     out, clipped, dropped = [], 0, 0
     for p in positives:
         size = dataset.annotation(p.image_id).size
