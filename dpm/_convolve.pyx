@@ -25,7 +25,10 @@
 #     C_f[r - dy, x] += P[k_f + dy * w_f + dx, (r - r0) * W + x + dx],
 # a contiguous shift-and-add.  Bands do not overlap, so no product is computed
 # twice; the band height keeps P small enough to stay in cache between the
-# GEMM and the shift-and-add.  Positions whose features are all zero (the
+# GEMM and the shift-and-add.  A detector pads every level with zeros; with
+# pady/padx the kernel correlates the padded map without forming it: the GEMM
+# runs over the unpadded positions only and the shift-and-add places each
+# product at its padded position, so padding costs nothing.  Positions whose features are all zero (the
 # padding a detector puts around every level) contribute nothing and are
 # skipped where that is cheap: all-zero rows, and the zero positions before
 # the first and after the last nonzero one of a band.  The summation order
@@ -54,46 +57,71 @@ cdef inline void _gemm_tn(int m, int n, int k, const floating* a, int lda,
               &zero_d, c, &ldc)
 
 
+cdef inline void _add_cells(floating* orow, const floating* pa, Py_ssize_t step,
+                            Py_ssize_t ncell, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    # orow[x] += sum over c < ncell of pa[c*step + x], for lo <= x <= hi
+    # (ncell = 1, 2 or 4: several cells per pass save loads and stores of the
+    # output row).
+    cdef Py_ssize_t x
+    cdef const floating* pb = pa + step
+    cdef const floating* pc = pb + step
+    cdef const floating* pd = pc + step
+    if ncell == 4:
+        for x in range(lo, hi + 1):
+            orow[x] += (pa[x] + pb[x]) + (pc[x] + pd[x])
+    elif ncell == 2:
+        for x in range(lo, hi + 1):
+            orow[x] += pa[x] + pb[x]
+    else:
+        for x in range(lo, hi + 1):
+            orow[x] += pa[x]
+
+
 cdef inline void _shift_add(const floating* p, Py_ssize_t m, Py_ssize_t width,
                             Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t h, Py_ssize_t w,
                             Py_ssize_t k0, Py_ssize_t hout, Py_ssize_t wout,
-                            floating* out) noexcept nogil:
-    # Add the contributions of input rows [r0, r1) (already in p) to one filter's output.
-    cdef Py_ssize_t r, dy, dy_lo, dy_hi, dx, x
+                            Py_ssize_t pady, Py_ssize_t padx, floating* out) noexcept nogil:
+    # Add the contributions of input rows [r0, r1) (already in p) to one
+    # filter's output.  Input cell (r, c) is cell (r + pady, c + padx) of the
+    # padded map, so cell (dy, dx) of the filter adds it to output
+    # (r + pady - dy, c + padx - dx).
+    cdef Py_ssize_t r, ry, dy, dy_lo, dy_hi, dx, g, d, lo, hi, glo, ghi
     cdef floating* orow
     cdef const floating* prow
-    cdef const floating* pa
-    cdef const floating* pb
-    cdef const floating* pc
-    cdef const floating* pd
     for r in range(r0, r1):
-        dy_lo = r - hout + 1 if r - hout + 1 > 0 else 0
-        dy_hi = r if r < h - 1 else h - 1
+        ry = r + pady
+        dy_lo = ry - hout + 1 if ry - hout + 1 > 0 else 0
+        dy_hi = ry if ry < h - 1 else h - 1
         for dy in range(dy_lo, dy_hi + 1):
-            orow = out + (r - dy) * wout
-            prow = p + (k0 + dy * w) * m + (r - r0) * width
-            # Cell (dy, dx) is bank row k0 + dy*w + dx; its shifted row starts
-            # dx*(m + 1) after cell (dy, 0)'s.  Several cells per pass save
-            # loads and stores of the output row.
+            orow = out + (ry - dy) * wout
+            # Cell (dy, dx) is bank row k0 + dy*w + dx; shifted so that entry
+            # x is its product with input column x - padx + dx, its rows start
+            # m + 1 apart.  Output columns reached by cell dx: [lo(dx), hi(dx)].
+            prow = p + (k0 + dy * w) * m + (r - r0) * width - padx
             dx = 0
-            while dx + 3 < w:
-                pa = prow + dx * (m + 1)
-                pb = pa + m + 1
-                pc = pb + m + 1
-                pd = pc + m + 1
-                for x in range(wout):
-                    orow[x] += (pa[x] + pb[x]) + (pc[x] + pd[x])
-                dx += 4
-            while dx + 1 < w:
-                pa = prow + dx * (m + 1)
-                pb = pa + m + 1
-                for x in range(wout):
-                    orow[x] += pa[x] + pb[x]
-                dx += 2
-            if dx < w:
-                pa = prow + dx * (m + 1)
-                for x in range(wout):
-                    orow[x] += pa[x]
+            while dx < w:
+                g = 4 if dx + 3 < w else (2 if dx + 1 < w else 1)
+                # Columns every cell of the group reaches, then the rest of
+                # each cell's range one cell at a time.
+                glo = padx - dx if padx - dx > 0 else 0
+                ghi = padx - dx - g + width
+                if ghi > wout - 1:
+                    ghi = wout - 1
+                if glo <= ghi:
+                    _add_cells(orow, prow + dx * (m + 1), m + 1, g, glo, ghi)
+                for d in range(dx, dx + g):
+                    lo = padx - d if padx - d > 0 else 0
+                    hi = padx - d + width - 1
+                    if hi > wout - 1:
+                        hi = wout - 1
+                    if glo > ghi:
+                        _add_cells(orow, prow + d * (m + 1), m + 1, 1, lo, hi)
+                    else:
+                        _add_cells(orow, prow + d * (m + 1), m + 1, 1, lo,
+                                   hi if hi < glo - 1 else glo - 1)
+                        _add_cells(orow, prow + d * (m + 1), m + 1, 1,
+                                   lo if lo > ghi + 1 else ghi + 1, hi)
+                dx += g
 
 
 cdef inline Py_ssize_t _first_nonzero(const floating* a, Py_ssize_t n) noexcept nogil:
@@ -116,7 +144,7 @@ cdef inline Py_ssize_t _last_nonzero(const floating* a, Py_ssize_t n) noexcept n
 
 def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] bank,
                   const Py_ssize_t[:, ::1] layout, floating[::1] out,
-                  Py_ssize_t band_bytes):
+                  Py_ssize_t band_bytes, Py_ssize_t pady=0, Py_ssize_t padx=0):
     """Correlate one feature map with every filter of a stacked bank, in place.
 
     Parameters
@@ -129,11 +157,15 @@ def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] ban
         output in ``out``) and ``active`` (0 to skip a filter whose output
         would be empty).
     out : (N,) memoryview of the same dtype, zero-filled
-        Receives each active filter's (H - h + 1, W - w + 1) output, row-major,
-        at its offset.
+        Receives each active filter's (H + 2*pady - h + 1, W + 2*padx - w + 1)
+        output, row-major, at its offset.
     band_bytes : int
         Target size of the per-band product buffer; at least one input row is
         processed per band.
+    pady, padx : int, optional
+        Correlate the map surrounded by ``pady`` rows and ``padx`` columns of
+        zeros on each side (default none), without forming it: the padding
+        contributes nothing, so only the outputs' sizes and positions change.
 
     Notes
     -----
@@ -196,10 +228,10 @@ def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] ban
                         continue
                     h = layout[f, 0]
                     w = layout[f, 1]
-                    hout = height - h + 1
-                    wout = width - w + 1
+                    hout = height + 2 * pady - h + 1
+                    wout = width + 2 * padx - w + 1
                     _shift_add(p, m, width, r0, r1, h, w, layout[f, 2], hout, wout,
-                               &out[layout[f, 3]])
+                               pady, padx, &out[layout[f, 3]])
                 r0 = r1
     finally:
         free(p)

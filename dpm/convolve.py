@@ -14,9 +14,10 @@ its top-left cell on feature cell ``(x, y)``, i.e. MATLAB's ``C(y+1, x+1)``.
 A detector correlates the same filters with every pyramid level, so the filters
 are packed once into a :class:`FilterBank`.  The kernel computes all cell
 responses of a band of rows with one BLAS GEMM and shift-adds them into the
-outputs (see ``dpm/_convolve.pyx``).  Feature positions that are entirely zero,
-such as the padding around pyramid levels, are skipped where cheap; this
-changes nothing but the sign of zero results.
+outputs (see ``dpm/_convolve.pyx``).  The zero padding a detector puts around
+every pyramid level is not formed: ``pad=`` gives the responses of the padded
+map from the unpadded one.  Feature positions that are entirely zero are also
+skipped where cheap; this changes nothing but the sign of zero results.
 
 BLAS threads
 ------------
@@ -260,7 +261,7 @@ class FilterBank:
     def __repr__(self):
         return f"FilterBank({len(self)} filters, C={self.num_channels}, dtype={self.dtype.name})"
 
-    def convolve(self, features, *, allow_empty=False, blas_threads=1):
+    def convolve(self, features, *, pad=(0, 0), allow_empty=False, blas_threads=1):
         """Correlate a feature map with every filter of the bank.
 
         Parameters
@@ -268,6 +269,11 @@ class FilterBank:
         features : (H, W, C) array_like
             Indexed ``[y, x, channel]``.  Made C-contiguous and cast to the
             bank's dtype if needed (no copy when it already is).
+        pad : (int, int), optional
+            ``(pady, padx)``: correlate the map surrounded by ``pady`` rows
+            and ``padx`` columns of zeros on each side, as a detector pads
+            every pyramid level, without forming the padded map (the zeros
+            are skipped).  Default: no padding.
         allow_empty : bool, optional
             If False (default), a filter larger than the map raises
             ``ValueError`` as the original ``fconv`` does.  If True its
@@ -281,8 +287,8 @@ class FilterBank:
         Returns
         -------
         list of ndarray
-            One ``(H - h + 1, W - w + 1)`` array of the bank's dtype per
-            filter, in the bank's order.  Entry ``[y, x]`` is the filter's
+            One ``(H + 2*pady - h + 1, W + 2*padx - w + 1)`` array of the
+            bank's dtype per filter, in the bank's order.  Entry ``[y, x]`` is the filter's
             score with its top-left cell on feature cell ``(x, y)`` (0-based).
 
         Raises
@@ -301,7 +307,11 @@ class FilterBank:
             )
         if height * width > _INT_MAX:
             raise ValueError(f"feature map {height}x{width} is too large for BLAS (32-bit sizes)")
+        pady, padx = (int(v) for v in pad)
+        if pady < 0 or padx < 0:
+            raise ValueError(f"pad must be two non-negative integers, got {pad!r}")
         feats = np.ascontiguousarray(feats, dtype=self.dtype)
+        height, width = height + 2 * pady, width + 2 * padx
 
         layout, shapes, total = self._layout(height, width)
         if not allow_empty:
@@ -315,7 +325,7 @@ class FilterBank:
         out = np.zeros(total, dtype=self.dtype)
         if total:
             with limit_blas_threads(blas_threads):
-                _convolve.convolve_bank(feats, self._bank, layout, out, BAND_BYTES)
+                _convolve.convolve_bank(feats, self._bank, layout, out, BAND_BYTES, pady, padx)
         results = []
         for (hout, wout), off in shapes:
             if off >= 0:

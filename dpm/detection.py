@@ -254,18 +254,33 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
     pady, padx = model.padding
     maxh, maxw = model.maxsize
     interval = pyramid.interval
+    # Each level in the responses' dtype, made once: level l is the root map
+    # of level l and the part map of level l + interval.
+    cast = {}
+
+    def as_dtype(level):
+        return np.ascontiguousarray(pyramid.levels[level], dtype=dtype)
+
     for lev in range(interval, len(pyramid.levels)):
         feat = pyramid.levels[lev]
         if feat.shape[0] + 2 * pady < maxh or feat.shape[1] + 2 * padx < maxw:
             continue
         if skip is not None and skip(lev, model.sbin / pyramid.scales[lev]):
             continue
-        featr = _pad(feat, pady, padx, dtype)
-        root_resp = prepared.roots.convolve(featr)
-        part_resp = featp = None
+        # Responses of the padded maps, computed without forming them.
+        cast[lev] = as_dtype(lev)
+        root_resp = prepared.roots.convolve(cast[lev], pad=(pady, padx))
+        part_resp = None
         if prepared.parts is not None:
-            featp = _pad(pyramid.levels[lev - interval], 2 * pady, 2 * padx, dtype)
-            part_resp = prepared.parts.convolve(featp)
+            featl = cast.pop(lev - interval, None)
+            if featl is None:
+                featl = as_dtype(lev - interval)
+            part_resp = prepared.parts.convolve(featl, pad=(2 * pady, 2 * padx))
+        featr = featp = None
+        if keep_features:
+            featr = _pad(feat, pady, padx, dtype)
+            if prepared.parts is not None:
+                featp = _pad(pyramid.levels[lev - interval], 2 * pady, 2 * padx, dtype)
         scores, argmax = [], []
         for ci, comp in enumerate(model.components):
             score = root_resp[ci].astype(np.float64)
@@ -283,7 +298,7 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
             scores.append(score)
             argmax.append(am)
         yield LevelScores(lev, model.sbin / pyramid.scales[lev], scores, argmax,
-                          featr if keep_features else None, featp if keep_features else None)
+                          featr, featp)
 
 
 def _boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):

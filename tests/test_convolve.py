@@ -143,6 +143,39 @@ def test_convolve_zero_positions_are_skipped_exactly(rng, monkeypatch, band_byte
         assert_matches_reference(results, features, filters, dtype)
 
 
+@pytest.mark.parametrize("band_bytes", [1, 5000, 1 << 30])
+@pytest.mark.parametrize("pad", [(0, 0), (1, 0), (0, 2), (3, 4), (6, 9)])
+def test_convolve_pad_equals_padded_map(rng, monkeypatch, band_bytes, pad):
+    # pad=(py, px) must give the responses of the zero-padded map: filters
+    # wider than the map plus padding on one side, as wide as the padded map,
+    # 1x1, a 1-column map, and zero rows / edge positions inside the map.
+    monkeypatch.setattr(convolve_module, "BAND_BYTES", band_bytes)
+    py, px = pad
+    for shape in [(9, 11, 5), (4, 1, 5), (1, 7, 5)]:
+        features = rng.standard_normal(shape)
+        if shape[0] > 3:
+            features[2] = 0.0
+            features[-1, 0] = 0.0
+        padded = np.pad(features, ((py, py), (px, px), (0, 0)))
+        H, W = padded.shape[:2]
+        sizes = [(1, 1), (min(3, H), min(4, W)), (H, min(2, W)), (min(2, H), W),
+                 (min(shape[0] + py, H), min(shape[1] + px, W))]
+        filters = [rng.standard_normal((h, w, 5)) for h, w in sizes]
+        for dtype in DTYPES:
+            results = FilterBank(filters, dtype=dtype).convolve(features, pad=pad)
+            assert_matches_reference(results, padded, filters, dtype)
+
+
+def test_convolve_pad_of_empty_map(rng):
+    # A (0, W) map padded is all zeros; the responses are zeros of the padded size.
+    filters = [rng.standard_normal((2, 2, 3))]
+    (out,) = FilterBank(filters).convolve(np.zeros((0, 4, 3)), pad=(2, 1))
+    assert out.shape == (3, 5)
+    assert not out.any()
+    with pytest.raises(ValueError, match="pad"):
+        FilterBank(filters).convolve(np.ones((3, 3, 3)), pad=(-1, 0))
+
+
 def test_convolve_all_zero_map(rng):
     filters = [rng.standard_normal((3, 4, 5)), rng.standard_normal((1, 1, 5))]
     results = convolve(np.zeros((6, 7, 5)), filters)
