@@ -135,7 +135,49 @@ cdef void _dt1d(const double* src, double* dst, int* ptr, int n,
             ptr[k] = s
 
 
-cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax, double bx,
+ctypedef void (*lanes_fn)(const double* src, int n, const double* quad, const double* lin,
+                          int m, const int* order, const int* lo, const int* hi,
+                          const int* slot, double* argmin, double* dst, double* ptr) noexcept nogil
+
+
+cdef extern from "_dt_lanes.h":
+    # Eight 1-D transforms along one plan at once: for each line g (sample p
+    # at src[p*LANES + g]) exactly what _dt1d computes for it -- node d scans
+    # the line's own range [s1_g, s2_g] (from its own argmins) for the first
+    # strict minimum of (src + quad) + lin.  argmin: (n + 2) * LANES doubles;
+    # wanted destinations go to dst[slot*LANES + g] and ptr[slot*LANES + g]
+    # (the argmin, as a double).  Vectorised where the compiler allows it.
+    enum:
+        LANES "DPM_LANES"
+    lanes_fn dpm_dt1d_lanes_get(int which) noexcept nogil
+    const char* dpm_dt1d_lanes_name(lanes_fn f) noexcept nogil
+
+
+# The 2-D transform runs LANES lines at a time where a vector kernel for this
+# processor makes that faster (AVX2), line by line otherwise.
+cdef lanes_fn _dt1d_lanes = dpm_dt1d_lanes_get(2)
+cdef bint _lines = dpm_dt1d_lanes_name(_dt1d_lanes) != b"avx2"
+
+
+def _kernel(name=None):
+    """Name of the transform kernel in use: 'avx2', 'vector', 'scalar' (LANES
+    lines at a time) or 'lines' (line by line).
+
+    With ``name`` (one of those or 'best'), switch to it first; for tests and
+    benchmarks, every kernel gives the same results.  'vector' and 'avx2' fall
+    back to what the compiler and processor offer.
+    """
+    global _dt1d_lanes, _lines
+    if name is not None:
+        if name not in ("scalar", "vector", "avx2", "lines", "best"):
+            raise ValueError(f"unknown kernel {name!r}")
+        _dt1d_lanes = dpm_dt1d_lanes_get({"scalar": 0, "vector": 1}.get(name, 2))
+        _lines = name == "lines" or (
+            name == "best" and dpm_dt1d_lanes_name(_dt1d_lanes) != b"avx2")
+    return "lines" if _lines else dpm_dt1d_lanes_name(_dt1d_lanes).decode()
+
+
+cdef void _dt2d_lines(const real* vals, bint negate, int height, int width, double ax, double bx,
                 double ay, double by, int row0, int rstep, int nrows, int col0, int cstep, int ncols,
                 double* out, int* ix, int* iy, double* work, int* iwork) noexcept nogil:
     # Outputs (nrows, ncols) hold rows row0 + r*rstep and columns col0 + c*cstep
@@ -145,6 +187,7 @@ cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax,
     # computes the wanted columns of the wanted rows.
     # work: nrows*width + 2*height + 4*max(height, width) doubles;
     # iwork: nrows*width + height + 5*max(height, width) + 2 ints.
+    # (The line-by-line path, used where no vector kernel is available.)
     cdef int x, y, r, c
     cdef int nmax = height if height > width else width
     cdef Py_ssize_t row, orow, n = <Py_ssize_t>nrows * width
@@ -189,6 +232,87 @@ cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax,
             iy[orow + c] = tmp_iy[row + ix[orow + c]]
 
 
+cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax, double bx,
+                double ay, double by, int row0, int rstep, int nrows, int col0, int cstep, int ncols,
+                double* out, int* ix, int* iy, double* work) noexcept nogil:
+    # Outputs (nrows, ncols) hold rows row0 + r*rstep and columns col0 + c*cstep
+    # of the transform of vals (converted to double), or of -vals if negate
+    # (exact either way).  The y-pass needs only the wanted rows as
+    # destinations (the x-pass reads no other), but all columns; the x-pass
+    # computes the wanted columns of the wanted rows.  Both passes transform
+    # LANES lines at a time (_dt1d_lanes): the y-pass LANES adjacent columns,
+    # the x-pass LANES wanted rows, which the y-pass stores interleaved for it
+    # (tmp[(b*width + x)*LANES + g] is row b*LANES + g, column x).  Lines past
+    # the end of the map repeat its last line and are discarded.
+    # work: doubles, see _dt_work_size.
+    cdef int x, y, r, c, g, k, b, xg, rg
+    cdef int nmax = height if height > width else width
+    cdef int nblocks = (nrows + LANES - 1) // LANES
+    cdef Py_ssize_t tsize = <Py_ssize_t>nblocks * width * LANES
+    cdef double* tmp_m = work
+    cdef double* tmp_iy = tmp_m + tsize
+    cdef double* lines = tmp_iy + tsize
+    cdef double* dst = lines + <Py_ssize_t>nmax * LANES
+    cdef double* ptr = dst + <Py_ssize_t>nmax * LANES
+    cdef double* argmin = ptr + <Py_ssize_t>nmax * LANES
+    cdef double* quad = argmin + <Py_ssize_t>(nmax + 2) * LANES
+    cdef double* lin = quad + 2 * nmax
+    cdef int* order = <int*>(lin + 2 * nmax)
+    cdef int* lo = order + nmax
+    cdef int* hi = lo + nmax
+    cdef int* slot = hi + nmax
+    cdef int m
+    cdef double v
+    cdef Py_ssize_t t
+    # y-pass over blocks of LANES columns.
+    _cost_tables(height, ay, by, quad, lin)
+    m = _plan(height, row0, rstep, row0 + nrows * rstep, order, lo, hi, slot)
+    x = 0
+    while x < width:
+        for y in range(height):
+            for g in range(LANES):
+                xg = x + g if x + g < width else width - 1
+                v = vals[<Py_ssize_t>y * width + xg]
+                lines[y * LANES + g] = -v if negate else v
+        _dt1d_lanes(lines, height, quad + height - 1, lin + height - 1,
+                    m, order, lo, hi, slot, argmin, dst, ptr)
+        for r in range(nrows):
+            t = (<Py_ssize_t>(r // LANES) * width + x) * LANES + r % LANES
+            for g in range(LANES):
+                if x + g < width:
+                    tmp_m[t + g * LANES] = dst[r * LANES + g]
+                    tmp_iy[t + g * LANES] = ptr[r * LANES + g]
+        x += LANES
+    # Rows of the last block past nrows repeat row nrows - 1.
+    for rg in range(nrows, nblocks * LANES):
+        for x in range(width):
+            t = (<Py_ssize_t>(rg // LANES) * width + x) * LANES
+            tmp_m[t + rg % LANES] = tmp_m[t + (nrows - 1) % LANES] if (nrows - 1) // LANES == rg // LANES else 0.0
+    # x-pass over blocks of LANES rows, then Iy at the chosen column.
+    _cost_tables(width, ax, bx, quad, lin)
+    m = _plan(width, col0, cstep, col0 + ncols * cstep, order, lo, hi, slot)
+    for b in range(nblocks):
+        _dt1d_lanes(tmp_m + <Py_ssize_t>b * width * LANES, width, quad + width - 1,
+                    lin + width - 1, m, order, lo, hi, slot, argmin, dst, ptr)
+        for g in range(LANES):
+            r = b * LANES + g
+            if r >= nrows:
+                break
+            for c in range(ncols):
+                k = <int>ptr[c * LANES + g]
+                out[<Py_ssize_t>r * ncols + c] = dst[c * LANES + g]
+                ix[<Py_ssize_t>r * ncols + c] = k
+                iy[<Py_ssize_t>r * ncols + c] = <int>tmp_iy[(<Py_ssize_t>b * width + k) * LANES + g]
+
+
+cdef Py_ssize_t _dt_work_size(int height, int width, int nrows) noexcept nogil:
+    # Doubles of scratch space _dt2d needs (the int arrays are carved from it).
+    cdef Py_ssize_t nmax = height if height > width else width
+    cdef Py_ssize_t nblocks = (nrows + LANES - 1) // LANES
+    return (2 * nblocks * width * LANES + 3 * nmax * LANES + (nmax + 2) * LANES
+            + 4 * nmax + 2 * nmax + 8)
+
+
 def distance_transform(const real[:, ::1] vals, double ax, double bx, double ay, double by,
                        double[:, ::1] out, int[:, ::1] ix, int[:, ::1] iy,
                        int row0=0, int row_step=1, bint negate=False, int col0=0, int col_step=1):
@@ -223,17 +347,25 @@ def distance_transform(const real[:, ::1] vals, double ax, double bx, double ay,
     cdef Py_ssize_t n = <Py_ssize_t>nrows * width
     cdef Py_ssize_t nmax = height if height > width else width
     cdef double* work
-    cdef int* iwork
+    cdef int* iwork = NULL
     if height == 0 or width == 0 or nrows == 0 or ncols == 0:
         return
-    work = <double*>malloc((n + 2 * height + 4 * nmax) * sizeof(double))
-    iwork = <int*>malloc((n + height + 5 * nmax + 2) * sizeof(int))
-    if work == NULL or iwork == NULL:
+    if _lines:
+        work = <double*>malloc((n + 2 * height + 4 * nmax) * sizeof(double))
+        iwork = <int*>malloc((n + height + 5 * nmax + 2) * sizeof(int))
+    else:
+        work = <double*>malloc(_dt_work_size(height, width, nrows) * sizeof(double))
+    if work == NULL or (_lines and iwork == NULL):
         free(work)
         free(iwork)
         raise MemoryError("cannot allocate distance transform scratch space")
     with nogil:
-        _dt2d(&vals[0, 0], negate, height, width, ax, bx, ay, by, row0, row_step, nrows,
-              col0, col_step, ncols, &out[0, 0], &ix[0, 0], &iy[0, 0], work, iwork)
+        if _lines:
+            _dt2d_lines(&vals[0, 0], negate, height, width, ax, bx, ay, by, row0, row_step,
+                        nrows, col0, col_step, ncols, &out[0, 0], &ix[0, 0], &iy[0, 0], work,
+                        iwork)
+        else:
+            _dt2d(&vals[0, 0], negate, height, width, ax, bx, ay, by, row0, row_step, nrows,
+                  col0, col_step, ncols, &out[0, 0], &ix[0, 0], &iy[0, 0], work)
     free(work)
     free(iwork)

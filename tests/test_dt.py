@@ -3,7 +3,18 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from dpm import _dt
 from dpm.dt import distance_transform
+
+KERNELS = ("lines", "scalar", "vector", "best")
+
+
+@pytest.fixture(autouse=True, params=KERNELS)
+def kernel(request):
+    """Every test runs with each transform kernel (they must agree bit for bit)."""
+    _dt._kernel(request.param)
+    yield request.param
+    _dt._kernel("best")
 
 
 # ---------------------------------------------------------------------------
@@ -294,3 +305,40 @@ def test_dt_rejects_bad_rows(rows, match):
         distance_transform(np.zeros((4, 4)), 0.1, 0.0, 0.1, 0.0, rows=rows)
     with pytest.raises(ValueError, match=match):
         distance_transform(np.zeros((4, 4)), 0.1, 0.0, 0.1, 0.0, cols=rows)
+
+
+# ---------------------------------------------------------------------------
+# Kernels
+
+
+def test_dt_kernel_names():
+    assert _dt._kernel("best") in ("lines", "avx2")
+    assert _dt._kernel("lines") == "lines"
+    assert _dt._kernel("scalar") == "scalar"
+    assert _dt._kernel("vector") in ("vector", "scalar")
+    with pytest.raises(ValueError, match="unknown kernel"):
+        _dt._kernel("fast")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (7, 8), (8, 7), (16, 16), (33, 70), (70, 17)])
+@pytest.mark.parametrize("subset", [False, True])
+def test_dt_kernels_agree(rng, kernel, shape, subset):
+    # Lines are grouped 8 at a time: sizes around multiples of 8, NaN,
+    # infinities, plateaus (ties) and float32 input through each kernel
+    # against the line-by-line kernel.
+    vals = rng.integers(-4, 4, size=shape).astype(np.float64) + 0.25 * rng.standard_normal(shape)
+    vals[:, shape[1] // 2] = 1.0
+    flat = vals.reshape(-1)
+    flat[rng.integers(0, flat.size, size=max(1, flat.size // 20))] = np.nan
+    flat[rng.integers(0, flat.size, size=max(1, flat.size // 20))] = np.inf
+    flat[rng.integers(0, flat.size, size=max(1, flat.size // 30))] = -np.inf
+    kwargs = dict(rows=slice(1, None, 2), cols=slice(0, None, 2)) if subset else {}
+    for data in (vals, vals.astype(np.float32)):
+        for params in ((0.05, 0.1, 0.2, -0.1), (0.0, 0.0, 0.0, 0.0), (3.0, 1.0, 1e-9, 0.5)):
+            for negate in (False, True):
+                got = distance_transform(data, *params, negate=negate, **kwargs)
+                _dt._kernel("lines")
+                ref = distance_transform(data, *params, negate=negate, **kwargs)
+                _dt._kernel(kernel)
+                for g, r in zip(got, ref):
+                    assert_array_equal(g, r)
