@@ -11,6 +11,8 @@
 #ifndef DPM_DT_LANES_H
 #define DPM_DT_LANES_H
 
+#include "_simd.h"
+
 #define DPM_LANES 8
 
 /* Node d of the plan (see _plan in _dt.pyx) for 8 lines: scan sources
@@ -121,15 +123,6 @@ static void dpm_dt1d_lanes_vec(const double *src, int n, const double *quad,
     DPM_DT1D_LANES_BODY(dpm_v2d, dpm_v2l, 2)
 }
 
-#if defined(__AVX2__)
-#define DPM_HAVE_AVX2 1          /* the whole build targets AVX2 */
-#define DPM_AVX2_TARGET
-#elif defined(__x86_64__) || defined(__i386__)
-#define DPM_HAVE_AVX2 1          /* an AVX2 clone, chosen at run time */
-#define DPM_AVX2_CHECK 1
-#define DPM_AVX2_TARGET __attribute__((target("avx2")))
-#endif
-
 #if defined(DPM_HAVE_AVX2)
 DPM_AVX2_TARGET
 static void dpm_dt1d_lanes_avx2(const double *src, int n, const double *quad,
@@ -156,12 +149,9 @@ static dpm_dt1d_lanes_fn dpm_dt1d_lanes_get(int which)
 #if defined(__GNUC__) || defined(__clang__)
     if (which == 1)
         return dpm_dt1d_lanes_vec;
-#if defined(DPM_AVX2_CHECK)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2"))
+#if defined(DPM_HAVE_AVX2)
+    if (dpm_have_avx2())
         return dpm_dt1d_lanes_avx2;
-#elif defined(DPM_HAVE_AVX2)
-    return dpm_dt1d_lanes_avx2;
 #endif
     return dpm_dt1d_lanes_vec;
 #else
