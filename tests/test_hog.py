@@ -5,11 +5,37 @@ against ``hog_reference``, a slow plain-NumPy transcription of the spec that
 shares no code with the kernel (``benchmarks/bench_features.py`` imports it
 too).
 """
+import importlib
+
 import numpy as np
 import pytest
 
+from dpm import _cpu
 from dpm.features import FLIP_PERMUTATION, flip_features, hog
 from dpm.features import _hog as kernels
+
+hog_module = importlib.import_module("dpm.features.hog")
+
+
+def _kernel_modules():
+    """The portable kernels, and their AVX2 build where it exists and can run here."""
+    names = ["_hog"]
+    if _cpu.have_avx2():
+        try:
+            importlib.import_module("dpm.features._hog_avx2")
+            names.append("_hog_avx2")
+        except ImportError:
+            pass
+    return names
+
+
+@pytest.fixture(autouse=True, params=_kernel_modules())
+def kernel_module(request, monkeypatch):
+    """Every test runs with each build of the kernels."""
+    module = importlib.import_module("dpm.features." + request.param)
+    monkeypatch.setattr(hog_module, "_hog_kernels", module)
+    monkeypatch.setitem(globals(), "kernels", module)
+    return module
 
 # The original's unit vectors, rounded to 4 decimals.
 UU = np.array([1.0000, 0.9397, 0.7660, 0.500, 0.1736, -0.1736, -0.5000, -0.7660, -0.9397])
@@ -420,3 +446,23 @@ def test_hog_rejects_non_numeric_images():
 def test_hog_accepts_numpy_integer_sbin(rng):
     image = rng.uniform(0, 255, size=(40, 40, 3))
     np.testing.assert_array_equal(hog(image, np.int64(8)), hog(image, 8))
+
+
+def test_fastest_kernel_build_is_selected():
+    chosen = hog_module._kernel_module()
+    assert chosen.__name__.rsplit(".", 1)[1] == _kernel_modules()[-1]
+
+
+@pytest.mark.parametrize("shape", [(61, 83), (120, 97)])
+def test_kernel_builds_give_identical_features(rng, shape):
+    # The AVX2 build must not change a single bit (no fused multiply-add).
+    builds = [importlib.import_module("dpm.features." + n) for n in _kernel_modules()]
+    image = rng.uniform(0, 255, size=shape + (3,))
+    image[10:20, 10:30] = 7.0  # flat patch: zero gradients, ties
+    outputs = []
+    for module in builds:
+        hog_module._hog_kernels = module
+        outputs.append([hog(image, sbin) for sbin in (4, 8)])
+    for other in outputs[1:]:
+        for a, b in zip(outputs[0], other):
+            assert a.tobytes() == b.tobytes()
