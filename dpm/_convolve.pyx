@@ -34,8 +34,29 @@
 # the first and after the last nonzero one of a band.  The summation order
 # differs from fconv.cc, so results agree with it to rounding only.
 
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdlib cimport malloc, free
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+# BLAS GEMMs, from the function table of scipy.linalg.cython_blas (set by
+# dpm.convolve through _set_blas, which can load that table without importing
+# all of scipy.linalg: worker processes start faster).
+ctypedef void (*sgemm_t)(char* transa, char* transb, int* m, int* n, int* k, float* alpha,
+                         float* a, int* lda, float* b, int* ldb, float* beta, float* c,
+                         int* ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char* transa, char* transb, int* m, int* n, int* k, double* alpha,
+                         double* a, int* lda, double* b, int* ldb, double* beta, double* c,
+                         int* ldc) noexcept nogil
+cdef sgemm_t sgemm = NULL
+cdef dgemm_t dgemm = NULL
+
+
+def _set_blas(capi):
+    """Use the ``sgemm``/``dgemm`` capsules of ``capi`` (a cython_blas ``__pyx_capi__``)."""
+    global sgemm, dgemm
+    s = capi["sgemm"]
+    d = capi["dgemm"]
+    sgemm = <sgemm_t>PyCapsule_GetPointer(s, PyCapsule_GetName(s))
+    dgemm = <dgemm_t>PyCapsule_GetPointer(d, PyCapsule_GetName(d))
 
 ctypedef fused floating:
     float
@@ -188,6 +209,8 @@ def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] ban
     cdef const floating* a
     if height == 0 or width == 0 or nchan == 0 or ncells == 0 or nfilt == 0:
         return
+    if sgemm == NULL or dgemm == NULL:
+        raise RuntimeError("no BLAS: call _set_blas first (dpm.convolve does)")
     rows = band_bytes // (<Py_ssize_t>sizeof(floating) * ncells * width)
     if rows < 1:
         rows = 1

@@ -38,7 +38,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.machinery
+import importlib.util
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -57,6 +60,48 @@ BAND_BYTES = 256 * 1024
 
 _SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT_MAX = 2**31 - 1  # BLAS (LP64) dimensions are C ints
+
+
+# ---------------------------------------------------------------------------
+# BLAS
+
+
+def _scipy_dir() -> Path | None:
+    """SciPy's package folder, found without importing SciPy."""
+    spec = importlib.util.find_spec("scipy")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).resolve().parent
+
+
+def _cython_blas():
+    """``scipy.linalg.cython_blas``, loaded by itself if possible.
+
+    Importing it the usual way runs ``scipy.linalg/__init__`` (about 0.2 s,
+    paid again by every worker process); the extension module itself needs
+    none of it.  Falls back to the normal import.
+    """
+    module = sys.modules.get("scipy.linalg.cython_blas")
+    if module is not None:
+        return module
+    folder = _scipy_dir()
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES if folder else ():
+        path = folder / "linalg" / f"cython_blas{suffix}"
+        if path.is_file():
+            try:
+                spec = importlib.util.spec_from_file_location("scipy.linalg.cython_blas", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
+            except Exception as exc:  # any failure: the normal import below
+                logger.debug("loading %s by itself failed (%s)", path, exc)
+            break
+    import scipy.linalg.cython_blas as module
+
+    return module
+
+
+_convolve._set_blas(_cython_blas().__pyx_capi__)
 
 
 # ---------------------------------------------------------------------------
@@ -83,9 +128,9 @@ class _OpenBLAS:
         self._saved = None
 
     def _candidates(self):
-        import scipy
-
-        root = Path(scipy.__file__).resolve().parent
+        root = _scipy_dir()
+        if root is None:
+            return
         # Where the wheels bundle it (Linux/Windows, macOS, older layouts).  A
         # system-wide library is not searched for: loading a second OpenBLAS
         # would start its own thread pool.
