@@ -50,6 +50,9 @@ def extensions():
                 include_dirs=[numpy.get_include()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                 extra_compile_args=args,
+                # An AVX2 build that fails to compile (e.g. a multi-architecture
+                # build) is left out; the portable module is used instead.
+                optional=name.endswith("_avx2"),
             )
         )
     return exts
