@@ -7,15 +7,39 @@ import textwrap
 import time
 from pathlib import Path
 
+import importlib
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+import dpm.learn
+from dpm import _cpu
 from dpm.learn import (INCACHE, WAIT, BlockLayout, ExampleSet, StoppingRule, collapse_examples,
                        fit_lsvm, lsvm_objective, lsvm_subgradient, score_examples)
 
 REPO = Path(__file__).resolve().parents[1]
 MASK64 = (1 << 64) - 1
+
+
+def _builds():
+    """The portable learner, and its AVX2 build where it exists and can run here."""
+    names = ["dpm._learn"]
+    if _cpu.have_avx2():
+        try:
+            importlib.import_module("dpm._learn_avx2")
+            names.append("dpm._learn_avx2")
+        except ImportError:
+            pass
+    return names
+
+
+@pytest.fixture(autouse=True, params=_builds())
+def learner_build(request, monkeypatch):
+    """Every test runs with each build of the learner."""
+    module = importlib.import_module(request.param)
+    monkeypatch.setattr(dpm.learn, "_learner", lambda: module)
+    return module
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,8 +211,8 @@ def problem(rng):
 # Generator, objective, subgradient, collapse
 # --------------------------------------------------------------------------------------------
 
-def test_uniform_matches_reference_splitmix64():
-    from dpm import _learn
+def test_uniform_matches_reference_splitmix64(learner_build):
+    _learn = learner_build
     for seed in (0, 1, 12345, (1 << 64) - 1):
         assert_array_equal(_learn.uniform(seed, 50), ref_splitmix64_uniform(seed, 50))
     u = _learn.uniform(7, 100_000)
@@ -274,8 +298,8 @@ def test_score_examples_matches_dense(problem, rng):
 # --------------------------------------------------------------------------------------------
 
 def _sgd(ex, layout, C, J, seed, max_updates=10**9, init=None):
-    from dpm import _learn
-    from dpm.learn import _problem
+    from dpm.learn import _learner, _problem
+    _learn = _learner()
     prob, col = _problem(ex, layout, C, J)
     w0 = np.zeros(layout.num_weights) if init is None else np.asarray(init, dtype=np.float64)
     return _learn.SGD(prob, w0, seed, max_updates), col
@@ -758,3 +782,20 @@ def test_stage1_full_run_matches_the_original():
     assert np.mean(objs) <= 1.0810, objs
     # the original's recorded wall times (7.6-8.7 s) for the same updates, file I/O included
     assert max(secs) <= float(np.max(runs["wall_time_s"])), secs
+
+
+def test_fastest_learner_build_is_selected():
+    assert _cpu.best_build("dpm._learn").__name__ == _builds()[-1]
+
+
+def test_learner_builds_give_identical_weights(problem, monkeypatch):
+    # The AVX2 build must not change a single bit (no fused multiply-add).
+    ex, layout = problem
+    results = []
+    for name in _builds():
+        module = importlib.import_module(name)
+        monkeypatch.setattr(dpm.learn, "_learner", lambda module=module: module)
+        res = fit_lsvm(ex, layout, 0.05, 1.0, seed=3, max_updates=50_000)
+        results.append(np.asarray(res.w))
+    for w in results[1:]:
+        assert w.tobytes() == results[0].tobytes()

@@ -20,14 +20,7 @@ from .. import _cpu
 def _kernel_module():
     """The HOG kernels: the AVX2 build where the processor has AVX2 and it was
     built (identical results, faster), the portable one otherwise."""
-    if _cpu.have_avx2():
-        try:
-            from . import _hog_avx2
-            return _hog_avx2
-        except ImportError:
-            pass
-    from . import _hog
-    return _hog
+    return _cpu.best_build(__package__ + "._hog")
 
 
 _hog_kernels = _kernel_module()
