@@ -76,7 +76,7 @@ def split_times(image, model, **kwargs):
     finally:
         D.feature_pyramid, D.FilterBank.convolve, D._part_dt = saved
     rest = total - sum(timer.total.values())
-    return total, {**timer.total, "rest (padding, scores, boxes, nms)": rest}
+    return total, {**timer.total, "rest (scores, boxes, nms)": rest}
 
 
 def median_split(image, model, repeat, **kwargs):
