@@ -101,6 +101,25 @@ def bench(name, image, repeat):
     [(slow, _)] = timed([lambda: hog_reference(image, 8)], max(1, repeat // 5))
     print(f"hog(image, 8)              {fast:8.2f} ms;  hog_reference {slow:.1f} ms;"
           f"  ratio {slow / fast:.1f}x")
+    # The HOG kernels' builds, in alternation (the default is the last).
+    import importlib
+    hog_module = importlib.import_module("dpm.features.hog")
+    default = hog_module._hog_kernels
+    builds = ["dpm.features._hog"] + (
+        [default.__name__] if default.__name__ != "dpm.features._hog" else [])
+    if len(builds) > 1:
+        modules = [importlib.import_module(b) for b in builds]
+
+        def with_build(module):
+            def run():
+                hog_module._hog_kernels = module
+                feature_pyramid(image)
+            return run
+        results = timed([with_build(m) for m in modules], repeat)
+        hog_module._hog_kernels = default
+        print("pyramid per HOG build      " + "; ".join(
+            f"{b.rsplit('.', 1)[1]} {t:.1f} ms (median {med:.1f})" for b, (t, med) in zip(builds, results))
+            + f"; ratio {results[1][1] / results[0][1]:.2f} (medians)")
     splits = [split(image) for _ in range(repeat)]
     r, g = min(splits, key=lambda t: t[0] + t[1])
     print(f"split of one pyramid       resize {r:.1f} ms + HOG {g:.1f} ms = {r + g:.1f} ms "

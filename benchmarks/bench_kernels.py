@@ -10,7 +10,10 @@ feature maps of the right sizes:
 * roots: the 36 root levels (sbin 8, levels l = 10..45), padded by 7 rows and
   5 columns per side;
 * dt: the distance transform of every (negated) part response, 12 per part
-  level, with the model's deformation coefficients.
+  level, with the model's deformation coefficients; whole, every other row,
+  and every other row and column (what detection computes) with each
+  transform kernel (line by line, eight lines at a time: scalar, portable
+  vector, AVX2).
 
 Feature values are standard normal inside each level and zero in the padding,
 as ``detect.m`` pads them; the convolution is also timed with random values in
@@ -41,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dpm.convolve import FilterBank, get_blas_threads  # noqa: E402
+from dpm import _dt  # noqa: E402
 from dpm.dt import distance_transform  # noqa: E402
 from dpm.model import load_model  # noqa: E402
 
@@ -186,6 +190,28 @@ def bench_dt(model, part_maps, part_bank, repeats, reference_levels):
     print(f"dt: {len(maps) * len(deformations)} maps from {maps[0][0].shape} down to "
           f"{maps[-1][0].shape}, {n_values / 1e6:.2f} M values: {t_full * 1e3:.1f} ms "
           f"({t_full / n_values * 1e9:.1f} ns/value); every other row only: {t_half * 1e3:.1f} ms")
+
+    # What the detector computes (every other row and column), with each
+    # transform kernel; all must give identical outputs.
+    probed = dict(rows=slice(0, None, 2), cols=slice(0, None, 2))
+    outputs = {}
+    times = {}
+    for name in ("lines", "scalar", "vector", "best"):
+        actual = _dt._kernel(name)
+        if actual in times:
+            continue
+        times[actual] = best_time(
+            lambda: [distance_transform(r, *d, **probed) for lv in maps
+                     for r, d in zip(lv, deformations)], repeats)
+        outputs[actual] = [distance_transform(r, *d, **probed) for lv in maps
+                           for r, d in zip(lv, deformations)]
+    _dt._kernel("best")
+    ref = outputs["lines"]
+    same = all(all(np.array_equal(a, b) for a, b in zip(x, y))
+               for out in outputs.values() for x, y in zip(out, ref))
+    print("dt, every other row and column (what detection computes), per kernel: "
+          + ", ".join(f"{k} {t * 1e3:.1f} ms" for k, t in times.items())
+          + f"; default: {_dt._kernel()}; identical outputs: {'yes' if same else 'NO'}")
 
     subset = maps[-reference_levels:] if reference_levels else []
     if subset:
