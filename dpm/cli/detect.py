@@ -146,8 +146,9 @@ def _main(argv) -> int:
         if args.output:
             out.close()
     ndet = sum(len(d) for _, d in results)
-    log.info("%d detection(s) in %d image(s), %.3f s per image", ndet, len(results),
-             elapsed / max(1, len(results) + len(failures)))
+    log.info("%d detection(s) in %d image(s), %.3f s per image%s", ndet, len(results),
+             elapsed / max(1, len(results) + len(failures)),
+             " (drawing included)" if draw_dir is not None else "")
     if failures:
         print(f"{PROG}: error: {len(failures)} of {len(paths)} image(s) failed:", file=sys.stderr)
         for path, exc in failures:
