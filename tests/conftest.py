@@ -4,6 +4,7 @@ Tests that compare against the original release's outputs read them in place
 from ``../shared`` (next to the repository; override with ``DPM_SHARED``) and
 skip with a reason where it is absent.
 """
+import importlib
 import os
 from pathlib import Path
 
@@ -53,3 +54,19 @@ def keys_cubic(x):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def builds_of(module):
+    """Full names of the builds of a compiled module that can run here: the
+    portable one, then its AVX2 build where it was built and the processor
+    has AVX2 (the last one is what the package uses)."""
+    from dpm import _cpu
+
+    names = [module]
+    if _cpu.have_avx2():
+        try:
+            importlib.import_module(module + "_avx2")
+            names.append(module + "_avx2")
+        except ImportError:
+            pass
+    return names

@@ -10,29 +10,17 @@ import importlib
 import numpy as np
 import pytest
 
-from dpm import _cpu
+from conftest import builds_of
 from dpm.features import FLIP_PERMUTATION, flip_features, hog
 from dpm.features import _hog as kernels
 
 hog_module = importlib.import_module("dpm.features.hog")
 
 
-def _kernel_modules():
-    """The portable kernels, and their AVX2 build where it exists and can run here."""
-    names = ["_hog"]
-    if _cpu.have_avx2():
-        try:
-            importlib.import_module("dpm.features._hog_avx2")
-            names.append("_hog_avx2")
-        except ImportError:
-            pass
-    return names
-
-
-@pytest.fixture(autouse=True, params=_kernel_modules())
+@pytest.fixture(autouse=True, params=builds_of("dpm.features._hog"))
 def kernel_module(request, monkeypatch):
     """Every test runs with each build of the kernels."""
-    module = importlib.import_module("dpm.features." + request.param)
+    module = importlib.import_module(request.param)
     monkeypatch.setattr(hog_module, "_hog_kernels", module)
     monkeypatch.setitem(globals(), "kernels", module)
     return module
@@ -449,14 +437,13 @@ def test_hog_accepts_numpy_integer_sbin(rng):
 
 
 def test_fastest_kernel_build_is_selected():
-    chosen = hog_module._kernel_module()
-    assert chosen.__name__.rsplit(".", 1)[1] == _kernel_modules()[-1]
+    assert hog_module._kernel_module().__name__ == builds_of("dpm.features._hog")[-1]
 
 
 @pytest.mark.parametrize("shape", [(61, 83), (120, 97)])
 def test_kernel_builds_give_identical_features(rng, shape):
     # The AVX2 build must not change a single bit (no fused multiply-add).
-    builds = [importlib.import_module("dpm.features." + n) for n in _kernel_modules()]
+    builds = [importlib.import_module(n) for n in builds_of("dpm.features._hog")]
     image = rng.uniform(0, 255, size=shape + (3,))
     image[10:20, 10:30] = 7.0  # flat patch: zero gradients, ties
     outputs = []

@@ -14,6 +14,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import dpm.learn
+from conftest import builds_of
 from dpm import _cpu
 from dpm.learn import (INCACHE, WAIT, BlockLayout, ExampleSet, StoppingRule, collapse_examples,
                        fit_lsvm, lsvm_objective, lsvm_subgradient, score_examples)
@@ -22,19 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 MASK64 = (1 << 64) - 1
 
 
-def _builds():
-    """The portable learner, and its AVX2 build where it exists and can run here."""
-    names = ["dpm._learn"]
-    if _cpu.have_avx2():
-        try:
-            importlib.import_module("dpm._learn_avx2")
-            names.append("dpm._learn_avx2")
-        except ImportError:
-            pass
-    return names
-
-
-@pytest.fixture(autouse=True, params=_builds())
+@pytest.fixture(autouse=True, params=builds_of("dpm._learn"))
 def learner_build(request, monkeypatch):
     """Every test runs with each build of the learner."""
     module = importlib.import_module(request.param)
@@ -785,14 +774,14 @@ def test_stage1_full_run_matches_the_original():
 
 
 def test_fastest_learner_build_is_selected():
-    assert _cpu.best_build("dpm._learn").__name__ == _builds()[-1]
+    assert _cpu.best_build("dpm._learn").__name__ == builds_of("dpm._learn")[-1]
 
 
 def test_learner_builds_give_identical_weights(problem, monkeypatch):
     # The AVX2 build must not change a single bit (no fused multiply-add).
     ex, layout = problem
     results = []
-    for name in _builds():
+    for name in builds_of("dpm._learn"):
         module = importlib.import_module(name)
         monkeypatch.setattr(dpm.learn, "_learner", lambda module=module: module)
         res = fit_lsvm(ex, layout, 0.05, 1.0, seed=3, max_updates=50_000)
