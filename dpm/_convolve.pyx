@@ -28,11 +28,11 @@
 # GEMM and the shift-and-add.  A detector pads every level with zeros; with
 # pady/padx the kernel correlates the padded map without forming it: the GEMM
 # runs over the unpadded positions only and the shift-and-add places each
-# product at its padded position, so padding costs nothing.  Positions whose features are all zero (the
-# padding a detector puts around every level) contribute nothing and are
-# skipped where that is cheap: all-zero rows, and the zero positions before
-# the first and after the last nonzero one of a band.  The summation order
-# differs from fconv.cc, so results agree with it to rounding only.
+# product at its padded position, so padding costs nothing.  Positions whose
+# features are all zero (padding formed by the caller) contribute nothing and
+# are skipped where that is cheap: all-zero rows, and the zero positions
+# before the first and after the last nonzero one of a band.  The summation
+# order differs from fconv.cc, so results agree with it to rounding only.
 
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdlib cimport malloc, free

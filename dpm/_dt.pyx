@@ -283,11 +283,11 @@ cdef void _dt2d(const real* vals, bint negate, int height, int width, double ax,
                     tmp_m[t + g * LANES] = dst[r * LANES + g]
                     tmp_iy[t + g * LANES] = ptr[r * LANES + g]
         x += LANES
-    # Rows of the last block past nrows repeat row nrows - 1.
+    # Rows of the last block past nrows repeat row nrows - 1 (same block).
     for rg in range(nrows, nblocks * LANES):
         for x in range(width):
             t = (<Py_ssize_t>(rg // LANES) * width + x) * LANES
-            tmp_m[t + rg % LANES] = tmp_m[t + (nrows - 1) % LANES] if (nrows - 1) // LANES == rg // LANES else 0.0
+            tmp_m[t + rg % LANES] = tmp_m[t + (nrows - 1) % LANES]
     # x-pass over blocks of LANES rows, then Iy at the chosen column.
     _cost_tables(width, ax, bx, quad, lin)
     m = _plan(width, col0, cstep, col0 + ncols * cstep, order, lo, hi, slot)
