@@ -381,9 +381,11 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
     tune_malloc()
     image = as_rgb(image)
     thresh = model.thresh if threshold is None else float(threshold)
-    if pyramid is None:
-        pyramid = feature_pyramid(image, model.sbin, model.interval)
     prepared = _Prepared(model, dtype)
+    if pyramid is None:
+        # Levels straight in the responses' precision (float32: the float64
+        # features rounded once, as the cast in score_levels would).
+        pyramid = feature_pyramid(image, model.sbin, model.interval, dtype=prepared.dtype)
     nparts = model.num_parts
     # Per (level, component) with detections: positions, part positions, cell size; the boxes are
     # computed per component at the end (the same arithmetic per detection, fewer array calls).

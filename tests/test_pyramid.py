@@ -120,6 +120,24 @@ def test_pyramid_is_the_same_for_any_n_jobs(rng, n_jobs):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("shape", [(97, 131), (40, 40), (20, 33)])
+def test_float32_pyramid_is_the_float64_one_rounded_once(rng, shape):
+    image = rng.uniform(0, 255, size=shape + (3,))
+    p64 = feature_pyramid(image, 8, 5)
+    p32 = feature_pyramid(image, 8, 5, dtype=np.float32)
+    assert np.array_equal(p32.scales, p64.scales)
+    assert len(p32.levels) == len(p64.levels)
+    for a, b in zip(p32.levels, p64.levels):
+        assert a.dtype == np.float32 and a.flags.c_contiguous
+        assert a.shape == b.shape
+        assert a.tobytes() == b.astype(np.float32).tobytes()
+
+
+def test_pyramid_rejects_bad_dtype(rng):
+    with pytest.raises(ValueError, match="dtype"):
+        feature_pyramid(rng.uniform(0, 255, size=(40, 40, 3)), dtype=np.int32)
+
+
 @pytest.mark.parametrize("side,expected", [
     (40, 1), (79, 10), (80, 11), (81, 11), (160, 21), (320, 31), (480, 36), (640, 41),
 ])

@@ -35,6 +35,10 @@ VV[:] = [0.0000, 0.3420, 0.6428, 0.8660, 0.9848, 0.9848, 0.8660, 0.6428, 0.3420]
 
 cdef double EPS = 0.0001
 
+ctypedef fused feature_t:
+    float
+    double
+
 
 cdef int _orientation_reference(double dx, double dy) noexcept nogil:
     # The original's loop: the first direction whose |dot| is strictly the
@@ -346,7 +350,7 @@ cdef inline double _clip(double h) noexcept nogil:
     return h if h < 0.2 else 0.2
 
 
-cdef inline void _sensitive(double h, double n1, double n2, double n3, double n4, double *dst,
+cdef inline void _sensitive(double h, double n1, double n2, double n3, double n4, feature_t *dst,
                             double *t1, double *t2, double *t3, double *t4) noexcept nogil:
     # One contrast-sensitive channel of one cell, and its texture sums.
     cdef double h1 = _clip(h * n1), h2 = _clip(h * n2), h3 = _clip(h * n3), h4 = _clip(h * n4)
@@ -363,16 +367,18 @@ cdef inline double _insensitive(double h, double n1, double n2, double n3,
     return 0.5 * (_clip(h * n1) + _clip(h * n2) + _clip(h * n3) + _clip(h * n4))
 
 
-def normalize_cells(const double[:, :, ::1] hist, double[:, :, ::1] out):
+def normalize_cells(const double[:, :, ::1] hist, feature_t[:, :, ::1] out):
     """Normalise and truncate cell histograms into the 31 output channels.
 
     Parameters
     ----------
     hist : (by + 2, bx + 2, 18) float64
         Output of :func:`bin_cells` (the margin is ignored).
-    out : (by - 2, bx - 2, 31) float64, output
+    out : (by - 2, bx - 2, 31) float64 or float32, output
         Channels 0-17 contrast-sensitive, 18-26 contrast-insensitive, 27-30
         texture (normalisation blocks N1..N4).  Requires ``by, bx >= 3``.
+        Computed in double precision; a float32 output holds those values
+        rounded once (as ``astype(np.float32)`` would).
     """
     cdef Py_ssize_t by = hist.shape[0] - 2, bx = hist.shape[1] - 2
     cdef Py_ssize_t oy = out.shape[0], ox = out.shape[1]
@@ -380,7 +386,7 @@ def normalize_cells(const double[:, :, ::1] hist, double[:, :, ::1] out):
     cdef double s, n1, n2, n3, n4, t1, t2, t3, t4
     cdef const double *src
     cdef const double *row
-    cdef double *dst
+    cdef feature_t *dst
     cdef double *nrm
     cdef double *inv
     cdef const double *i0

@@ -106,11 +106,12 @@ def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
 
 
 def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: int,
-                        scratch: _Scratch | None = None) -> np.ndarray:
-    # Unchecked: the gradient maps of an (H, W, 3) image.
+                        scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
+    # Unchecked: the gradient maps of an (H, W, 3) image.  dtype: float64, or
+    # float32 for the same values rounded once.
     h, w = magnitude.shape
     by, bx = mround(h / sbin), mround(w / sbin)
-    out = np.empty((max(by - 2, 0), max(bx - 2, 0), NUM_FEATURES), dtype=np.float64)
+    out = np.empty((max(by - 2, 0), max(bx - 2, 0), NUM_FEATURES), dtype=dtype)
     if out.shape[0] == 0 or out.shape[1] == 0:
         # The original fills histograms it never reads; with fewer than 3
         # cells on an axis nothing reaches the output.
@@ -125,12 +126,12 @@ def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: in
     return out
 
 
-def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None) -> np.ndarray:
+def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
     # Unchecked hog of an (H, W, 3) C-contiguous float64 image.
     shape = hog_shape(image.shape[0], image.shape[1], sbin)
     if shape[0] == 0 or shape[1] == 0:
-        return np.zeros(shape, dtype=np.float64)
-    return _hog_from_gradients(*_gradients(image, scratch), sbin, scratch)
+        return np.zeros(shape, dtype=dtype)
+    return _hog_from_gradients(*_gradients(image, scratch), sbin, scratch, dtype)
 
 
 def hog(image, sbin: int = 8) -> np.ndarray:

@@ -23,7 +23,7 @@ class FeaturePyramid:
 
     Attributes
     ----------
-    levels : list of (h_l, w_l, 31) ndarray of float64
+    levels : list of (h_l, w_l, 31) ndarray of float64 (or float32, see ``dtype``)
         Unpadded feature maps (see :func:`dpm.features.hog`), one per level.
         Level indices are 0-based: ``levels[0]`` is the original's ``feat{1}``.
         ``levels[l - interval]`` has exactly twice the resolution of
@@ -101,7 +101,7 @@ def _check_args(sbin, interval):
     return int(sbin), int(interval)
 
 
-def _octave_chain(image, i, sbin, interval, max_scale, scratch):
+def _octave_chain(image, i, sbin, interval, max_scale, scratch, dtype):
     # Levels of the chain that starts at the i-th (1-based) scale of the first
     # octave, as {0-based level index: features}.
     sc = 2.0 ** (1.0 / interval)
@@ -114,22 +114,23 @@ def _octave_chain(image, i, sbin, interval, max_scale, scratch):
         scaled = _resize(image, scale, scratch.array("scaled", (dh, dw, 3)))
     out = {}
     if 0 in hog_shape(dh, dw, sbin // 2)[:2]:
-        out[i - 1] = _hog(scaled, sbin // 2, scratch)
-        out[i + interval - 1] = _hog(scaled, sbin, scratch)
+        out[i - 1] = _hog(scaled, sbin // 2, scratch, dtype)
+        out[i + interval - 1] = _hog(scaled, sbin, scratch, dtype)
     else:
         # One gradient map binned at both cell sizes.
         magnitude, orientation = _gradients(scaled, scratch)
-        out[i - 1] = _hog_from_gradients(magnitude, orientation, sbin // 2, scratch)
-        out[i + interval - 1] = _hog_from_gradients(magnitude, orientation, sbin, scratch)
+        out[i - 1] = _hog_from_gradients(magnitude, orientation, sbin // 2, scratch, dtype)
+        out[i + interval - 1] = _hog_from_gradients(magnitude, orientation, sbin, scratch, dtype)
     halved = ("half_a", "half_b")
     for n, j in enumerate(range(i + interval, max_scale + 1, interval)):
         dh, dw = resize_shape(dh, dw, 0.5)
         scaled = _resize(scaled, 0.5, scratch.array(halved[n % 2], (dh, dw, 3)))
-        out[j + interval - 1] = _hog(scaled, sbin, scratch)
+        out[j + interval - 1] = _hog(scaled, sbin, scratch, dtype)
     return out
 
 
-def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1) -> FeaturePyramid:
+def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1,
+                    dtype=np.float64) -> FeaturePyramid:
     """HOG feature pyramid of an image (port of ``featpyramid.m``).
 
     Parameters
@@ -144,6 +145,11 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
         Number of threads; the ``interval`` chains of halvings are computed
         concurrently (the kernels release the GIL).  ``-1`` uses every CPU.
         The result does not depend on ``n_jobs``.
+    dtype : {np.float64, np.float32}, default np.float64
+        Type of the levels.  The features are computed in double precision
+        either way; float32 levels hold them rounded once (exactly
+        ``levels[l].astype(np.float32)`` of the float64 pyramid), which is
+        what float32 filter responses need, without the float64 copy.
 
     Returns
     -------
@@ -170,6 +176,9 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
     if (isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, numbers.Integral)
             or (n_jobs < 1 and n_jobs != -1)):
         raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"dtype must be float64 or float32, got {dtype}")
     image = _as_float_image(image, channels=3)
     h, w = image.shape[:2]
     if h == 0 or w == 0:
@@ -189,7 +198,7 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
     def run(i):
         if not hasattr(local, "scratch"):
             local.scratch = _Scratch()
-        return _octave_chain(image, i, sbin, interval, max_scale, local.scratch)
+        return _octave_chain(image, i, sbin, interval, max_scale, local.scratch, dtype)
 
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
         results = list(pool.map(run, chains))
