@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from voc.evaluate import check_boxes
 
 from ..model import NUM_FEATURES, Block, Component, Model
 from .config import TrainConfig
@@ -25,18 +26,7 @@ def box_array(positives) -> np.ndarray:
     items = list(positives) if not isinstance(positives, np.ndarray) else positives
     if len(items) and hasattr(items[0], "box"):
         items = [p.box for p in items]
-    a = np.asarray(items, dtype=np.float64)
-    if a.size == 0:
-        return np.zeros((0, 4))
-    if a.ndim != 2 or a.shape[1] != 4:
-        raise ValueError(f"expected (N, 4) boxes (x1, y1, x2, y2), got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError("boxes contain non-finite values")
-    bad = np.flatnonzero((a[:, 2] < a[:, 0]) | (a[:, 3] < a[:, 1]))
-    if bad.size:
-        raise ValueError(f"{bad.size} boxes are inverted (x2 < x1 or y2 < y1), first at index {bad[0]}: "
-                         f"{a[bad[0]].tolist()}")
-    return a
+    return check_boxes(items)
 
 
 def _heights_widths(boxes: np.ndarray):
