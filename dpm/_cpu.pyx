@@ -1,6 +1,7 @@
 # cython: language_level=3
 #
 # What the processor offers, for choosing between builds of a kernel.
+import importlib
 
 cdef extern from "_simd.h":
     int dpm_have_avx2() noexcept nogil
@@ -14,7 +15,6 @@ def have_avx2():
 def best_build(module):
     """The module ``module`` (a full name) or, where the processor has AVX2
     and it was built, its AVX2 build ``module + "_avx2"`` (same results)."""
-    import importlib
     if have_avx2():
         try:
             return importlib.import_module(module + "_avx2")

@@ -333,8 +333,9 @@ class FilterBank:
         -------
         list of ndarray
             One ``(H + 2*pady - h + 1, W + 2*padx - w + 1)`` array of the
-            bank's dtype per filter, in the bank's order.  Entry ``[y, x]`` is the filter's
-            score with its top-left cell on feature cell ``(x, y)`` (0-based).
+            bank's dtype per filter, in the bank's order.  Entry ``[y, x]``
+            is the filter's score with its top-left cell on cell ``(x, y)``
+            of the padded map (0-based).
 
         Raises
         ------

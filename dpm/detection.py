@@ -254,11 +254,9 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
     pady, padx = model.padding
     maxh, maxw = model.maxsize
     interval = pyramid.interval
-    # Each level in the responses' dtype, made once: level l is the root map
-    # of level l and the part map of level l + interval.
-    cast = {}
 
     def as_dtype(level):
+        # No copy when the pyramid was built in the responses' dtype (detect_raw does that).
         return np.ascontiguousarray(pyramid.levels[level], dtype=dtype)
 
     for lev in range(interval, len(pyramid.levels)):
@@ -268,14 +266,10 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
         if skip is not None and skip(lev, model.sbin / pyramid.scales[lev]):
             continue
         # Responses of the padded maps, computed without forming them.
-        cast[lev] = as_dtype(lev)
-        root_resp = prepared.roots.convolve(cast[lev], pad=(pady, padx))
+        root_resp = prepared.roots.convolve(as_dtype(lev), pad=(pady, padx))
         part_resp = None
         if prepared.parts is not None:
-            featl = cast.pop(lev - interval, None)
-            if featl is None:
-                featl = as_dtype(lev - interval)
-            part_resp = prepared.parts.convolve(featl, pad=(2 * pady, 2 * padx))
+            part_resp = prepared.parts.convolve(as_dtype(lev - interval), pad=(2 * pady, 2 * padx))
         featr = featp = None
         if keep_features:
             featr = _pad(feat, pady, padx, dtype)
@@ -384,7 +378,7 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
     prepared = _Prepared(model, dtype)
     if pyramid is None:
         # Levels straight in the responses' precision (float32: the float64
-        # features rounded once, as the cast in score_levels would).
+        # features rounded once, what casting each level would give).
         pyramid = feature_pyramid(image, model.sbin, model.interval, dtype=prepared.dtype)
     nparts = model.num_parts
     # Per (level, component) with detections: positions, part positions, cell size; the boxes are
