@@ -43,7 +43,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._io import _fsync_dir, atomic_write
+from .._io import atomic_write, fsync_dir
 from ..model import Model, load_model, save_model
 
 __all__ = ["CHECKPOINT_FORMAT_VERSION", "Checkpoint", "CheckpointStore", "dataset_fingerprint", "key_hash"]
@@ -299,7 +299,7 @@ class CheckpointStore:
                 p.unlink()
             except FileNotFoundError:
                 pass
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def _manifest_path(self, stage: str) -> Path:
         return self.directory / f"stage-{stage}.json"
@@ -406,7 +406,7 @@ class CheckpointStore:
         if arrs:
             arrays_file = f"data-{token}-arrays.npz"
             _atomic_write(self.directory / arrays_file, lambda fh: np.savez(fh, **arrs))
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         previous = self._manifests()
         sequence = max((m.get("sequence", 0) for m in previous), default=0) + 1
         created = time.time()
