@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dpm.batch import detect_files
+from dpm.execution import TaskFailed
 from dpm.model import load_model
 
 
@@ -31,4 +32,5 @@ def test_shared_work_keeps_input_order_and_errors(inria, models_dir, tmp_path):
             else:
                 np.testing.assert_array_equal(a.boxes, b.boxes)
                 np.testing.assert_array_equal(a.scores, b.scores)
-    assert isinstance(serial[2][1], (ValueError, OSError))
+    assert isinstance(serial[2][1], TaskFailed) and serial[2][1].kind == "ValueError"
+    assert "broken.jpg" in str(serial[2][1]) and "\n" not in str(serial[2][1])

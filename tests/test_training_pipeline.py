@@ -246,7 +246,7 @@ def test_images_that_fail_to_load_are_skipped_and_counted(tmp_path, caplog):
         model, _ = _train(voc, tmp_path / "m.npz")
     text = caplog.text
     assert "neg01.jpg" in text and "pos03.jpg" in text
-    assert "2 image(s) failed to load and were skipped" in text
+    assert "2 image(s) failed and were skipped" in text
     assert len(model.components[0].parts) == CONFIG.num_parts
 
 
@@ -289,7 +289,7 @@ def test_unwritable_cache_dir(voc, tmp_path):
     blocker.write_text("x")
     with pytest.raises(OSError) as e:
         _train(voc, tmp_path / "m.npz", cache_dir=blocker / "cache")
-    assert "cannot write checkpoints" in str(e.value) and "--cache-dir" in str(e.value)
+    assert "cannot write checkpoints" in str(e.value) and "cache_dir" in str(e.value)
     assert not (tmp_path / "m.npz").exists()
 
 
@@ -336,3 +336,48 @@ def test_box_scale_shrinks_the_regression_targets(voc, tmp_path, monkeypatch):
     full, scaled = seen["targets"]
     np.testing.assert_allclose(scaled, pipeline.scale_boxes(full, 0.5, 0.75))
     np.testing.assert_allclose(scaled[:, 2] - scaled[:, 0] + 1, 0.5 * (full[:, 2] - full[:, 0] + 1))
+
+
+def test_two_runs_on_one_checkpoint_folder_second_fails_naming_the_first(voc, tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        from dpm.training.checkpoint import checkpoint_lock
+        with checkpoint_lock({str(tmp_path / 'cache')!r}):
+            print("held", flush=True)
+            sys.stdin.readline()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        r = subprocess.run([sys.executable, "-c", "import sys; from dpm.cli.train import main; sys.exit(main())",
+                            "person", "--voc", str(voc), "--cache-dir", str(tmp_path / "cache"),
+                            "--out", str(tmp_path / "m.npz"), "-q"],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and f"in use by process {holder.pid}" in r.stderr
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_remove_checkpoints_after_a_successful_run(voc, reference, tmp_path):
+    out = tmp_path / "m.npz"
+    _train(voc, out, cache_dir=tmp_path / "cache", keep_checkpoints=False)
+    assert _sha(out) == _sha(reference[0])
+    assert not (tmp_path / "cache").exists()
+
+
+def test_damaged_checkpoint_archive_is_ignored_and_the_run_gives_the_same_model(voc, reference, tmp_path, caplog):
+    out, cache = tmp_path / "m.npz", tmp_path / "cache"
+    _train(voc, out, cache_dir=cache)
+    for f in sorted(cache.glob("data-*-arrays.npz"))[:2] + sorted(cache.glob("data-*-model-*.npz"))[:1]:
+        data = bytearray(f.read_bytes())
+        data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # a damaged zip member
+        f.write_bytes(bytes(data))
+    out.unlink()
+    with caplog.at_level(logging.WARNING, logger="dpm"):
+        _train(voc, out, cache_dir=cache)
+    assert "is damaged" in caplog.text
+    assert _sha(out) == _sha(reference[0])

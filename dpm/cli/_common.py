@@ -3,13 +3,16 @@ import argparse
 import logging
 import sys
 
+from .._io import LockedError
+
 EXIT_OK = 0
 EXIT_ERROR = 1      # bad input or a failed run: one line on stderr, no traceback
 EXIT_USAGE = 2      # argparse's own status for bad command lines
 
 # Exceptions that mean "the user gave us something we cannot use": reported as
-# one line.  Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError, EOFError)
+# one line (as is running out of memory, with what was being done).  Anything
+# else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, EOFError, LockedError, MemoryError)
 
 
 def add_verbosity(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +66,8 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         msg = f"{exc.filename}: {exc.strerror}"
     msg = " ".join(msg.split())
+    if isinstance(exc, MemoryError):
+        return f"out of memory{': ' + msg if msg else ''} (try smaller inputs or fewer processes, -j)"
     return msg or type(exc).__name__
 
 

@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                    help="processes for latent search and mining (-1: all cores); default 1")
     p.add_argument("--restart", action="store_true", help="discard the checkpoints and start over")
+    p.add_argument("--remove-checkpoints", action="store_true",
+                   help="delete the checkpoint folder once the model is written (it can take gigabytes; "
+                        "without it, a rerun of a finished command returns at once)")
     p.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("W", "H"),
                    help="the annotated boxes include a margin around the object: predict boxes covering the "
                         "central W x H fraction of them (e.g. 0.6 0.75 for INRIA's 64x128 windows, which hold a "
@@ -65,7 +68,8 @@ def _main(argv) -> int:
         config = TrainConfig(box_scale=tuple(args.box_scale))
     model, summary = train(voc, args.cls, components=args.components, out=out, cache_dir=args.cache_dir,
                            seed=args.seed, n_jobs=args.jobs, restart=args.restart, max_updates=args.updates,
-                           progress=show_progress(args), config=config)
+                           progress=show_progress(args), config=config,
+                           keep_checkpoints=not args.remove_checkpoints)
     log.info("summary:\n%s", summary.format())
     print(f"{PROG}: wrote {out} ({len(model.components)} component(s), "
           f"{sum(len(c.parts) for c in model.components)} parts, threshold {model.thresh:.4f})", file=sys.stderr)

@@ -43,10 +43,11 @@ from typing import Mapping
 
 import numpy as np
 
-from .._io import atomic_write, fsync_dir
+from .._io import atomic_write, exclusive_lock, fsync_dir
 from ..model import Model, load_model, save_model
 
-__all__ = ["CHECKPOINT_FORMAT_VERSION", "Checkpoint", "CheckpointStore", "dataset_fingerprint", "key_hash"]
+__all__ = ["CHECKPOINT_FORMAT_VERSION", "Checkpoint", "CheckpointStore", "checkpoint_lock", "dataset_fingerprint",
+           "key_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,25 @@ def dataset_fingerprint(root, patterns=("ImageSets/Main/*.txt", "Annotations/*.x
             h.update(b"\0")
             count += 1
     return {"path": str(root.resolve()), "files": count, "sha256": h.hexdigest()}
+
+
+def checkpoint_lock(directory):
+    """Hold the checkpoint folder ``directory`` (created if missing) for one training run.
+
+    A context manager; a second run on the same folder fails at once with
+    :class:`dpm._io.LockedError` naming the process that holds it.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"checkpoint directory {directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        err = OSError(f"cannot write checkpoints to {directory}: {exc.strerror or exc} "
+                      "(choose a writable folder with cache_dir)")
+        err.errno = exc.errno
+        raise err from None
+    return exclusive_lock(directory, what="the training checkpoint folder")
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -233,7 +253,7 @@ class CheckpointStore:
             os.unlink(probe)
         except OSError as exc:
             err = OSError(f"cannot write checkpoints to {d}: {exc.strerror or exc} "
-                          "(choose a writable folder with --cache-dir)")
+                          "(choose a writable folder with cache_dir)")
             err.errno = exc.errno
             raise err from None
 
@@ -443,10 +463,29 @@ class CheckpointStore:
                 return ck
         return None
 
-    def clear(self) -> None:
-        """Delete every checkpoint (``--restart``); the store stays usable."""
+    def clear(self, *, remove_directory: bool = False) -> None:
+        """Delete every checkpoint (``--restart``); the store stays usable.
+
+        With ``remove_directory``, the store's own files and the folder itself
+        (if nothing else is left in it) are removed: the store is then unusable.
+        """
         self._delete_owned()
-        self._write_key_file()
+        if not remove_directory:
+            self._write_key_file()
+            return
+        for name in (".lock",):
+            try:
+                (self.directory / name).unlink()
+            except OSError:
+                pass
+        try:
+            self.directory.rmdir()
+        except OSError:
+            pass
+
+    def disk_usage(self) -> int:
+        """Bytes taken by the store's files."""
+        return sum(p.stat().st_size for p in self._owned_files())
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -457,8 +496,8 @@ class CheckpointStore:
             if m.get("arrays"):
                 with np.load(self.directory / m["arrays"], allow_pickle=False) as z:
                     arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            logger.warning("checkpoint %s is damaged (%s); ignoring it", path, exc)
+        except Exception as exc:  # noqa: BLE001 - any damage (a bad zip, a lying header) means: not there
+            logger.warning("checkpoint %s is damaged (%s: %s); ignoring it", path, type(exc).__name__, exc)
             return None
         return Checkpoint(stage=m["stage"], models=models, state=m.get("state", {}), arrays=arrays,
                           sequence=int(m.get("sequence", 0)), created=float(m.get("created", 0.0)))

@@ -23,32 +23,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
-import pickle
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
-from ..batch import single_threaded_env
-from ..boxes import bbox_features
+from ..execution import Executor, TaskFailed, make_executor, resolve_jobs
 from ..image import read_image
-from ..latent import detect_latent, iter_placements, mround
+from ..latent import iter_placements, mround
 from ..learn import ExampleSet, fit_lsvm
 from ..model import Model, model_from_blocks, save_model
 from ..progress import progress_bar
 from .bbox import fit_model_regressors
-from .checkpoint import CheckpointStore, dataset_fingerprint
+from .checkpoint import CheckpointStore, checkpoint_lock, dataset_fingerprint
 from .config import StageConfig, TrainConfig, max_examples, random_negatives_per_image
 from .init import initmodel, split
 from .merge import mergemodels
 from .parts import addparts
-from .warp import random_negatives, warp_positives
+from .tasks import MINING_BURST, LatentTask, MineTask, RandomNegativesTask, croppos, hard_negative
+from .warp import warp_positives
 
 __all__ = ["train", "TrainingSummary", "croppos", "scale_boxes", "usable_positives"]
 
@@ -76,26 +70,6 @@ class TrainingSummary:
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------
-# Helpers shared with the worker processes
-# --------------------------------------------------------------------------------------------
-
-def croppos(image: np.ndarray, box):
-    """``croppos.m``: crop around a box with a margin of half its width plus height.
-
-    Returns the crop and the box in the crop's 1-based coordinates.
-    """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    pad = 0.5 * ((x2 - x1 + 1) + (y2 - y1 + 1))
-    h, w = image.shape[:2]
-    cx1 = int(max(1, mround(x1 - pad)))
-    cy1 = int(max(1, mround(y1 - pad)))
-    cx2 = int(min(w, mround(x2 + pad)))
-    cy2 = int(min(h, mround(y2 + pad)))
-    crop = image[cy1 - 1:cy2, cx1 - 1:cx2]
-    return crop, np.array([x1 - cx1 + 1, y1 - cy1 + 1, x2 - cx1 + 1, y2 - cy1 + 1])
-
-
 def scale_boxes(boxes, width_scale: float = 1.0, height_scale: float = 1.0) -> np.ndarray:
     """Boxes shrunk (or grown) about their centres: ``(N, 4)`` 1-based inclusive boxes.
 
@@ -112,174 +86,18 @@ def scale_boxes(boxes, width_scale: float = 1.0, height_scale: float = 1.0) -> n
     return b
 
 
-def _flip_box(box, width):
-    x1, y1, x2, y2 = box
-    return np.array([width - x2 + 1, y1, width - x1 + 1, y2])
-
-
-_model: Model | None = None
-_model_token = None
-
-
-def _set_model(model):
-    global _model, _model_token
-    _model, _model_token = model, None
-
-
-def _in_worker(args):
-    """Run ``fn(task)`` in a worker with the model ``token`` (loaded from ``path`` when it changes)."""
-    global _model, _model_token
-    fn, path, token, task = args
-    if token != _model_token:
-        with open(path, "rb") as f:
-            _model = pickle.load(f)
-        _model_token = token
-    return fn(task)
-
-
-def _latent_task(task):
-    """Latent placements of positive ``i`` and its mirror: (i, [(label_ints, blocks)], bbox rows, error)."""
-    i, path, box, interval, overlap, min_area, want_bbox = task
-    try:
-        image = read_image(path)
-    except (OSError, ValueError) as exc:
-        return i, [], [], str(exc)
-    x1, y1, x2, y2 = box
-    if (x2 - x1 + 1) * (y2 - y1 + 1) < min_area:
-        return i, [], [], None
-    crop, cbox = croppos(image, box)
-    out, rows = [], []
-    for ident, (im, b) in ((2 * i - 1, (crop, cbox)), (2 * i, (crop[:, ::-1], _flip_box(cbox, crop.shape[1])))):
-        p = detect_latent(im, _model, b, overlap, interval=interval)
-        if p is None:
-            continue
-        out.append(((1, ident, p.level, p.xc, p.yc), p.blocks))
-        if want_bbox:
-            rows.append((p.component, bbox_features(p.root_box[None], p.part_boxes[None])[0], b))
-    return i, out, rows, None
-
-
-# At most this many hard negatives travel back from a worker per image; the
-# rest of a rich image is read by the driver itself, piece by piece, so a
-# weak model on a large image never holds its thousands of windows twice.
-MINING_BURST = 1000
-
-
-def _mine_task(task):
-    """Hard negatives of negative image ``j``: (j, [(label_ints, blocks)], error, more).
-
-    ``more`` is True when the image has more than the ``limit`` examples sent back.
-    """
-    j, path, interval, threshold, limit = task
-    try:
-        image = read_image(path)
-    except (OSError, ValueError) as exc:
-        return j, [], str(exc), False
-    out = []
-    for p in iter_placements(image, _model, threshold, interval=interval):
-        if len(out) >= limit:
-            return j, out, None, True
-        out.append(_hard_negative(j, p))
-    return j, out, None, False
-
-
-def _hard_negative(j, p):
-    """A placement in negative image ``j`` as a learner example: (label_ints, blocks)."""
-    return (-1, j, p.level, p.xc, p.yc), p.blocks
-
-
-def _random_task(task):
-    j, path, n, seed, component = task
-    try:
-        image = read_image(path)
-    except (OSError, ValueError) as exc:
-        return j, [], str(exc)
-    rng = np.random.default_rng(seed)
-    return j, random_negatives(image, _model, n, rng, component, image_index=j), None
-
-
-class _Workers:
-    """Runs tasks in order on ``n_jobs`` processes that hold the current model.
-
-    The processes start once and serve the whole run: each new model is
-    written once to a private temporary file that a worker loads the first
-    time it gets a task for it.  Results come back in task order, so what the
-    pipeline does with them does not depend on the number of processes.
-    """
-
-    def __init__(self, n_jobs: int, progress: bool):
-        self.n_jobs = max(1, int(n_jobs))
-        self.progress = progress
-        self._pool = None
-        self._tmp = None
-        self._model = None
-        self._token = 0
-        self._path = None
-
-    def _publish(self, model: Model):
-        if model is not self._model:
-            if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="dpm-train-")
-            self._token += 1
-            path = Path(self._tmp.name) / f"model-{self._token}.pickle"
-            with open(path, "wb") as f:
-                pickle.dump(model, f, protocol=pickle.HIGHEST_PROTOCOL)
-            if self._path is not None:
-                # workers that still need the old model are done with it: tasks come in order
-                self._path.unlink(missing_ok=True)
-            self._model, self._path = model, path
-        return str(self._path), self._token
-
-    def _executor(self):
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.n_jobs, mp_context=get_context("spawn"))
-        return self._pool
-
-    def map(self, fn, tasks, model: Model, desc: str):
-        tasks = list(tasks)
-        with progress_bar(total=len(tasks), desc=desc, unit="img", enabled=self.progress) as bar:
-            if self.n_jobs == 1 or len(tasks) < 4:
-                _set_model(model)
-                for t in tasks:
-                    r = fn(t)
-                    bar.update(1)
-                    yield r
-                return
-            path, token = self._publish(model)
-            chunk = max(1, min(8, len(tasks) // (4 * self.n_jobs)))
-            with single_threaded_env():  # workers spawned here inherit it
-                it = self._executor().map(_in_worker, [(fn, path, token, t) for t in tasks], chunksize=chunk)
-            try:
-                for r in it:
-                    bar.update(1)
-                    yield r
-            except BrokenProcessPool as exc:
-                self.close()
-                raise RuntimeError(f"a worker process died ({exc}); rerun the same command to resume "
-                                   "from the last checkpoint") from None
-            finally:
-                it.close()  # cancels what has not started when the caller stops early
-
-    def close(self):
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-        self._model = self._path = None
-
 
 # --------------------------------------------------------------------------------------------
 # The stages
 # --------------------------------------------------------------------------------------------
 
 class _Trainer:
-    def __init__(self, dataset, cls, positives, negatives, config: TrainConfig, seed: int, workers: _Workers,
-                 max_updates: int, summary: TrainingSummary):
+    def __init__(self, dataset, cls, positives, negatives, config: TrainConfig, seed: int, executor: Executor,
+                 max_updates: int, summary: TrainingSummary, progress: bool = True):
         self.dataset, self.cls = dataset, cls
         self.pos, self.neg = positives, negatives
-        self.config, self.seed, self.workers = config, int(seed), workers
+        self.config, self.seed, self.executor = config, int(seed), executor
+        self.progress = progress
         self.max_updates = int(max_updates)
         self.summary = summary
         self.failed_images: set = set()
@@ -291,7 +109,7 @@ class _Trainer:
         return int(np.random.SeedSequence([self.seed, *path]).generate_state(1, np.uint64)[0])
 
     def learn(self, model: Model, examples: ExampleSet, C: float, J: float, seed_path, desc: str):
-        with progress_bar(total=self.max_updates, desc=desc, unit="upd", enabled=self.workers.progress) as bar:
+        with progress_bar(total=self.max_updates, desc=desc, unit="upd", enabled=self.progress) as bar:
             done = [0]
 
             def report(n, total):
@@ -313,20 +131,29 @@ class _Trainer:
     # -- examples ------------------------------------------------------------------------
 
     def _note_failure(self, path, err):
+        path = str(path)
         if err and path not in self.failed_images:
             self.failed_images.add(path)
-            log.warning("skipping an image that failed to load: %s", err)
+            log.warning("skipping an image: %s", err)
+
+    def run_tasks(self, tasks, model, desc):
+        """``(task, result)`` in order; a failed image is noted (once) and skipped."""
+        for task, result in self.executor.map(tasks, model, desc=desc, progress=self.progress):
+            if isinstance(result, TaskFailed):
+                self._note_failure(task.path, str(result))
+                continue
+            yield task, result
 
     def latent_positives(self, model: Model, examples: ExampleSet, desc: str, want_bbox=False):
         c = self.config
         mh, mw = model.minsize
         min_area = mh * mw * model.sbin ** 2 * (c.bbox_min_area_factor if want_bbox else 1.0)
-        tasks = [(i, str(p.path), tuple(float(v) for v in p.box), c.bbox_interval if want_bbox else c.latent_interval,
-                  c.bbox_overlap if want_bbox else c.overlap, min_area, want_bbox)
+        tasks = [LatentTask(i, str(p.path), tuple(float(v) for v in p.box),
+                            c.bbox_interval if want_bbox else c.latent_interval,
+                            c.bbox_overlap if want_bbox else c.overlap, min_area, want_bbox)
                  for i, p in enumerate(self.pos, start=1)]
         rows, found = [], 0
-        for i, exs, bb, err in self.workers.map(_latent_task, tasks, model, desc):
-            self._note_failure(self.pos[i - 1].path, err)
+        for _, (exs, bb) in self.run_tasks(tasks, model, desc):
             for li, blocks in exs:
                 examples.append(li, blocks)
             found += len(exs)
@@ -347,10 +174,10 @@ class _Trainer:
             idx = order[start:start + chunk]
             room = max(0, (cap_bytes - examples.dat_nbytes) // per_example)
             limit = room + 1  # examples one image may give (the original: what its .dat budget allowed)
-            tasks = [(k + 1, str(negatives[k].path), c.mining_interval, c.hard_negative_threshold,
-                      min(limit, MINING_BURST)) for k in idx]
-            for j, exs, err, more in self.workers.map(_mine_task, tasks, model, f"{desc} {start // chunk + 1}"):
-                self._note_failure(negatives[j - 1].path, err)
+            tasks = [MineTask(k + 1, str(negatives[k].path), c.mining_interval, c.hard_negative_threshold,
+                              min(limit, MINING_BURST)) for k in idx]
+            for task, (exs, more) in self.run_tasks(tasks, model, f"{desc} {start // chunk + 1}"):
+                j = task.index
                 for li, blocks in exs:
                     if examples.dat_nbytes >= cap_bytes:
                         break
@@ -370,13 +197,17 @@ class _Trainer:
     def _mine_rest(self, model, examples, path, j, skip, limit, cap_bytes) -> int:
         """The hard negatives of image ``j`` after the first ``skip``, appended as they come."""
         c = self.config
-        image = read_image(path)
         n = skip
-        for p in iter_placements(image, model, c.hard_negative_threshold, interval=c.mining_interval, skip=skip):
-            if n >= limit or examples.dat_nbytes >= cap_bytes:
-                break
-            examples.append(*_hard_negative(j, p))
-            n += 1
+        try:
+            image = read_image(path)
+            for p in iter_placements(image, model, c.hard_negative_threshold, interval=c.mining_interval,
+                                     skip=skip):
+                if n >= limit or examples.dat_nbytes >= cap_bytes:
+                    break
+                examples.append(*hard_negative(j, p))
+                n += 1
+        except (OSError, ValueError, MemoryError) as exc:
+            self._note_failure(path, f"{path}: {exc}")
         return n - skip
 
     def keep_hardest(self, examples: ExampleSet, res, maxnum: int) -> ExampleSet:
@@ -420,9 +251,9 @@ class _Trainer:
                 ex.append(li, blocks)
                 npos += 1
             n = random_negatives_per_image(stage.cache_bytes, model.components[0].dim(model), npos, len(self.neg))
-            tasks = [(j, str(q.path), n, self.learner_seed(0, ci, 1, j), 0) for j, q in enumerate(self.neg, start=1)]
-            for j, exs, err in self.workers.map(_random_task, tasks, model, f"random negatives c{ci + 1}"):
-                self._note_failure(self.neg[j - 1].path, err)
+            tasks = [RandomNegativesTask(j, str(q.path), n, self.learner_seed(0, ci, 1, j), 0)
+                     for j, q in enumerate(self.neg, start=1)]
+            for _, exs in self.run_tasks(tasks, model, f"random negatives c{ci + 1}"):
                 for li, blocks in exs:
                     ex.append(li, blocks)
             log.info("component %d: root %dx%d, %d warped positives, %d random negatives (%d per image)",
@@ -440,7 +271,10 @@ class _Trainer:
         maxdim = max(comp.dim(model) for comp in model.components)
         maxnum = max_examples(stage.cache_bytes, maxdim)
         negatives = self.neg if stage.num_negatives is None else self.neg[: stage.num_negatives]
-        if examples is None or not stage.cont:
+        if examples is None or (not stage.cont and start_iteration == 0):
+            # a stage that does not continue the cache starts empty -- unless it
+            # resumes after one of its own iterations: then it goes on with the
+            # checkpointed examples, exactly as the uninterrupted run did
             examples = ExampleSet(block_sizes=[b.size for b in model.blocks])
         else:
             examples.block_sizes = np.array([b.size for b in model.blocks])
@@ -527,7 +361,8 @@ def usable_positives(dataset, positives):
 
 def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, seed: int = 0,
           n_jobs: int = 1, restart: bool = False, config: TrainConfig | None = None,
-          max_updates: int | None = None, progress: bool = True) -> tuple[Model, TrainingSummary]:
+          max_updates: int | None = None, progress: bool = True, executor: Executor | None = None,
+          keep_checkpoints: bool = True) -> tuple[Model, TrainingSummary]:
     """Train a model for class ``cls`` on a PASCAL VOC-layout dataset (``pascal_train.m``).
 
     Parameters
@@ -553,14 +388,26 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
     config : TrainConfig, optional
     max_updates : int, optional
         SGD updates per learner call (default ``config.learn_iterations``, 5,000,000).
+    progress : bool
+        Progress bars with the time left on stderr.
+    executor : dpm.execution.Executor, optional
+        Run latent search and mining on this executor (default: one made for
+        ``n_jobs``).  The model does not depend on it.
+    keep_checkpoints : bool
+        With False, the checkpoints are deleted once the model is written
+        (they can take gigabytes; see docs/training.md).
+
+    Raises
+    ------
+    dpm._io.LockedError
+        Another process is training with the same checkpoint folder.
     """
     from voc.dataset import VOCDataset
 
     config = config or TrainConfig()
     if components < 1:
-        raise ValueError(f"--components must be at least 1, got {components}")
-    if n_jobs in (0, -1):
-        n_jobs = os.cpu_count() or 1
+        raise ValueError(f"components must be at least 1, got {components}")
+    n_jobs = resolve_jobs(n_jobs)
     voc_root = Path(voc_root)
     dataset = VOCDataset(voc_root)
     positives = usable_positives(dataset, dataset.positives(cls, "trainval"))
@@ -577,18 +424,27 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
     key = {"version": CHECKPOINT_VERSION, "dataset": str(voc_root.resolve()),
            "fingerprint": dataset_fingerprint(voc_root), "class": cls, "components": int(components),
            "seed": int(seed), "max_updates": max_updates, "config": config.as_dict()}
-    store = CheckpointStore(cache_dir, key, restart=restart)
-    log.info("training %s: %d positives, %d negative images, %d component(s); checkpoints in %s (%s)",
-             cls, len(positives), len(negatives), components, store.directory, store.status)
-    summary = TrainingSummary()
-    t_all = time.perf_counter()
-    workers = _Workers(n_jobs, progress)
-    trainer = _Trainer(dataset, cls, positives, negatives, config, seed, workers,
-                       max_updates, summary)
-    try:
-        model = _run_schedule(trainer, store, config, components, summary)
-    finally:
-        workers.close()
+    with checkpoint_lock(cache_dir):
+        store = CheckpointStore(cache_dir, key, restart=restart)
+        log.info("training %s: %d positives, %d negative images, %d component(s); checkpoints in %s (%s)",
+                 cls, len(positives), len(negatives), components, store.directory, store.status)
+        summary = TrainingSummary()
+        t_all = time.perf_counter()
+        own = make_executor(n_jobs) if executor is None else None
+        trainer = _Trainer(dataset, cls, positives, negatives, config, seed, executor or own,
+                           max_updates, summary, progress)
+        try:
+            model = _run_schedule(trainer, store, config, components, summary)
+        finally:
+            if own is not None:
+                own.close()
+        _finish(model, trainer, out, store, keep_checkpoints, t_all, cls=cls, voc_root=voc_root,
+                components=components, seed=seed, config=config, max_updates=max_updates)
+    return model, summary
+
+
+def _finish(model, trainer, out, store, keep_checkpoints, t_all, *, cls, voc_root, components, seed, config,
+            max_updates):
     model.class_name = cls
     model.info.update({"trained_by": "dpm-train",
                        "command": f"dpm-train {cls} --voc {voc_root.name} --components {components} --seed {seed}"
@@ -597,11 +453,17 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
                        "dataset": voc_root.name, "seed": str(seed), "components": str(components),
                        "updates_per_learner_call": str(max_updates)})
     if trainer.failed_images:
-        log.warning("%d image(s) failed to load and were skipped", len(trainer.failed_images))
+        log.warning("%d image(s) failed and were skipped", len(trainer.failed_images))
     if out is not None:
         save_model(model, out)
+    if not keep_checkpoints:
+        log.info("removing the checkpoints in %s (%s)", store.directory, _size(store.disk_usage()))
+        store.clear(remove_directory=True)
     log.info("training finished in %.1f s", time.perf_counter() - t_all)
-    return model, summary
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2 ** 20:.1f} MiB"
 
 
 def _run_schedule(trainer: _Trainer, store: CheckpointStore, config: TrainConfig, components: int,

@@ -1,0 +1,429 @@
+"""One execution layer for every parallel job: detection, evaluation and training.
+
+A job is a stream of *tasks*: small picklable objects with a ``label`` (what a
+failure names, usually an image path) and a ``run(model)`` method.  An
+:class:`Executor` runs them with one model and yields ``(task, result)`` pairs
+**in input order**, whatever the backend:
+
+``InProcess``          ``n_jobs=1``: in the calling process.
+``LocalProcesses``     ``n_jobs=N``: the calling process and ``N - 1`` worker
+                       processes (spawned once, kept for the executor's life).
+
+Guarantees, the same for every backend:
+
+* **One error boundary per task.**  Any exception a task raises (a corrupt or
+  hostile image, ``MemoryError``, a decompression bomb, a bug) becomes a
+  :class:`TaskFailed` result for that task alone; the others go on.  A worker
+  process that dies (killed, out of memory) costs only the task it was running:
+  the tasks in flight are run again, one at a time, and a task whose worker
+  dies twice while running it alone fails with a one-line reason.  Retried
+  tasks give the same results (tasks are deterministic), so results never
+  depend on such faults.
+* **Models are shipped once per content**: the model is serialised once per
+  map call, keyed by the SHA-256 of its bytes, written to a private temporary
+  file and loaded by each worker the first time it meets that key (a worker
+  keeps the last few models by key: nothing global that a second model could
+  clobber).
+* **Bounded**: at most ``2 x workers`` tasks are queued to the workers and the
+  task iterator is read lazily, so a stream of millions of tasks costs the
+  caller memory for the window only.
+* Progress with the time left (``progress=True``); Ctrl+C or closing the
+  result iterator early cancels what has not started.
+
+Process-wide settings of worker processes are made in one place,
+:func:`worker_environment` (thread variables of native libraries, read when a
+worker starts) and :func:`init_worker` (allocator settings).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+from collections import OrderedDict, deque
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Protocol
+
+from .progress import progress_bar
+
+__all__ = ["Task", "TaskFailed", "Executor", "InProcess", "LocalProcesses", "make_executor",
+           "worker_environment", "init_worker", "resolve_jobs"]
+
+log = logging.getLogger(__name__)
+
+# Native thread pools that would otherwise compete with the worker processes.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+# A worker keeps this many models (by content key).
+_MODELS_PER_WORKER = 4
+# Runs of a task alone in a fresh worker that may end with the worker's death
+# before the task is reported as failed.
+_SOLO_ATTEMPTS = 2
+
+
+class Task(Protocol):
+    """What an executor runs: ``label`` names the item in failures; ``run(model)`` computes."""
+
+    label: str
+
+    def run(self, model) -> Any: ...
+
+
+class TaskFailed(Exception):
+    """The result of a task that raised or whose worker process died (returned, not raised).
+
+    Attributes
+    ----------
+    label : str
+        The task's label (an image path, usually).
+    message : str
+        One line: what went wrong, naming the label.
+    kind : str
+        The original exception's type name, or ``"WorkerDied"``.
+    """
+
+    def __init__(self, label: str, message: str, kind: str):
+        super().__init__(label, message, kind)
+        self.label, self.message, self.kind = label, message, kind
+
+    def __str__(self):
+        return self.message
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _failure(task, exc: BaseException) -> TaskFailed:
+    label = str(getattr(task, "label", "task"))
+    msg = one_line(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        msg = f"out of memory{': ' + msg if msg != 'MemoryError' else ''}"
+    if label not in msg:
+        msg = f"{label}: {msg}"
+    return TaskFailed(label, msg, type(exc).__name__)
+
+
+def run_guarded(task, model):
+    """Run one task; any ``Exception`` becomes a :class:`TaskFailed` (the error boundary)."""
+    try:
+        return task.run(model)
+    except Exception as exc:  # noqa: BLE001 - the boundary: one bad item never stops the batch
+        return _failure(task, exc)
+
+
+def resolve_jobs(n_jobs) -> int:
+    """``n_jobs`` as a count of processes: ``-1`` or ``0`` mean one per core.
+
+    Raises
+    ------
+    ValueError
+        ``n_jobs`` is not an integer or is below ``-1``.
+    """
+    try:
+        n = int(n_jobs)
+    except (TypeError, ValueError):
+        raise ValueError(f"n_jobs must be an integer (-1 for all cores), got {n_jobs!r}") from None
+    if n < -1:
+        raise ValueError(f"n_jobs must be a positive number of processes or -1 for all cores, got {n}")
+    if n in (0, -1):
+        return os.cpu_count() or 1
+    return n
+
+
+@contextmanager
+def worker_environment():
+    """Ask native libraries in worker processes started inside the block for one thread each.
+
+    Worker processes are single-threaded by design (parallelism comes from the
+    processes); without this, each would start a BLAS/OpenMP thread pool the
+    size of the machine.  Variables the user has set are kept; the parent's
+    environment is restored afterwards.
+    """
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
+    for k in THREAD_VARS:
+        os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def init_worker():
+    """Process-wide settings of a worker process, applied once when it starts."""
+    from ._alloc import tune_malloc
+
+    tune_malloc()
+
+
+# --------------------------------------------------------------------------------------------
+# Models in worker processes
+# --------------------------------------------------------------------------------------------
+
+_worker_models: "OrderedDict[str, Any]" = OrderedDict()
+
+
+def _worker_model(key: str, path: str):
+    model = _worker_models.get(key)
+    if model is None:
+        with open(path, "rb") as fh:
+            model = pickle.load(fh)  # a private file this run wrote (mode 0600 in a 0700 folder)
+        _worker_models[key] = model
+        while len(_worker_models) > _MODELS_PER_WORKER:
+            _worker_models.popitem(last=False)
+    else:
+        _worker_models.move_to_end(key)
+    return model
+
+
+def _run_in_worker(key, path, task):
+    return run_guarded(task, None if key is None else _worker_model(key, path))
+
+
+class _ModelFiles:
+    """Models written once per content to a private folder, for workers to load."""
+
+    def __init__(self):
+        self._dir = None
+        self._paths: dict[str, str] = {}
+
+    def publish(self, model):
+        if model is None:
+            return None, None
+        data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        key = hashlib.sha256(data).hexdigest()
+        if key not in self._paths:
+            if self._dir is None:
+                self._dir = tempfile.TemporaryDirectory(prefix="dpm-models-")
+            path = Path(self._dir.name) / f"{key}.pickle"
+            path.write_bytes(data)
+            self._paths[key] = str(path)
+            while len(self._paths) > 2 * _MODELS_PER_WORKER:  # older versions are no longer needed
+                old = next(iter(self._paths))
+                Path(self._paths.pop(old)).unlink(missing_ok=True)
+        return key, self._paths[key]
+
+    def close(self):
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+        self._paths.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Executors
+# --------------------------------------------------------------------------------------------
+
+class Executor:
+    """Runs tasks with a model; see the module docstring.  Use as a context manager."""
+
+    n_jobs = 1
+
+    def map(self, tasks: Iterable, model=None, *, desc: str = "", unit: str = "img", total: int | None = None,
+            progress: bool = False) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(task, result or TaskFailed)`` for each task, in input order.
+
+        ``total`` (default ``len(tasks)`` where it has one) sizes the progress bar.
+        """
+        if total is None and hasattr(tasks, "__len__"):
+            total = len(tasks)
+        with progress_bar(total=total, desc=desc, unit=unit, enabled=progress) as bar:
+            for pair in self._map(iter(tasks), model):
+                bar.update(1)
+                yield pair
+
+    def _map(self, tasks: Iterator, model):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class InProcess(Executor):
+    """Every task in the calling process, one after the other."""
+
+    def _map(self, tasks, model):
+        for task in tasks:
+            yield task, run_guarded(task, model)
+
+
+class _Entry:
+    __slots__ = ("task", "future", "generation", "result", "deaths")
+
+    def __init__(self, task):
+        self.task, self.future, self.generation, self.result, self.deaths = task, None, -1, _PENDING, 0
+
+
+_PENDING = object()
+
+
+class LocalProcesses(Executor):
+    """The calling process and ``n_jobs - 1`` worker processes (started on first use, kept).
+
+    When the next result in order is not ready, the calling process runs the
+    next task itself, so it works while the workers start and between results.
+    """
+
+    def __init__(self, n_jobs: int):
+        self.n_jobs = max(2, int(n_jobs))
+        self.workers = self.n_jobs - 1
+        self._pool = None
+        self._generation = 0   # counts the pools: a result of an old pool's death concerns that pool only
+        self._models = _ModelFiles()
+
+    def _executor(self):
+        if self._pool is None:
+            with worker_environment():
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
+                                                 initializer=init_worker)
+        return self._pool
+
+    def _restart(self):
+        pool, self._pool = self._pool, None
+        self._generation += 1
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, entry, ref):
+        for _ in range(3):
+            try:
+                with worker_environment():  # workers start during the first submits
+                    entry.future = self._executor().submit(_run_in_worker, *ref, entry.task)
+                entry.generation = self._generation
+                return
+            except BrokenProcessPool:  # a worker died while idle: a new pool
+                self._restart()
+        raise RuntimeError("worker processes die as soon as they start; run with n_jobs=1 to see why")
+
+    def _map(self, tasks, model):
+        ref = self._models.publish(model)
+        window: deque[_Entry] = deque()   # entries in input order, not yet yielded
+        queue: deque[_Entry] = deque()    # entries to run again after a worker died
+        exhausted = False
+        limit = 2 * self.workers
+
+        def in_pool():
+            return sum(1 for e in window if e.future is not None and e.result is _PENDING)
+
+        def suspects():
+            return any(e.deaths and e.result is _PENDING for e in window)
+
+        def fill():
+            nonlocal exhausted
+            cap = 1 if suspects() else limit  # isolate a task that may kill its worker
+            while in_pool() < cap:
+                if queue:
+                    e = queue.popleft()
+                elif not exhausted and len(window) < 4 * limit:
+                    try:
+                        e = _Entry(next(tasks))
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    window.append(e)
+                else:
+                    break
+                self._submit(e, ref)
+
+        def collect():
+            died = False
+            for e in window:
+                f = e.future
+                if f is None or e.result is not _PENDING or not f.done():
+                    continue
+                try:
+                    e.result = f.result()
+                    continue
+                except (BrokenProcessPool, CancelledError):
+                    pass
+                except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be sent back
+                    e.result = _failure(e.task, exc)
+                    continue
+                if e.generation == self._generation:  # the current pool broke
+                    self._restart()
+                died = True
+            if died:
+                self._after_death(window, queue)
+
+        try:
+            while True:
+                fill()
+                collect()
+                while window and window[0].result is not _PENDING:
+                    e = window.popleft()
+                    yield e.task, e.result
+                    fill()
+                if not window and exhausted and not queue:
+                    return
+                if not exhausted and not queue and len(window) < 4 * limit and not suspects():
+                    try:  # the caller works too while it waits for the next result
+                        e = _Entry(next(tasks))
+                    except StopIteration:
+                        exhausted = True
+                        continue
+                    window.append(e)
+                    e.result = run_guarded(e.task, model)
+                    continue
+                pending = [e.future for e in window if e.future is not None and e.result is _PENDING]
+                if pending:
+                    wait(pending, return_when=FIRST_COMPLETED)
+        finally:
+            for e in window:
+                if e.future is not None and e.result is _PENDING:
+                    e.future.cancel()
+
+    def _after_death(self, window, queue):
+        """Workers died: run again, alone, the tasks that were in flight in their pool."""
+        lost = [e for e in window
+                if e.result is _PENDING and e.future is not None and e.generation < self._generation]
+        solo = len(lost) == 1 and lost[0].deaths > 0
+        for e in lost:
+            e.future = None
+            if solo:
+                e.deaths += 1
+                if e.deaths > _SOLO_ATTEMPTS:
+                    e.result = TaskFailed(str(e.task.label),
+                                          f"{e.task.label}: the worker process died while processing it "
+                                          "(killed, or out of memory)", "WorkerDied")
+                    continue
+            else:
+                e.deaths = max(e.deaths, 1)
+        retry = [e for e in lost if e.result is _PENDING]
+        if retry:
+            log.warning("a worker process died; %d task(s) run again", len(retry))
+        for e in reversed(retry):
+            if e in queue:
+                queue.remove(e)
+            queue.appendleft(e)
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._models.close()
+
+
+def make_executor(n_jobs=1, *, executor=None) -> Executor:
+    """The executor for ``n_jobs`` processes (``-1``: one per core), or ``executor`` if given."""
+    if executor is not None:
+        if not isinstance(executor, Executor):
+            raise ValueError(f"executor must be a dpm.execution.Executor, got {type(executor).__name__}")
+        return executor
+    n = resolve_jobs(n_jobs)
+    return InProcess() if n == 1 else LocalProcesses(n)

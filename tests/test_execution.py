@@ -1,0 +1,122 @@
+"""The execution layer: input order, one error boundary per task, dead workers, models by content."""
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from dpm.execution import InProcess, LocalProcesses, TaskFailed, make_executor, resolve_jobs
+
+
+@dataclass(frozen=True)
+class Square:
+    """Squares ``i`` and adds the model; some values fail on purpose."""
+
+    i: int
+    parent: int = 0          # pid of the test process (a kill only happens in a worker)
+    kill: tuple = ()         # values whose worker process kills itself
+    kill_flag: str = ""      # a file: if given, kill only while it does not exist (once)
+
+    @property
+    def label(self):
+        return f"item{self.i}"
+
+    def run(self, model):
+        if self.i == 3:
+            raise MemoryError()
+        if self.i == 5:
+            raise ValueError("cannot decode\nthis image")
+        if self.i in self.kill and os.getpid() != self.parent:
+            if not self.kill_flag or not os.path.exists(self.kill_flag):
+                if self.kill_flag:
+                    open(self.kill_flag, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.005)
+        return self.i * self.i + model["add"]
+
+
+def _expected(i, add=1):
+    return i * i + add
+
+
+def _check(out, n, add=1, failed=(3, 5)):
+    assert [t.i for t, _ in out] == list(range(n))
+    for t, r in out:
+        if t.i in failed:
+            assert isinstance(r, TaskFailed) and f"item{t.i}" in str(r) and "\n" not in str(r)
+        else:
+            assert r == _expected(t.i, add)
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_results_in_input_order_with_failures_as_values(jobs):
+    with make_executor(jobs) as ex:
+        out = list(ex.map([Square(i) for i in range(30)], {"add": 1}))
+        _check(out, 30)
+        assert out[3][1].kind == "MemoryError" and "out of memory" in str(out[3][1])
+        assert out[5][1].kind == "ValueError"
+        # a second model in the same executor: nothing of the first one is reused
+        out = list(ex.map((Square(i) for i in range(12)), {"add": 7}))
+        _check(out, 12, add=7)
+
+
+def test_a_worker_killed_once_costs_nothing(tmp_path):
+    flag = str(tmp_path / "killed-once")
+    with LocalProcesses(2) as ex:
+        tasks = [Square(i, parent=os.getpid(), kill=(8, 9, 10, 11, 12), kill_flag=flag) for i in range(40)]
+        out = list(ex.map(tasks, {"add": 1}))
+    assert os.path.exists(flag)  # a worker did die
+    _check(out, 40)
+
+
+def test_a_task_that_always_kills_its_worker_fails_alone():
+    with LocalProcesses(2) as ex:
+        tasks = [Square(i, parent=os.getpid(), kill=(9, 10, 11, 12, 13, 14)) for i in range(24)]
+        out = list(ex.map(tasks, {"add": 1}))
+    assert [t.i for t, _ in out] == list(range(24))
+    for t, r in out:
+        if t.i in (3, 5):
+            assert isinstance(r, TaskFailed)
+        elif isinstance(r, TaskFailed):  # a killer that a worker ran: named, one line
+            assert t.i in (9, 10, 11, 12, 13, 14) and r.kind == "WorkerDied" and f"item{t.i}" in str(r)
+        else:
+            assert r == _expected(t.i)  # innocent tasks, and killers the calling process ran
+
+
+def test_stream_is_read_lazily():
+    seen = []
+
+    def tasks():
+        for i in range(10 ** 6):
+            seen.append(i)
+            yield Square(i + 6)
+
+    with LocalProcesses(2) as ex:
+        it = ex.map(tasks(), {"add": 0})
+        first = [next(it) for _ in range(5)]
+        it.close()
+    assert [r for _, r in first] == [(i + 6) ** 2 for i in range(5)]
+    assert len(seen) < 50
+
+
+def test_resolve_jobs_and_bad_values():
+    assert resolve_jobs(-1) == (os.cpu_count() or 1)
+    assert isinstance(make_executor(1), InProcess)
+    with pytest.raises(ValueError, match="n_jobs"):
+        resolve_jobs(-3)
+    with pytest.raises(ValueError, match="n_jobs"):
+        resolve_jobs("many")
+    with pytest.raises(ValueError, match="executor"):
+        make_executor(2, executor=object())
+
+
+def test_a_worker_killed_while_idle_is_replaced():
+    with LocalProcesses(2) as ex:
+        out = list(ex.map([Square(i) for i in range(8)], {"add": 1}))
+        _check(out, 8)
+        for p in list(ex._pool._processes.values()):
+            p.kill()
+            p.join()
+        out = list(ex.map([Square(i) for i in range(12)], {"add": 2}))
+        _check(out, 12, add=2)
