@@ -3,13 +3,16 @@ import argparse
 import logging
 import sys
 
+from .._io import LockedError
+
 EXIT_OK = 0
 EXIT_ERROR = 1      # bad input or a failed run: one line on stderr, no traceback
 EXIT_USAGE = 2      # argparse's own status for bad command lines
 
-# Exceptions that mean "the user gave us something we cannot use": reported as
-# one line.  Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError, EOFError)
+# Exceptions that mean "the user gave us something we cannot use" (or another run
+# holds the output): reported as one line.  Anything else is a bug and keeps its
+# traceback.
+USER_ERRORS = (ValueError, OSError, EOFError, LockedError)
 
 
 def add_verbosity(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +67,22 @@ def error_line(exc: BaseException) -> str:
         msg = f"{exc.filename}: {exc.strerror}"
     msg = " ".join(msg.split())
     return msg or type(exc).__name__
+
+
+def report_failures(prog: str, status) -> int:
+    """List a batch's failed images on stderr, one line each; the exit status of the batch.
+
+    ``status`` is a :class:`dpm.output.RunStatus`.  The successes are already
+    written; any failure makes the status :data:`EXIT_ERROR`.
+    """
+    if not status.failures:
+        return EXIT_OK
+    total = status.total if status.total is not None else status.done
+    print(f"{prog}: error: {len(status.failures)} of {total} image(s) failed "
+          f"({status.written} written):", file=sys.stderr)
+    for _, msg in status.failures:
+        print(f"  {' '.join(str(msg).split())}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def run(prog: str, body, argv=None) -> int:
