@@ -204,3 +204,22 @@ def test_drawings_go_to_their_own_files_atomically(tmp_path, rng):
     for p in written:
         with Image.open(p) as im:
             assert im.size == (50, 40)
+
+
+def test_special_files_are_written_in_place_and_links_followed(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    # A device is never replaced by a regular file (nor a lock file put next to it) ...
+    with pytest.raises(OSError) as e:
+        with ResultsWriter("/dev/full", "csv") as out:
+            for k in range(2000):
+                out.write(f"img{k}.jpg", dets(3))
+    assert e.value.filename == "/dev/full" and "no space left on device" in e.value.strerror
+    assert not os.path.isfile("/dev/full") and not os.path.exists("/dev/full.lock")
+    # ... and a link keeps pointing at the results.
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(real)
+    with ResultsWriter(tmp_path / "link.csv", "csv") as out:
+        out.write("a.jpg", dets(1))
+    assert (tmp_path / "link.csv").is_symlink() and real.read_text().startswith("image,score")

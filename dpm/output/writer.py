@@ -21,7 +21,10 @@ of the file (``.dets.csv.XXXX.tmp``), under an exclusive lock
   previous file is kept, and an ``OSError`` names the file and the remedy.
 
 Without a path the results stream to ``sys.stdout`` (flushed after every
-image), with the same header, records and trailer.
+image), with the same header, records and trailer; so do paths that are not
+regular files (``/dev/stdout``, a named pipe): they are written in place,
+never replaced.  A symbolic link is followed: the file it points to is
+replaced, the link stays.
 """
 from __future__ import annotations
 
@@ -72,6 +75,7 @@ class ResultsWriter:
         self._stack = None
         self._out = None
         self._io_failed = False
+        self._direct = self.path is None      # text written straight to a stream
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -79,6 +83,13 @@ class ResultsWriter:
         stack = ExitStack()
         if self.path is None:
             self._out = self._stream if self._stream is not None else sys.stdout
+        elif self._is_special():
+            # /dev/stdout, a named pipe...: written in place, as a stream (no rename, no lock)
+            try:
+                self._out = stack.enter_context(open(self.path, "w", encoding="utf-8", newline=""))
+            except OSError as exc:
+                raise self._io_error(exc) from None
+            self._direct = True
         else:
             self._check_target()
             try:
@@ -92,7 +103,7 @@ class ResultsWriter:
         try:
             self._emit(self.format.begin())
         except BaseException:
-            stack.__exit__(*sys.exc_info())
+            self._abandon(stack, *sys.exc_info())
             raise
         return self
 
@@ -133,9 +144,9 @@ class ResultsWriter:
             self._finish(stack)
             return False
         keep = (self._partial and not self._io_failed
-                and (self.path is None or self.status.done > 0))
+                and (self._direct or self.status.done > 0))
         if not keep:
-            stack.__exit__(exc_type, exc, tb)   # removes the temporary file
+            self._abandon(stack, exc_type, exc, tb)
             return False
         self.status.stopped = ("interrupted" if issubclass(exc_type, KeyboardInterrupt)
                                else " ".join(f"{exc_type.__name__}: {exc}".split()))
@@ -144,14 +155,23 @@ class ResultsWriter:
         except OSError as err:
             log.warning("%s", err)
             return False
-        where = self.path if self.path is not None else "output"
+        where = self.path if self.path is not None else "<stdout>"
         log.warning("%s: partial results kept: %d%s images done", where, self.status.done,
                     f" of {self.status.total}" if self.status.total is not None else "")
         return False
 
     # -- text to the file ---------------------------------------------------------------------
 
+    def _is_special(self) -> bool:
+        """The target exists and is not a regular file (a device, a pipe)."""
+        try:
+            return not self.path.resolve().is_file() and self.path.exists() and not self.path.is_dir()
+        except OSError:
+            return False
+
     def _check_target(self):
+        if self.path.is_symlink():
+            self.path = self.path.resolve()     # replace the file the link points to, not the link
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if self.path.is_dir():
             raise ValueError(f"{self.path}: is a folder, not a results file")
@@ -161,13 +181,15 @@ class ResultsWriter:
     def _emit(self, text: str) -> None:
         if not text:
             return
-        if self.path is None:
-            self._out.write(text)
-            self._out.flush()
-            return
         try:
-            self._out.write(text.encode("utf-8", "surrogateescape"))
+            if self._direct:
+                self._out.write(text)
+                self._out.flush()
+            else:
+                self._out.write(text.encode("utf-8", "surrogateescape"))
         except OSError as exc:
+            if self.path is None:
+                raise
             self._io_failed = True
             raise self._io_error(exc) from None
 
@@ -175,7 +197,7 @@ class ResultsWriter:
         try:
             self._emit(self.format.end(self.status))
         except BaseException:
-            stack.__exit__(*sys.exc_info())
+            self._abandon(stack, *sys.exc_info())
             raise
         try:
             stack.close()                       # fsync, rename into place, release the lock
@@ -183,13 +205,20 @@ class ResultsWriter:
             self._io_failed = True
             raise self._io_error(exc) from None
 
+    @staticmethod
+    def _abandon(stack, exc_type, exc, tb) -> None:
+        """Remove the temporary file and release the lock; the error in hand is the one to report."""
+        try:
+            stack.__exit__(exc_type, exc, tb)
+        except OSError:
+            pass
+
     def _io_error(self, exc: OSError) -> OSError:
+        kept = "" if self._direct else " (the previous file, if any, is kept)"
         if exc.errno in _NO_SPACE:
             return OSError(exc.errno, "no space left on device writing the results; free some space "
-                           "or choose another output file (the previous file, if any, is kept)",
-                           str(self.path))
-        if getattr(exc, "filename", None) and str(exc.filename) != str(self.path):
-            return OSError(exc.errno, f"cannot write the results: {exc.filename}: "
-                           f"{exc.strerror or exc}", str(self.path))
-        return OSError(exc.errno, f"cannot write the results: {exc.strerror or exc} (the previous "
-                       "file, if any, is kept)", str(self.path))
+                           f"or choose another output file{kept}", str(self.path))
+        where = (f"{exc.filename}: " if getattr(exc, "filename", None)
+                 and str(exc.filename) != str(self.path) else "")
+        return OSError(exc.errno, f"cannot write the results: {where}{exc.strerror or exc}{kept}",
+                       str(self.path))
