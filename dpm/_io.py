@@ -1,7 +1,9 @@
 """Files that survive faults: atomic writes and exclusive locks.
 
 * :func:`atomic_write` writes through a temporary sibling and renames it into
-  place, so nothing is ever half-written if a process dies mid-write.
+  place, so nothing is ever half-written if a process dies mid-write;
+  :func:`atomic_file` is the same as a ``with`` block, for files written as
+  a run goes (results files).
 * :func:`exclusive_lock` keeps two runs from writing the same output at once
   and says which process holds it.
 """

@@ -28,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json", "voc"), default="csv",
                    help="output format: csv (default), json, or voc (PASCAL results file: "
                         "'image_id score x1 y1 x2 y2' per box)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write detections here (default: stdout)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write detections here (default: stdout); written atomically and locked "
+                        "against a second run; on Ctrl+C the finished images are kept, marked "
+                        "partial (see docs/output.md)")
     p.add_argument("--threshold", type=float, default=None,
                    help="score threshold (default: the model's own, model.thresh)")
     p.add_argument("--upsample", type=int, default=1, metavar="K",
@@ -38,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "lower-scoring box); 1 disables it; default 0.5")
     p.add_argument("--no-bbox-prediction", action="store_true",
                    help="report root boxes instead of the regressor's predicted boxes")
-    p.add_argument("--draw", metavar="OUTDIR", help="save each image with its boxes drawn into OUTDIR")
+    p.add_argument("--draw", metavar="OUTDIR",
+                   help="save each image with its boxes drawn into OUTDIR as <stem>.png "
+                        "(<stem>-2.png, ... when inputs share a stem)")
     p.add_argument("--parts", action="store_true", help="with --draw: draw the part boxes too")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
                    help="process images in parallel on N cores (-1: all); default 1")
