@@ -1,7 +1,9 @@
 """Files that survive faults: atomic writes and exclusive locks.
 
 * :func:`atomic_write` writes through a temporary sibling and renames it into
-  place, so nothing is ever half-written if a process dies mid-write.
+  place, so nothing is ever half-written if a process dies mid-write;
+  :func:`atomic_file` is the same as a ``with`` block, for files written as
+  a run goes (results files).
 * :func:`exclusive_lock` keeps two runs from writing the same output at once
   and says which process holds it.
 """
@@ -13,7 +15,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write", "exclusive_lock", "LockedError", "fsync_dir"]
+__all__ = ["atomic_write", "atomic_file", "exclusive_lock", "LockedError", "fsync_dir"]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -37,24 +39,23 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path, write, *, replace=os.replace) -> Path:
-    """Write ``path`` through a temporary sibling: ``write(fh)``, fsync, rename into place.
+@contextmanager
+def atomic_file(path, *, replace=os.replace):
+    """Open a temporary sibling of ``path`` for binary writing; rename it into place on success.
 
-    ``write`` is a callable taking a binary file object, or the ``bytes`` to write.
-    On any error (or Ctrl+C) the temporary file is removed and ``path`` keeps its
-    previous content.  ``replace`` is the rename function (tests inject failures).
-    The file gets the permissions a newly created file would (``0666`` less the
-    umask), not the temporary file's private ``0600``.
+    The ``with`` block writes to the yielded file object.  When the block ends
+    normally the file is flushed, fsynced, given the permissions a newly
+    created file would have (``0666`` less the umask, not the temporary
+    file's private ``0600``) and renamed over ``path``.  When it raises (or on
+    Ctrl+C) the temporary file is removed and ``path`` keeps its previous
+    content.  ``replace`` is the rename function (tests inject failures).
     """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            if callable(write):
-                write(fh)
-            else:
-                fh.write(write)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         try:
@@ -69,7 +70,21 @@ def atomic_write(path, write, *, replace=os.replace) -> Path:
             pass
         raise
     fsync_dir(directory)
-    return path
+
+
+def atomic_write(path, write, *, replace=os.replace) -> Path:
+    """Write ``path`` through a temporary sibling: ``write(fh)``, fsync, rename into place.
+
+    ``write`` is a callable taking a binary file object, or the ``bytes`` to write.
+    See :func:`atomic_file`: on any error (or Ctrl+C) ``path`` keeps its
+    previous content.
+    """
+    with atomic_file(path, replace=replace) as fh:
+        if callable(write):
+            write(fh)
+        else:
+            fh.write(write)
+    return Path(path)
 
 
 class LockedError(RuntimeError):

@@ -70,3 +70,72 @@ def builds_of(module):
         except ImportError:
             pass
     return names
+
+
+# -- small, fast inputs for batch and fault tests ------------------------------------------------
+
+SMALL_MODEL_ROOT = (6, 4)     # cells: the model's window is 48x32 pixels
+
+
+@pytest.fixture(scope="session")
+def small_model_file(tmp_path_factory):
+    """A one-component, root-only ``.npz`` model with random weights (48x32-pixel window)."""
+    from dpm.model import save_model
+    from dpm.training import initmodel
+
+    h, w = SMALL_MODEL_ROOT
+    model = initmodel(np.array([[1, 1, 8 * w, 8 * h]], float), size=(h, w))
+    root = model.components[0].root
+    root[:] = np.random.default_rng(7).standard_normal(root.shape) * 0.01
+    path = tmp_path_factory.mktemp("small-model") / "small.npz"
+    save_model(model, path)
+    return path
+
+
+def write_good_image(path, rng, size=None):
+    """A small random image (64..127 x 64..127 pixels), in the format of ``path``'s suffix."""
+    from PIL import Image
+
+    h, w = size or (int(rng.integers(64, 128)), int(rng.integers(64, 128)))
+    Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+HOSTILE = ("zero.jpg", "truncated.jpg", "text.png", "tiny.png", "bomb.png")
+
+
+def write_hostile_image(path, kind, rng):
+    """Write one hostile input: ``zero`` (0 bytes), ``truncated`` (half a JPEG), ``text``
+    (text in an image's name), ``tiny`` (smaller than the small model), ``bomb`` (a 100-byte
+    PNG declaring 30000x30000 pixels)."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    path = Path(path)
+    if kind == "zero":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, size=(96, 96, 3), dtype=np.uint8)).save(buf, "JPEG")
+        path.write_bytes(buf.getvalue()[:len(buf.getvalue()) // 2])
+    elif kind == "text":
+        path.write_text("this is not an image\n")
+    elif kind == "tiny":
+        write_good_image(path, rng, size=(16, 16))
+    elif kind == "bomb":
+        ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
+                         + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+    else:
+        raise ValueError(kind)
+    return path

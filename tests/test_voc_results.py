@@ -104,3 +104,92 @@ def test_results_feed_evaluate(tmp_path):
     res = voc.evaluate(read_results(path, image_ids=gt.image_ids), gt)
     np.testing.assert_array_equal(res.tp, [False, True])
     np.testing.assert_allclose(res.precision, [0, 0.5])
+
+
+def test_partial_files_are_refused_unless_asked(tmp_path):
+    path = tmp_path / "r.txt"
+    path.write_text("a 1 1 1 2 2\n# partial: 3 of 9 images done (1 written, 2 failed); the run "
+                    "stopped early: interrupted\n")
+    with pytest.raises(ValueError, match=r"r.txt:2: the file is marked partial \(# partial: 3 of 9"):
+        read_results(path)
+    assert read_results(path, allow_partial=True).image_ids == ["a"]
+
+
+def test_lines_are_counted_at_newlines_only(tmp_path):
+    # \x0c, \x1c, \x85 and \u2028 end a line for str.splitlines, not for an editor
+    path = tmp_path / "r.txt"
+    path.write_bytes("a 1 1 1 2\x0c2\nb 1 5 1 2 2\n".encode())
+    with pytest.raises(ValueError, match=r"r.txt:2: box \[5 1 2 2\]"):
+        read_results(path)
+    path.write_bytes(b"a 1 1 1 2 2\nb 1 1 1 2 \xff\n")
+    with pytest.raises(ValueError, match=r"r.txt:2: not UTF-8 text"):
+        read_results(path)
+    path.write_text("a 1 1 1 2 2\nb 1_0 1 1 2 2\n")
+    with pytest.raises(ValueError, match=r"r.txt:2: '1_0' is not a number"):
+        read_results(path)
+
+
+_NUMBER_TEXT = __import__("re").compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", __import__("re").ASCII)
+
+
+def _reference_read(data: bytes, allowed):
+    """What a correct reader must return for ``data``, or None if it must refuse it."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    rows = []
+    for line in text.split("\n"):
+        if line.startswith("# partial:"):
+            return None
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6 or not all(_NUMBER_TEXT.fullmatch(v) for v in fields[1:]):
+            return None
+        vals = [float(v) for v in fields[1:]]
+        if not np.isfinite(vals).all() or vals[3] < vals[1] or vals[4] < vals[2]:
+            return None
+        if fields[0] not in allowed:
+            return None
+        rows.append((fields[0], vals))
+    return rows
+
+
+def test_fuzzed_results_files_read_correctly_or_fail_in_one_line(tmp_path):
+    rng = np.random.default_rng(2024)
+    ids = [f"{k:06d}" for k in range(8)]
+    base = "".join(f"{ids[k % 8]} {rng.normal():.6g} {k} {k + 1} {k + 20.5} {k + 30}\n"
+                   for k in range(12)).encode()
+    alphabet = list(b"0123456789 .-+eE\n\r\t\x0b\x0c#_xn") + [0x00, 0x85, 0xc3, 0xa9, 0xff, 0xe2]
+    path = tmp_path / "comp3_det_test_person.txt"
+    outcomes = {"read": 0, "refused": 0}
+    for trial in range(1000):
+        data = bytearray(base)
+        for _ in range(int(rng.integers(1, 4))):
+            op, at = int(rng.integers(0, 4)), int(rng.integers(0, len(data) + 1))
+            if op == 0 and at < len(data):
+                data[at] = alphabet[int(rng.integers(len(alphabet)))]           # replace a byte
+            elif op == 1:
+                data[at:at] = bytes([alphabet[int(rng.integers(len(alphabet)))]])  # insert
+            elif op == 2:
+                del data[at:at + int(rng.integers(1, 8))]                        # delete a run
+            else:
+                data[at:at] = "\u2028 1e999 nan ١ \x1c".encode()[int(rng.integers(0, 8)):][:6]
+        path.write_bytes(bytes(data))
+        expected = _reference_read(bytes(data), set(ids))
+        try:
+            got = read_results(path, image_ids=ids)
+        except ValueError as exc:
+            msg = str(exc)
+            assert expected is None, (trial, bytes(data), msg)
+            assert "\n" not in msg and "\r" not in msg and msg.startswith(f"{path}:"), (trial, msg)
+            assert len(msg) < 400, msg
+            outcomes["refused"] += 1
+            continue
+        assert expected is not None, (trial, bytes(data))
+        assert got.image_ids == [r[0] for r in expected]
+        np.testing.assert_array_equal(np.c_[got.scores, got.boxes].reshape(-1, 5),
+                                      np.array([r[1] for r in expected]).reshape(-1, 5))
+        outcomes["read"] += 1
+    assert outcomes["read"] > 50 and outcomes["refused"] > 300, outcomes

@@ -10,12 +10,19 @@ spec §1.15; the file is named ``comp3_det_<split>_<class>.txt``).
 into exponent notation for non-integers; here every number is written with
 the shortest text that reads back to the same float64 (integers without a
 decimal point), so nothing is lost.
+
+Writing goes through :class:`dpm.output.ResultsWriter`, the one writer of
+every results format (``voc`` may use ``dpm``; ``dpm`` never uses ``voc``).
+Image ids cannot contain whitespace (the format has no quoting the devkit
+could read back): such ids are refused.  A file an interrupted run left
+behind ends with a ``# partial: ...`` line; :func:`read_results` refuses it
+unless asked.
 """
 from __future__ import annotations
 
 import logging
 import math
-import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,13 +70,6 @@ class Results:
         return {i: np.column_stack([self.boxes[idx], self.scores[idx]]) for i, idx in groups.items()}
 
 
-def _fmt(x: float) -> str:
-    """Shortest round-trip text of a float; integers without '.0'."""
-    if x.is_integer() and abs(x) < 2 ** 53:
-        return str(int(x))
-    return repr(x)
-
-
 def _flatten(detections):
     """(image_ids, scores (N,), boxes (N, 4)) from Results, a mapping or a tuple."""
     from .evaluate import _flatten_detections
@@ -80,11 +80,16 @@ def _flatten(detections):
 def write_results(path, detections) -> int:
     """Write a devkit results file.
 
+    A thin use of :class:`dpm.output.ResultsWriter` (format ``"voc"``), the
+    writer of every results file: numbers as the shortest text that reads
+    back to the same float64, written atomically (a temporary sibling renamed
+    into place; the previous file is kept if anything fails).  No lock file
+    is taken (``dpm-detect -o`` and ``dpm-eval`` take one).
+
     Parameters
     ----------
     path : str or Path
-        Output file (its folder must exist). Written atomically: first to a
-        temporary file next to it, then renamed.
+        Output file (its folder must exist).
     detections : Results, mapping or tuple
         ``Results``; ``{image_id: dets}`` with ``dets`` an object with
         ``.boxes`` (N, 4) and ``.scores`` (N,) or an (N, 5) array
@@ -99,8 +104,11 @@ def write_results(path, detections) -> int:
     Raises
     ------
     ValueError
-        Image ids containing whitespace, non-finite values, mismatched lengths.
+        Image ids containing whitespace, non-finite values, mismatched lengths
+        (checked before anything is written).
     """
+    from dpm.output import ResultsWriter, check_voc_image_id
+
     ids, scores, boxes = _flatten(detections)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -109,22 +117,36 @@ def write_results(path, detections) -> int:
                          f"{boxes.shape[0]} boxes")
     if not (np.isfinite(scores).all() and np.isfinite(boxes).all()):
         raise ValueError("write_results: scores and boxes must be finite")
-    lines = []
-    for image_id, s, b in zip(ids, scores.tolist(), boxes.tolist()):
-        image_id = str(image_id)
-        if not image_id or any(c.isspace() for c in image_id):
-            raise ValueError(f"write_results: image id {image_id!r} is empty or contains whitespace")
-        lines.append(f"{image_id} {_fmt(s)} {_fmt(b[0])} {_fmt(b[1])} {_fmt(b[2])} {_fmt(b[3])}\n")
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w") as f:
-        f.writelines(lines)
-    os.replace(tmp, path)
-    logger.debug("wrote %d detections to %s", len(lines), path)
-    return len(lines)
+    ids = [str(i) for i in ids]
+    for image_id in ids:
+        check_voc_image_id(image_id)
+    with ResultsWriter(path, "voc", lock=False, partial=False) as out:
+        start = 0
+        for end in range(1, len(ids) + 1):       # runs of one image id, in file order
+            if end == len(ids) or ids[end] != ids[start]:
+                out.write(ids[start], _Rows(scores[start:end], boxes[start:end]), image_id=ids[start])
+                start = end
+    logger.debug("wrote %d detections to %s", len(ids), path)
+    return len(ids)
 
 
-def read_results(path, *, image_ids=None) -> Results:
+class _Rows:
+    def __init__(self, scores, boxes):
+        self.scores, self.boxes = scores, boxes
+
+
+# A number as the devkit's MATLAB reader takes it: ASCII decimal, optional exponent, or
+# NaN/Inf (refused afterwards as not finite).  Python's float() alone would also take
+# '1_000' and non-ASCII digits.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)",
+                     re.ASCII | re.IGNORECASE)
+
+
+def _short(text, limit=40):
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def read_results(path, *, image_ids=None, allow_partial: bool = False) -> Results:
     """Read a devkit results file.
 
     Parameters
@@ -134,6 +156,9 @@ def read_results(path, *, image_ids=None) -> Results:
         The image set the file is meant for (e.g. ``dataset.image_ids('test')``).
         A detection on any other image is an error, like the devkit's
         "unrecognized image".
+    allow_partial : bool, default False
+        Read a file an interrupted run left marked partial (its last line
+        ``# partial: ...``, see docs/output.md) instead of refusing it.
 
     Returns
     -------
@@ -143,33 +168,48 @@ def read_results(path, *, image_ids=None) -> Results:
     Raises
     ------
     ValueError
-        One line with the file name and line number: wrong number of fields,
-        a field that is not a finite number, a box with ``x2 < x1`` or
-        ``y2 < y1``, an image id outside ``image_ids``.
+        One line with the file name and line number (lines are counted at
+        ``\\n``): not UTF-8 text, wrong number of fields, a field that is not
+        a finite decimal number, a box with ``x2 < x1`` or ``y2 < y1``, an
+        image id outside ``image_ids``, a partial file (unless
+        ``allow_partial``).
     """
+    from dpm.output import PARTIAL_MARK
+
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ValueError(f"{path}: results file not found") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a text file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder, not a results file") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot read results file: {exc.strerror or exc}") from None
     allowed = None if image_ids is None else set(image_ids)
     ids, values = [], []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}:{lineno}: not UTF-8 text (is this a results file?)") from None
+        if line.startswith(PARTIAL_MARK):
+            note = " ".join(line.split())
+            if not allow_partial:
+                raise ValueError(f"{path}:{lineno}: the file is marked partial ({note}): the run "
+                                 "that wrote it stopped early; run it again, or read it with "
+                                 "allow_partial=True")
+            logger.warning("%s:%d: %s", path, lineno, note)
+            continue
         fields = line.split()
         if not fields:
             continue
         if len(fields) != 6:
             raise ValueError(f"{path}:{lineno}: expected 6 fields 'image_id score x1 y1 x2 y2', "
                              f"got {len(fields)}")
-        try:
-            row = [float(v) for v in fields[1:]]
-        except ValueError:
-            bad = next(v for v in fields[1:] if not _is_float(v))
-            raise ValueError(f"{path}:{lineno}: {bad!r} is not a number") from None
+        bad = next((v for v in fields[1:] if not _NUMBER.fullmatch(v)), None)
+        if bad is not None:
+            raise ValueError(f"{path}:{lineno}: {_short(bad)} is not a number")
+        row = [float(v) for v in fields[1:]]
         if not all(math.isfinite(v) for v in row):
             raise ValueError(f"{path}:{lineno}: score and coordinates must be finite numbers")
         s, x1, y1, x2, y2 = row
@@ -177,18 +217,10 @@ def read_results(path, *, image_ids=None) -> Results:
             raise ValueError(f"{path}:{lineno}: box [{fields[2]} {fields[3]} {fields[4]} "
                              f"{fields[5]}] has x2 < x1 or y2 < y1")
         if allowed is not None and fields[0] not in allowed:
-            raise ValueError(f"{path}:{lineno}: image id {fields[0]!r} is not in the image set "
+            raise ValueError(f"{path}:{lineno}: image id {_short(fields[0])} is not in the image set "
                              f"({len(allowed)} images)")
         ids.append(fields[0])
         values.append(row)
     arr = np.array(values, dtype=np.float64).reshape(-1, 5)
     logger.debug("read %d detections from %s", len(ids), path)
     return Results(ids, arr[:, 0].copy(), arr[:, 1:].copy())
-
-
-def _is_float(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

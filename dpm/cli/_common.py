@@ -9,9 +9,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1      # bad input or a failed run: one line on stderr, no traceback
 EXIT_USAGE = 2      # argparse's own status for bad command lines
 
-# Exceptions that mean "the user gave us something we cannot use": reported as
-# one line (as is running out of memory, with what was being done).  Anything
-# else is a bug and keeps its traceback.
+# Exceptions that mean "the user gave us something we cannot use" (or another run
+# holds the output, or the input needs more memory than there is): reported as
+# one line.  Anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, OSError, EOFError, LockedError, MemoryError)
 
 
@@ -69,6 +69,22 @@ def error_line(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return f"out of memory{': ' + msg if msg else ''} (try smaller inputs or fewer processes, -j)"
     return msg or type(exc).__name__
+
+
+def report_failures(prog: str, status) -> int:
+    """List a batch's failed images on stderr, one line each; the exit status of the batch.
+
+    ``status`` is a :class:`dpm.output.RunStatus`.  The successes are already
+    written; any failure makes the status :data:`EXIT_ERROR`.
+    """
+    if not status.failures:
+        return EXIT_OK
+    total = status.total if status.total is not None else status.done
+    print(f"{prog}: error: {len(status.failures)} of {total} image(s) failed "
+          f"({status.written} written):", file=sys.stderr)
+    for _, msg in status.failures:
+        print(f"  {' '.join(str(msg).split())}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def run(prog: str, body, argv=None) -> int:

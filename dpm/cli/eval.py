@@ -24,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import EXIT_OK, add_verbosity, run, setup_logging, show_progress
+from .._io import atomic_write, exclusive_lock
+from ._common import EXIT_OK, add_verbosity, report_failures, run, setup_logging, show_progress
 
 log = logging.getLogger("dpm.cli.eval")
 
@@ -126,36 +127,44 @@ def _ground_truth(dataset, cls, split, ids, hint):
 
 
 def _run_model(args, dataset, split, ids, out_dir, model, cls):
-    """Detect over ``ids``; return (results path, Results, seconds per image)."""
+    """Detect over ``ids``, writing the results file as it goes.
+
+    Returns (results path, Results, seconds per image, RunStatus).  An image
+    that fails is listed in the status and has no detections: as in the
+    devkit, its objects then count as missed.
+    """
     import numpy as np
 
     import voc
     from ..batch import detect_files
+    from ..output import ResultsWriter, write_batch
 
     paths = [dataset.image_path(i) for i in ids]
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise ValueError(f"{len(missing)} of {len(paths)} images of split {split!r} are missing "
-                         f"(first: {missing[0]})")
+    if not any(p.is_file() for p in paths):
+        raise ValueError(f"none of the {len(paths)} images of split {split!r} is there "
+                         f"(first: {paths[0]})")
     log.info("detecting %s in %d image(s) of split %s of %s (threshold %g, upsample %d, %d job(s))",
              cls, len(paths), split, dataset.root,
              model.thresh if args.threshold is None else args.threshold, args.upsample, args.jobs)
     det_ids, scores, boxes = [], [], []
-    t0 = time.perf_counter()
-    for image_id, (path, dets) in zip(ids, detect_files(
-            paths, model, n_jobs=args.jobs, progress=show_progress(args), threshold=args.threshold,
-            upsample=args.upsample, bbox_prediction=not args.no_bbox_prediction)):
-        if isinstance(dets, Exception):
-            raise ValueError(f"{path}: {dets}")
+
+    def keep(path, image_id, dets):
         det_ids.extend([image_id] * len(dets))
         scores.append(np.asarray(dets.scores, dtype=np.float64))
         boxes.append(np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4))
+
+    t0 = time.perf_counter()
+    results_path = out_dir / voc.results_filename(split, cls)
+    with ResultsWriter(results_path, "voc", total=len(ids)) as out:
+        status = write_batch(
+            detect_files(paths, model, n_jobs=args.jobs, progress=show_progress(args),
+                         threshold=args.threshold, upsample=args.upsample,
+                         bbox_prediction=not args.no_bbox_prediction),
+            out, image_ids=ids, on_result=keep)
     seconds = (time.perf_counter() - t0) / max(1, len(ids))
     results = voc.Results(det_ids, np.concatenate(scores) if scores else np.zeros(0),
                           np.concatenate(boxes) if boxes else np.zeros((0, 4)))
-    results_path = out_dir / voc.results_filename(split, cls)
-    voc.write_results(results_path, results)
-    return results_path, results, seconds
+    return results_path, results, seconds, status
 
 
 def _main(argv) -> int:
@@ -203,11 +212,21 @@ def _main(argv) -> int:
         out_dir = results_path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    seconds = None
+    summary_path = out_dir / f"{cls}_{split}_summary.json"
+    with exclusive_lock(summary_path, what="evaluation summary"):
+        return _evaluate(args, model, dataset, cls, split, ids, gt, label, out_dir, summary_path,
+                         None if model is not None else results_path)
+
+
+def _evaluate(args, model, dataset, cls, split, ids, gt, label, out_dir, summary_path, results_path):
+    import voc
+
+    seconds, status = None, None
     if model is None:
         results = voc.read_results(results_path, image_ids=gt.image_ids)
     else:
-        results_path, results, seconds = _run_model(args, dataset, split, ids, out_dir, model, cls)
+        results_path, results, seconds, status = _run_model(args, dataset, split, ids, out_dir,
+                                                             model, cls)
 
     res = voc.evaluate(results, gt, cls, split, iou_threshold=args.iou)
     curve = voc.plot_pr_curves({label: res}, out_dir / f"{cls}_{split}_pr.png", metric="both",
@@ -228,15 +247,17 @@ def _main(argv) -> int:
         summary.update({"threshold": float(model.thresh if args.threshold is None else args.threshold),
                         "upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction,
                         "n_jobs": args.jobs, "limit": args.limit})
-    summary_path = out_dir / f"{cls}_{split}_summary.json"
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    if status is not None:
+        summary["n_failed_images"] = len(status.failures)
+        summary["failed_images"] = [msg for _, msg in status.failures]
+    atomic_write(summary_path, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     log.info("wrote %s, %s", curve, summary_path)
 
     speed = f", {seconds:.2f} s/image" if seconds is not None else ""
     print(f"{cls} {split}: AP {res.ap:.4f} (VOC2007 11-point), {res.ap_area:.4f} (all-point), "
           f"recall {res.max_recall:.4f}, {res.n_detections} detections, {len(gt)} images{speed}")
     sys.stdout.flush()
-    return EXIT_OK
+    return report_failures(PROG, status) if status is not None else EXIT_OK
 
 
 def main(argv=None) -> int:

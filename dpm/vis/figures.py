@@ -321,23 +321,33 @@ def check_output_path(path) -> str:
 def save_figure(fig, path, dpi=None) -> Path:
     """Save a figure; the image format follows the suffix of ``path``.
 
+    The file is written atomically (:func:`dpm._io.atomic_write`): rendered in
+    memory, then written to a temporary sibling renamed into place, so an
+    interrupted run never leaves a half-written image.
+
     Raises
     ------
     ValueError
         Unknown image suffix, missing or unwritable directory, or ``path`` is
         a directory; the message names the file.  Checked before rendering.
     """
+    import io
+
+    from .._io import atomic_write
+
     path = Path(path)
     fmt = check_output_path(path)
     dpi = dpi if dpi is not None else "figure"
+    buf = io.BytesIO()
     if fmt == "png":
-        _save_compact_png(fig, path, dpi)
+        _save_compact_png(fig, buf, dpi)
     else:
-        fig.savefig(path, format=fmt, dpi=dpi)
+        fig.savefig(buf, format=fmt, dpi=dpi)
+    atomic_write(path, buf.getvalue())
     return path
 
 
-def _save_compact_png(fig, path: Path, dpi) -> None:
+def _save_compact_png(fig, out_file, dpi) -> None:
     # Matplotlib writes RGBA; model figures are grey and opaque, so store them
     # as 8-bit grey (or RGB when opaque): same pixels, a fraction of the bytes.
     import io
@@ -357,4 +367,4 @@ def _save_compact_png(fig, path: Path, dpi) -> None:
             out = Image.fromarray(np.ascontiguousarray(rgb))
     else:
         out = Image.fromarray(rgba)
-    out.save(path, format="PNG", optimize=True)
+    out.save(out_file, format="PNG", optimize=True)
