@@ -186,16 +186,53 @@ def _worker_model(key: str, path: str):
     return model
 
 
-def _run_in_worker(key, path, task):
-    return run_guarded(task, None if key is None else _worker_model(key, path))
+# A result sent back through the pipe is at most this large: a worker killed
+# while writing a larger message would leave half of it in the pipe, and the
+# pool's reader would wait for the rest forever.  Writes of up to PIPE_BUF
+# (4096 bytes on Linux) bytes are atomic, so a larger result goes through a
+# file in the executor's private folder instead.
+_INLINE_BYTES = 3500
+
+
+def _run_in_worker(key, path, spill_dir, task):
+    result = run_guarded(task, None if key is None else _worker_model(key, path))
+    data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) <= _INLINE_BYTES:
+        return "inline", data
+    fd, name = tempfile.mkstemp(prefix="result-", suffix=".pickle", dir=spill_dir)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return "file", name
+
+
+def _received(message):
+    """The result a worker sent: inline bytes or a file it wrote (read, then removed)."""
+    how, payload = message
+    if how == "file":
+        name = payload
+        try:
+            with open(name, "rb") as fh:
+                payload = fh.read()
+        finally:
+            os.unlink(name)
+    return pickle.loads(payload)  # written by this run's own workers
 
 
 class _ModelFiles:
-    """Models written once per content to a private folder, for workers to load."""
+    """Models written once per content to a private folder, for workers to load.
+
+    The folder (mode 0700) also receives the workers' large results.
+    """
 
     def __init__(self):
         self._dir = None
         self._paths: dict[str, str] = {}
+
+    @property
+    def directory(self) -> str:
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="dpm-run-")
+        return self._dir.name
 
     def publish(self, model):
         if model is None:
@@ -203,9 +240,7 @@ class _ModelFiles:
         data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
         key = hashlib.sha256(data).hexdigest()
         if key not in self._paths:
-            if self._dir is None:
-                self._dir = tempfile.TemporaryDirectory(prefix="dpm-models-")
-            path = Path(self._dir.name) / f"{key}.pickle"
+            path = Path(self.directory) / f"model-{key}.pickle"
             path.write_bytes(data)
             self._paths[key] = str(path)
             while len(self._paths) > 2 * _MODELS_PER_WORKER:  # older versions are no longer needed
@@ -301,15 +336,20 @@ class LocalProcesses(Executor):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _submit(self, entry, ref):
-        for _ in range(3):
+        error = None
+        for _ in range(5):
             try:
                 with worker_environment():  # workers start during the first submits
-                    entry.future = self._executor().submit(_run_in_worker, *ref, entry.task)
+                    entry.future = self._executor().submit(_run_in_worker, *ref, self._models.directory,
+                                                           entry.task)
                 entry.generation = self._generation
                 return
-            except BrokenProcessPool:  # a worker died while idle: a new pool
+            except (BrokenProcessPool, OSError, RuntimeError) as exc:
+                # a worker died while idle, or while the pool was starting another: a new pool
                 self._restart()
-        raise RuntimeError("worker processes die as soon as they start; run with n_jobs=1 to see why")
+                error = exc
+        raise RuntimeError(f"worker processes die as soon as they start ({error}); "
+                           "run with n_jobs=1 to see why")
 
     def _map(self, tasks, model):
         ref = self._models.publish(model)
@@ -348,7 +388,7 @@ class LocalProcesses(Executor):
                 if f is None or e.result is not _PENDING or not f.done():
                     continue
                 try:
-                    e.result = f.result()
+                    e.result = _received(f.result())
                     continue
                 except (BrokenProcessPool, CancelledError):
                     pass

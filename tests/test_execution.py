@@ -120,3 +120,22 @@ def test_a_worker_killed_while_idle_is_replaced():
             p.join()
         out = list(ex.map([Square(i) for i in range(12)], {"add": 2}))
         _check(out, 12, add=2)
+
+
+@dataclass(frozen=True)
+class Big:
+    """A result larger than a pipe's atomic write (it travels through a file)."""
+
+    i: int
+    label: str = "big"
+
+    def run(self, model):
+        return bytes([self.i % 256]) * 100_000
+
+
+def test_large_results_travel_through_files_and_are_removed():
+    with LocalProcesses(3) as ex:
+        out = list(ex.map([Big(i) for i in range(10)], None))
+        folder = ex._models.directory
+        assert [r for _, r in out] == [bytes([i]) * 100_000 for i in range(10)]
+        assert [p for p in os.listdir(folder) if p.startswith("result-")] == []

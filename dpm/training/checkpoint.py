@@ -463,6 +463,16 @@ class CheckpointStore:
                 return ck
         return None
 
+    def remove(self, stage: str) -> None:
+        """Delete the checkpoint of ``stage`` (its manifest first, then its data files); no-op if absent."""
+        self._check_stage(stage)
+        try:
+            self._manifest_path(stage).unlink()
+        except FileNotFoundError:
+            return
+        fsync_dir(self.directory)
+        self._remove_orphans()
+
     def clear(self, *, remove_directory: bool = False) -> None:
         """Delete every checkpoint (``--restart``); the store stays usable.
 

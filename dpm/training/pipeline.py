@@ -492,7 +492,7 @@ def _run_schedule(trainer: _Trainer, store: CheckpointStore, config: TrainConfig
         ck = store.load(stage.name)
         if ck is not None:
             model = ck.model
-            examples = _examples_from(ck.arrays, model) if ck.arrays else None
+            examples = _examples_from(ck.arrays, model) if ck.arrays else None  # None: the next stage starts fresh
             cursor = int(ck.state.get("cursor", 0))
             summary.add(name=stage.name, resumed=True, examples=len(examples) if examples else 0)
             continue
@@ -515,8 +515,12 @@ def _run_schedule(trainer: _Trainer, store: CheckpointStore, config: TrainConfig
         t0 = time.perf_counter()
         model, examples, cursor, res = trainer.run_stage(si, stage, model, examples, cursor, on_iteration, start_t)
         secs = time.perf_counter() - t0
+        # the examples are kept only where the next stage continues from them
+        # (checkpoints of example sets are large: see docs/training.md)
+        keep_examples = si + 1 < len(schedule) and schedule[si + 1].cont
         store.save(stage.name, models={"model": model}, state={"cursor": cursor},
-                   arrays=_examples_arrays(examples))
+                   arrays=_examples_arrays(examples) if keep_examples else None)
+        store.remove(f"{stage.name}-iter")  # superseded by the stage's own checkpoint
         summary.add(name=stage.name, seconds=secs, examples=len(examples),
                     objective=None if res is None else res.objective,
                     kept=int((examples.labels == -1).sum()))
