@@ -44,6 +44,7 @@ from typing import Mapping
 import numpy as np
 
 from .._io import atomic_write, fsync_dir
+from ..files import read_npz
 from ..model import Model, load_model, save_model
 
 __all__ = ["CHECKPOINT_FORMAT_VERSION", "Checkpoint", "CheckpointStore", "dataset_fingerprint", "key_hash"]
@@ -455,8 +456,7 @@ class CheckpointStore:
             models = {name: load_model(self.directory / fname) for name, fname in m.get("models", {}).items()}
             arrays = {}
             if m.get("arrays"):
-                with np.load(self.directory / m["arrays"], allow_pickle=False) as z:
-                    arrays = {k: z[k] for k in z.files}
+                arrays = read_npz(self.directory / m["arrays"], what="checkpoint arrays file")
         except (OSError, ValueError) as exc:
             logger.warning("checkpoint %s is damaged (%s); ignoring it", path, exc)
             return None
