@@ -97,11 +97,11 @@ def _check_args(sbin, interval):
     lo, hi = MODEL_RANGES["sbin"]
     if (isinstance(sbin, (bool, np.bool_)) or not isinstance(sbin, numbers.Integral)
             or not lo <= sbin <= hi or sbin % 2):
-        raise ValueError(f"sbin must be an even integer in {lo}..{hi}, got {sbin!r}")
+        raise ValueError(f"sbin must be a positive even integer, {lo}..{hi}, got {sbin!r}")
     lo, hi = MODEL_RANGES["interval"]
     if (isinstance(interval, (bool, np.bool_)) or not isinstance(interval, numbers.Integral)
             or not lo <= interval <= hi):
-        raise ValueError(f"interval must be an integer in {lo}..{hi}, got {interval!r}")
+        raise ValueError(f"interval must be a positive integer, {lo}..{hi}, got {interval!r}")
     return int(sbin), int(interval)
 
 
