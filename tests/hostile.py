@@ -153,3 +153,35 @@ def huge_png(path, width: int, height: int) -> int:
     with open(path, "wb") as fh:
         fh.write(blob)
     return len(blob)
+
+
+def run_measured(code: str, *args, address_space: int | None = None, env=None, timeout=120):
+    """Run ``code`` in a fresh Python (this checkout first on the path) with ``sys.argv[1:] = args``.
+
+    The child prints its peak resident memory (``ru_maxrss``, whole process) as its
+    last line.  ``address_space`` (bytes) caps its virtual memory (``RLIMIT_AS``), so a
+    runaway allocation fails there instead of taking the machine.
+    Returns ``(returncode, stdout lines without the last, stderr, peak MiB)``.
+    """
+    import os
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    wrapped = ("import resource, sys\ntry:\n" + "".join(f"    {line}\n" for line in code.splitlines())
+               + "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\n")
+    child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), str(repo / "tests")]),
+                     OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    child_env.update(env or {})
+
+    def cap():
+        if address_space is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    proc = subprocess.run([sys.executable, "-c", wrapped, *map(str, args)], capture_output=True, text=True,
+                          env=child_env, preexec_fn=cap, timeout=timeout)
+    lines = proc.stdout.splitlines()
+    peak = int(lines[-1]) / 1024 if lines and lines[-1].isdigit() else float("nan")
+    return proc.returncode, lines[:-1], proc.stderr, peak
