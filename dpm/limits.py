@@ -45,6 +45,8 @@ MODEL_RANGES = {
     "components": (1, 32),
     "parts": (0, 32),                # per component
     "filter_side": (1, 64),          # cells, root and part filters
+    # weights, biases, deformation costs, bbox regressors, thresh (voc-release3.1: all within +-10)
+    "weight": (-1e6, 1e6),
 }
 
 _ENV = {"MAX_MODEL_BYTES": "DPM_MAX_MODEL_BYTES", "MAX_ARRAY_BYTES": "DPM_MAX_ARRAY_BYTES",

@@ -28,12 +28,18 @@ def _in_range(source, field, value, key):
 
 
 def _finite(source, field, values):
+    """Finite and at most MODEL_RANGES["weight"] in magnitude (so float32 scores cannot overflow)."""
     a = np.asarray(values)
     if a.dtype.kind not in "biuf":
         raise ValueError(f"{source}: {field} holds {a.dtype} values, expected numbers")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         bad = a[~np.isfinite(a)].ravel()[0]
         raise ValueError(f"{source}: {field} holds a non-finite value ({bad}); the model is damaged")
+    lo, hi = MODEL_RANGES["weight"]
+    if a.size and not (lo <= a.min() and a.max() <= hi):
+        bad = a.max() if a.max() > hi else a.min()
+        raise ValueError(f"{source}: {field} holds {bad:g}, out of the range {lo:g}..{hi:g} of model values; "
+                         "the model is damaged")
 
 
 def _filter(source, field, f):
@@ -50,7 +56,8 @@ def validate_model(model, source="model") -> None:
     Checked: ``sbin`` (even, 2..64), ``interval`` (1..100), ``thresh`` (finite),
     1..32 components with the same number (0..32) of parts, filter shapes
     ``(h, w, 31)`` with sides 1..64 cells, finite weights, biases, deformation
-    costs and bounding-box regressors, deformation costs with non-negative
+    costs and bounding-box regressors (all within +-1e6, so float32 scores
+    cannot overflow), deformation costs with non-negative
     quadratic terms, part anchors that keep the part inside its root's 2x grid,
     partners, block indices and block sizes that match the filters, finite
     ``regmult``/``learnmult``, and lower bounds that are not NaN or ``+inf``.

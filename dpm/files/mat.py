@@ -91,16 +91,39 @@ def read_mat(path, *, max_bytes: int | None = None, variables=None, what: str = 
     pos = 128
     while len(data) - pos >= 8:
         try:
-            element, pos = walker.top_level(data, pos)
-            name = walker.check(element, 0, len(element))
+            name, element, pos = walker.top_level(data, pos, variables)
+            if element is not None:
+                walker.check(element, 0, len(element))
+                kept.append(element)
         except (_Damaged, struct.error, zlib.error) as exc:
             raise ValueError(f"{path}: damaged .mat file ({exc})") from None
-        if variables is None or name in variables:
-            kept.append(element)
     try:
         return sio.loadmat(io.BytesIO(b"".join(kept)), **loadmat_options)
     except Exception as exc:  # scipy raises a zoo of types for damaged data
         raise ValueError(f"{path}: not a readable MATLAB .mat file ({' '.join(str(exc).split())})") from None
+
+
+def _inflate(source, size: int) -> bytearray:
+    """The first ``size`` bytes (at most) that the zlib stream ``source`` inflates to.
+
+    The input is fed in 64 KiB pieces and the output capped at ``size``, so neither
+    side is ever held beyond that.
+    """
+    inflater = zlib.decompressobj()
+    out = bytearray(size)
+    done = pos = 0
+    while done < size and not inflater.eof:
+        data = inflater.unconsumed_tail
+        if not data:
+            data = source[pos:pos + 65536]
+            pos += len(data)
+            if not data:
+                break
+        piece = inflater.decompress(data, min(size - done, 2 ** 20))
+        out[done:done + len(piece)] = piece
+        done += len(piece)
+    del out[done:]
+    return out
 
 
 class _Walker:
@@ -128,31 +151,46 @@ class _Walker:
             raise _Damaged(f"a data element at byte {pos} claims {second} bytes, only {end - pos - 8} follow")
         return first, second, pos + 8, min(pos + 8 + ((second + 7) & ~7), end)
 
-    def top_level(self, data, pos):
-        """The variable at ``pos``, inflated and bounded, and where the next one starts."""
+    def top_level(self, data, pos, variables):
+        """``(name, element or None, next position)`` of the variable at ``pos``: its bytes,
+        inflated and bounded, if it is one of ``variables`` (None: all)."""
         mdtype, nbytes, start, _ = self.tag(data, pos, len(data))
         nxt = start + nbytes                 # top-level elements are not padded
+        source = memoryview(data)[start:nxt]
         if mdtype == _MI_MATRIX:
-            element = data[pos:nxt]
+            head = data[pos:min(nxt, pos + 264)]
         elif mdtype == _MI_COMPRESSED:
-            inflater = zlib.decompressobj()
-            source = memoryview(data)[start:nxt]
-            head = inflater.decompress(source, 8)
-            if len(head) < 8:
-                raise _Damaged("a compressed variable holds less than one data element")
-            declared = struct.unpack(self.order + "II", head)[1] + 8
-            if self.inflated + declared > self.max_bytes:
-                raise self._too_big("inflated, a compressed variable", declared)
-            body = inflater.decompress(inflater.unconsumed_tail, declared - 8)
-            element = head + body
-            if len(element) < declared:
-                raise _Damaged(f"a compressed variable inflates to {len(element)} bytes, its tag says {declared}")
+            head = _inflate(source, 256)
         else:
             raise _Damaged(f"unexpected data type {mdtype} at byte {pos}; expected a MATLAB array")
+        if len(head) < 8:
+            raise _Damaged("a variable holds less than one data element")
+        declared = struct.unpack(self.order + "II", head[:8])[1] + 8
+        if self.inflated + declared > self.max_bytes:
+            raise self._too_big("inflated, a variable" if self.inflated == 0 else "inflated, the file",
+                                self.inflated + declared)
+        name = self._name(head, len(head))
+        if variables is not None and name not in variables:
+            return name, None, nxt
+        if mdtype == _MI_MATRIX:
+            element = data[pos:nxt]
+        else:
+            element = _inflate(source, declared)
+            if len(element) < declared:
+                raise _Damaged(f"a compressed variable inflates to {len(element)} bytes, its tag says {declared}")
         self.inflated += len(element)
-        if self.inflated > self.max_bytes:
-            raise self._too_big("inflated, the file", self.inflated)
-        return element, nxt
+        return name, element, nxt
+
+    def _name(self, head, end) -> str:
+        """The name of the array whose element starts ``head`` (what fits in it; "" if not)."""
+        try:
+            pos = 8                          # past the array's own tag, whatever size it claims
+            for _ in range(2):               # flags, dimensions
+                pos = self.tag(head, pos, end)[3]
+            t, n, d, _ = self.tag(head, pos, end)
+            return bytes(head[d:d + n]).decode("latin-1") if t == _MI_INT8 else ""
+        except (_Damaged, struct.error):
+            return ""
 
     def check(self, buf, pos, end, depth=0) -> str:
         """Check the array element at ``pos`` and everything in it; return its name."""

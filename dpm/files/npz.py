@@ -25,6 +25,7 @@ import math
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,7 @@ def read_npz(path, *, max_bytes: int | None = None, max_members: int = MAX_NPZ_M
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, struct.error, NotImplementedError,
-            UnicodeDecodeError, RuntimeError) as exc:
+            UnicodeDecodeError, RuntimeError, zlib.error) as exc:
         raise ValueError(f"{path}: not a readable .npz {what} ({_one_line(exc)})") from None
 
 
@@ -175,7 +176,7 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.n
             version = np.lib.format.read_magic(bio)
             read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read(bio, max_header_size=_MAX_HEADER)
-        except (ValueError, SyntaxError, TypeError) as exc:
+        except Exception as exc:  # numpy's header parser raises several types (tokenize errors too)
             raise ValueError(f"{path}: member {name!r} has a damaged .npy header ({_one_line(exc)})") from None
         if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None or dtype.kind not in _KINDS:
             raise ValueError(f"{path}: member {name!r} holds {dtype} values; only plain numbers, booleans and "
