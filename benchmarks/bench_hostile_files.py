@@ -3,7 +3,7 @@
 Each file is built in a temporary folder (bombs are made of repeated deflate
 blocks, so building them takes little time or memory), then loaded by a fresh
 Python process that imports dpm and calls ``dpm.load_model`` (or
-``dpm.read_image``); the child reports its peak resident memory (``ru_maxrss``,
+``dpm.read_image``); the child reports its peak resident memory (``VmHWM``,
 the whole process, imports included) and the one-line error it got.  Its
 address space is capped (``RLIMIT_AS``, 4 GiB by default) so that a loader that
 did try to allocate the declared size fails there instead of taking the machine.

@@ -155,11 +155,22 @@ def huge_png(path, width: int, height: int) -> int:
     return len(blob)
 
 
+_PEAK = """\
+    try:
+        with open('/proc/self/status') as _fh:
+            _peak = next(int(line.split()[1]) for line in _fh if line.startswith('VmHWM:'))
+    except (OSError, StopIteration):
+        _peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(_peak, flush=True)
+"""
+
+
 def run_measured(code: str, *args, address_space: int | None = None, env=None, timeout=120):
     """Run ``code`` in a fresh Python (this checkout first on the path) with ``sys.argv[1:] = args``.
 
-    The child prints its peak resident memory (``ru_maxrss``, whole process) as its
-    last line.  ``address_space`` (bytes) caps its virtual memory (``RLIMIT_AS``), so a
+    The child prints its peak resident memory (whole process, in KiB) as its last line:
+    ``VmHWM`` of ``/proc/self/status`` on Linux (``ru_maxrss`` there also counts the
+    forked parent's memory before ``exec``), else ``ru_maxrss``.  ``address_space`` (bytes) caps its virtual memory (``RLIMIT_AS``), so a
     runaway allocation fails there instead of taking the machine.
     Returns ``(returncode, stdout lines without the last, stderr, peak MiB)``.
     """
@@ -171,7 +182,7 @@ def run_measured(code: str, *args, address_space: int | None = None, env=None, t
 
     repo = Path(__file__).resolve().parents[1]
     wrapped = ("import resource, sys\ntry:\n" + "".join(f"    {line}\n" for line in code.splitlines())
-               + "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)\n")
+               + "finally:\n" + _PEAK)
     child_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), str(repo / "tests")]),
                      OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     child_env.update(env or {})
