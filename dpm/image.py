@@ -11,42 +11,85 @@ common image into that form:
 * CMYK and YCbCr are converted to RGB.
 
 EXIF orientation tags are ignored, as MATLAB's ``imread`` ignores them.
+
+Images larger than a limit (50 million pixels by default; ``max_pixels=`` or the
+environment variable ``DPM_MAX_PIXELS``) are refused from their header, before
+any pixel is decoded: a 137 KB PNG can declare 12000 x 12000 pixels, and
+detection needs about 130 bytes per pixel (docs/limits.md).
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from struct import error as struct_error
 
 import numpy as np
+
+from .limits import limit, too_big
 
 __all__ = ["read_image", "as_rgb", "upsample_image"]
 
 
-def read_image(path) -> np.ndarray:
+def read_image(path, *, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as an ``(H, W, 3)`` uint8 RGB array.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_pixels : int, optional
+        Most pixels (width x height) the image may have, checked from its header
+        before decoding.  Default: the environment variable ``DPM_MAX_PIXELS``,
+        else 50 million (:data:`dpm.limits.MAX_PIXELS`).
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
+    dpm.limits.LimitError
+        The image has more than ``max_pixels`` pixels (a ``ValueError``).
     ValueError
-        The file is not an image Pillow can decode, or is truncated; the message
-        names the file.
+        The file is not an image Pillow can decode, or is truncated or corrupt;
+        the message names the file.
+    MemoryError
+        Decoding ran out of memory (within ``max_pixels``); the message names
+        the file and its size.
     """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    max_pixels = limit("MAX_PIXELS", max_pixels)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise ValueError(f"{path}: is a directory, not an image")
+    size = None
     try:
-        with Image.open(path) as im:
-            im.load()
-            return _pil_to_rgb(im)
+        with warnings.catch_warnings():
+            # The size is checked against max_pixels below; Pillow's own bomb warning
+            # (above 89 million pixels) would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                size = im.size
+                if size[0] * size[1] > max_pixels:
+                    raise too_big(path, "the image", f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels",
+                                  "MAX_PIXELS", max_pixels, "max_pixels", unit=lambda v: f"{v:,} pixels")
+                im.load()
+                return _pil_to_rgb(im)
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file (or a format this installation cannot decode)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read image ({' '.join(str(exc).split())})") from None
+    except Image.DecompressionBombError as exc:
+        # Only beyond Pillow's own limit (2 x PIL.Image.MAX_IMAGE_PIXELS), when max_pixels was raised past it.
+        raise ValueError(f"{path}: cannot read image ({' '.join(str(exc).split())}); raise "
+                         "PIL.Image.MAX_IMAGE_PIXELS as well to read it") from None
+    except MemoryError:
+        shown = f"a {size[0]}x{size[1]} image" if size else "the image"
+        raise MemoryError(f"{path}: not enough memory to decode {shown}; lower DPM_MAX_PIXELS (or max_pixels=) "
+                          "to refuse such images up front") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct_error) as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: cannot read image ({' '.join(str(exc).split()) or type(exc).__name__})") \
+            from None
 
 
 def _pil_to_rgb(im) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The Deformable Part Model type, its learner block layout, and its files.
+"""The Deformable Part Model type and its files.
 
 A model is a mixture of components.  Each component has a root filter, a bias
 and parts; each part has a filter (at twice the root's resolution), an anchor
@@ -23,7 +23,13 @@ Conventions
 
 Files: :func:`load_model` reads voc-release3.1 ``.mat`` models and this
 project's own ``.npz`` format (:func:`save_model`), a versioned, pickle-free
-file that round-trips exactly.
+file that round-trips exactly.  Both are read by the bounded readers of
+:mod:`dpm.files` (sizes checked before anything is decompressed; limit 64 MiB,
+``DPM_MAX_MODEL_BYTES``) and every model is checked by
+:func:`dpm.model_check.validate_model` (field ranges, finite values).
+
+The learner's block layout (:func:`model_blocks`, :func:`model_from_blocks`)
+lives in :mod:`dpm.model_blocks` and is re-exported here.
 """
 from __future__ import annotations
 
@@ -35,14 +41,16 @@ from pathlib import Path
 import numpy as np
 
 from ._io import atomic_write
-from .features.flip import flip_features
+from .files import read_mat, read_npz
+from .model_blocks import fold_half, model_blocks, model_from_blocks, unfold_half
+from .model_check import NUM_FEATURES, validate_model
+from .model_r31 import r31_payload
 
 __all__ = [
     "NUM_FEATURES", "Block", "Part", "Component", "Model",
     "load_model", "save_model", "import_mat_model", "model_blocks", "model_from_blocks",
+    "fold_half", "unfold_half", "validate_model", "model_to_payload", "model_from_payload",
 ]
-
-NUM_FEATURES = 31
 FORMAT_NAME = "dpm-model"
 FORMAT_VERSION = 1
 
@@ -165,7 +173,7 @@ class Model:
 
     def copy(self) -> "Model":
         """A deep copy (arrays included)."""
-        return _from_payload(*_to_payload(self))
+        return model_from_payload(*model_to_payload(self))
 
     def __repr__(self):
         comps = ", ".join(f"{c.root_size[0]}x{c.root_size[1]}+{len(c.parts)}p" for c in self.components)
@@ -174,103 +182,37 @@ class Model:
 
 
 # --------------------------------------------------------------------------------------------
-# Learner block layout (writeheader/writelob/readmodel/parsemodel)
-# --------------------------------------------------------------------------------------------
-
-def fold_half(f: np.ndarray) -> np.ndarray:
-    """The left ``ceil(w/2)`` columns of a symmetric filter (its learner block)."""
-    return f[:, : (f.shape[1] + 1) // 2, :]
-
-
-def unfold_half(half: np.ndarray, width: int) -> np.ndarray:
-    """Rebuild a full symmetric filter from its left half (``parsemodel.m``)."""
-    h, hw, nf = half.shape
-    full = np.empty((h, width, nf), dtype=np.float64)
-    full[:, :hw] = half
-    k = width // 2
-    if k:
-        full[:, width - k:] = flip_features(half[:, :k])
-    return full
-
-
-def _block_values(arr: np.ndarray) -> np.ndarray:
-    # Filter blocks are stored column-major (y fastest, then x, then channel): MATLAB's A(:).
-    return np.asarray(arr, dtype=np.float64).ravel(order="F")
-
-
-def model_blocks(model: Model) -> list[np.ndarray]:
-    """The model's weights as one 1-D float64 array per learner block (``.mod`` layout)."""
-    out: list[np.ndarray | None] = [None] * len(model.blocks)
-    for c in model.components:
-        out[c.bias_block] = np.array([c.bias], dtype=np.float64)
-        out[c.root_block] = _block_values(fold_half(c.root))
-        for p in c.parts:
-            if p.fake:
-                continue
-            f = fold_half(p.filter) if p.self_symmetric else p.filter
-            out[p.filter_block] = _block_values(f)
-            out[p.def_block] = np.asarray(p.deformation, dtype=np.float64).copy()
-    for i, (b, v) in enumerate(zip(model.blocks, out)):
-        if v is None:
-            raise ValueError(f"model block {i} is not used by any filter")
-        if v.size != b.size:
-            raise ValueError(f"model block {i} holds {v.size} values but its size is {b.size}")
-    return out
-
-
-def model_from_blocks(model: Model, blocks) -> Model:
-    """A copy of ``model`` whose weights come from per-block arrays (``parsemodel.m``).
-
-    ``blocks`` is a list of 1-D arrays in block order or one concatenated vector
-    (the ``.mod`` layout).  Fake parts are rebuilt from their partners: the filter
-    mirrored and the linear x deformation coefficient negated.
-    """
-    sizes = [b.size for b in model.blocks]
-    if not isinstance(blocks, (list, tuple)):
-        vec = np.asarray(blocks, dtype=np.float64).ravel()
-        if vec.size != sum(sizes):
-            raise ValueError(f"weight vector has {vec.size} values, the model needs {sum(sizes)}")
-        blocks = np.split(vec, np.cumsum(sizes)[:-1])
-    if len(blocks) != len(sizes):
-        raise ValueError(f"got {len(blocks)} blocks, the model has {len(sizes)}")
-    new = model.copy()
-    for c in new.components:
-        c.bias = float(blocks[c.bias_block][0])
-        h, w, nf = c.root.shape
-        half = np.asarray(blocks[c.root_block], dtype=np.float64).reshape((h, (w + 1) // 2, nf), order="F")
-        c.root = unfold_half(half, w)
-        for p in c.parts:
-            if p.fake:
-                continue
-            h, w, nf = p.filter.shape
-            vals = np.asarray(blocks[p.filter_block], dtype=np.float64)
-            if p.self_symmetric:
-                p.filter = unfold_half(vals.reshape((h, (w + 1) // 2, nf), order="F"), w)
-            else:
-                p.filter = vals.reshape((h, w, nf), order="F").copy()
-            p.deformation = np.asarray(blocks[p.def_block], dtype=np.float64).copy()
-        for p in c.parts:
-            if p.fake:
-                src = c.parts[p.partner]
-                p.filter = flip_features(src.filter)
-                p.deformation = src.deformation * np.array([1.0, -1.0, 1.0, 1.0])
-    return new
-
-
-# --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
 
-def load_model(path) -> Model:
+MAX_META_CHARS = 2 ** 20   # the JSON description of a model (a few kB for voc-release3.1 models)
+
+
+def load_model(path, *, max_bytes: int | None = None) -> Model:
     """Load a model: a voc-release3.1 ``.mat`` file or this project's ``.npz`` format.
+
+    The file is read by a bounded reader (:mod:`dpm.files`): its declared sizes
+    are checked before anything is decompressed, and the model's fields are
+    checked (:func:`dpm.model_check.validate_model`).
+
+    Parameters
+    ----------
+    path : str or Path
+    max_bytes : int, optional
+        Most bytes of arrays the file may hold (a ``.mat`` file: its size, and
+        the bytes it inflates to).  Default: the environment variable
+        ``DPM_MAX_MODEL_BYTES``, else 64 MiB (:data:`dpm.limits.MAX_MODEL_BYTES`).
 
     Raises
     ------
     FileNotFoundError
         The file does not exist.
+    dpm.limits.LimitError
+        The file is larger than ``max_bytes`` (a ``ValueError``).
     ValueError
-        The file is not a model, or comes from an unsupported release or a newer
-        version of this format.  The message names the file.
+        The file is not a model, is damaged, holds a field out of range or a
+        non-finite weight, or comes from an unsupported release or a newer
+        version of this format.  The one-line message names the file.
     """
     path = Path(path)
     if not path.exists():
@@ -280,9 +222,9 @@ def load_model(path) -> Model:
     with open(path, "rb") as fh:
         head = fh.read(128)
     if head.startswith(b"PK"):
-        return _load_npz(path)
+        return _load_npz(path, max_bytes)
     if head.startswith(b"MATLAB") or head[:4] == b"\x89HDF" or path.suffix.lower() == ".mat":
-        return import_mat_model(path)
+        return import_mat_model(path, max_bytes=max_bytes)
     raise ValueError(f"{path}: not a model file (expected a dpm .npz model or a voc-release3.1 .mat model)")
 
 
@@ -293,7 +235,7 @@ def save_model(model: Model, path) -> Path:
     interrupted save never leaves a half-written model.
     """
     path = Path(path)
-    meta, arrays = _to_payload(model)
+    meta, arrays = model_to_payload(model)
     arrays = dict(arrays)
     arrays["format"] = np.array(FORMAT_NAME)
     arrays["format_version"] = np.array(FORMAT_VERSION)
@@ -314,8 +256,8 @@ def _write_npz(fh, arrays: dict) -> None:
                 np.lib.format.write_array(entry, np.asanyarray(arrays[name]), allow_pickle=False)
 
 
-def _to_payload(model: Model):
-    """Split a model into JSON-able metadata and named float64 arrays."""
+def model_to_payload(model: Model) -> tuple[dict, dict]:
+    """A model as JSON-able metadata and named float64 arrays (the ``.npz`` format's content)."""
     arrays = {}
     comps = []
     for ci, c in enumerate(model.components):
@@ -341,194 +283,112 @@ def _to_payload(model: Model):
     return meta, arrays
 
 
-def _from_payload(meta, arrays) -> Model:
+def _array(arrays, key) -> np.ndarray:
+    a = arrays[key]
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"array {key!r} holds {a.dtype} values, expected numbers")
+    return np.array(a, dtype=np.float64)
+
+
+def model_from_payload(meta: dict, arrays: dict, source="model") -> Model:
+    """The model of :func:`model_to_payload`'s output, checked (:func:`validate_model`).
+
+    Raises ``ValueError`` naming ``source`` for out-of-range or non-finite
+    fields; malformed payloads raise ``KeyError``, ``TypeError``, ``IndexError``
+    or ``ValueError``.
+    """
     comps = []
+    if not isinstance(meta.get("components"), list) or not isinstance(meta.get("blocks"), list):
+        raise TypeError("'components' and 'blocks' must be lists")
     for ci, cm in enumerate(meta["components"]):
         parts = []
         for pi, pm in enumerate(cm["parts"]):
-            parts.append(Part(filter=np.array(arrays[f"c{ci}.p{pi}.filter"], dtype=np.float64),
+            parts.append(Part(filter=_array(arrays, f"c{ci}.p{pi}.filter"),
                               anchor=(int(pm["anchor"][0]), int(pm["anchor"][1])),
-                              deformation=np.array(arrays[f"c{ci}.p{pi}.deformation"], dtype=np.float64),
+                              deformation=_array(arrays, f"c{ci}.p{pi}.deformation"),
                               partner=int(pm["partner"]), fake=bool(pm["fake"]),
                               filter_block=int(pm["filter_block"]), def_block=int(pm["def_block"])))
         key = f"c{ci}.bbox_regressor"
-        reg = np.array(arrays[key], dtype=np.float64) if key in arrays else None
-        comps.append(Component(root=np.array(arrays[f"c{ci}.root"], dtype=np.float64), bias=float(cm["bias"]),
+        reg = _array(arrays, key) if key in arrays else None
+        comps.append(Component(root=_array(arrays, f"c{ci}.root"), bias=float(cm["bias"]),
                                parts=parts, root_block=int(cm["root_block"]), bias_block=int(cm["bias_block"]),
                                bbox_regressor=reg))
     blocks = [Block(size=int(bm["size"]), regmult=float(bm["regmult"]), learnmult=float(bm["learnmult"]),
-                    lower_bounds=np.array(arrays[f"b{bi}.lower_bounds"], dtype=np.float64))
+                    lower_bounds=_array(arrays, f"b{bi}.lower_bounds"))
               for bi, bm in enumerate(meta["blocks"])]
     model = Model(components=comps, blocks=blocks, sbin=int(meta["sbin"]), interval=int(meta["interval"]),
                   thresh=float(meta["thresh"]), class_name=str(meta.get("class_name", "")),
-                  info=dict(meta.get("info", {})))
-    validate_model(model)
+                  info={str(k): str(v) for k, v in dict(meta.get("info", {})).items()})
+    validate_model(model, source=source)
     return model
 
 
-def _load_npz(path: Path) -> Model:
-    import zipfile
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable dpm model file ({exc})") from None
-    if "format" not in data or str(data["format"]) != FORMAT_NAME:
+# What a malformed payload raises while it is being built.
+_MALFORMED = (KeyError, TypeError, IndexError, AttributeError, OverflowError, RecursionError, ValueError)
+
+
+def _load_npz(path: Path, max_bytes) -> Model:
+    data = read_npz(path, max_bytes=max_bytes, what="model file", limit_name="MAX_MODEL_BYTES")
+    fmt = data.get("format")
+    if fmt is None or fmt.dtype.kind != "U" or fmt.shape != () or str(fmt) != FORMAT_NAME:
         raise ValueError(f"{path}: not a dpm model file (no '{FORMAT_NAME}' format tag)")
-    version = int(data.get("format_version", -1))
+    try:
+        version = int(data["format_version"]) if "format_version" in data else -1
+    except (TypeError, ValueError, OverflowError):
+        version = -1
     if version > FORMAT_VERSION:
         raise ValueError(f"{path}: written by a newer dpm (model format version {version}, this dpm reads "
                          f"up to {FORMAT_VERSION}); upgrade dpm")
     if version < 1:
         raise ValueError(f"{path}: unknown model format version {version}")
+    meta = data.get("meta")
+    if meta is None or meta.dtype.kind != "U" or meta.shape != ():
+        raise ValueError(f"{path}: damaged dpm model file (no 'meta' description)")
+    if meta.dtype.itemsize // 4 > MAX_META_CHARS:
+        raise ValueError(f"{path}: damaged dpm model file (a description of {meta.dtype.itemsize // 4} "
+                         f"characters, at most {MAX_META_CHARS})")
     try:
-        meta = json.loads(str(data["meta"]))
-        return _from_payload(meta, data)
+        meta = json.loads(str(meta))
+        if not isinstance(meta, dict):
+            raise TypeError("the description is not a JSON object")
+        return model_from_payload(meta, data, source=str(path))
     except KeyError as exc:
         raise ValueError(f"{path}: damaged dpm model file (missing {exc})") from None
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: damaged dpm model file ({exc})") from None
+    except _MALFORMED as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: damaged dpm model file ({_one_line(exc)})") from None
 
 
-def validate_model(model: Model, source="model") -> None:
-    """Check the internal consistency of a model; raise ``ValueError`` naming the problem."""
-    if not model.components:
-        raise ValueError(f"{source}: the model has no components")
-    if model.sbin <= 0 or model.sbin % 2:
-        raise ValueError(f"{source}: sbin must be a positive even number, got {model.sbin}")
-    if model.interval < 1:
-        raise ValueError(f"{source}: interval must be >= 1, got {model.interval}")
-    nparts = {len(c.parts) for c in model.components}
-    if len(nparts) > 1:
-        raise ValueError(f"{source}: components have different numbers of parts {sorted(nparts)}; "
-                         "the voc-release3.1 detector needs the same number in every component")
-    nb = len(model.blocks)
-    for ci, c in enumerate(model.components):
-        if c.root.ndim != 3 or c.root.shape[2] != NUM_FEATURES:
-            raise ValueError(f"{source}: component {ci} root filter has shape {c.root.shape}, "
-                             f"expected (h, w, {NUM_FEATURES})")
-        for pi, p in enumerate(c.parts):
-            if p.filter.ndim != 3 or p.filter.shape[2] != NUM_FEATURES:
-                raise ValueError(f"{source}: component {ci} part {pi} filter has shape {p.filter.shape}")
-            if np.shape(p.deformation) != (4,):
-                raise ValueError(f"{source}: component {ci} part {pi} deformation must have 4 values")
-            if p.partner >= len(c.parts) or (p.fake and p.partner < 0):
-                raise ValueError(f"{source}: component {ci} part {pi} has an invalid partner {p.partner}")
-        if c.bbox_regressor is not None and c.bbox_regressor.shape != (4, 3 + 2 * len(c.parts)):
-            raise ValueError(f"{source}: component {ci} bbox regressor has shape {c.bbox_regressor.shape}, "
-                             f"expected (4, {3 + 2 * len(c.parts)})")
-        for b in [c.root_block, c.bias_block] + [x for p in c.parts if not p.fake
-                                                 for x in (p.filter_block, p.def_block)]:
-            if not 0 <= b < nb:
-                raise ValueError(f"{source}: component {ci} refers to block {b}, the model has {nb}")
-    for bi, b in enumerate(model.blocks):
-        if np.shape(b.lower_bounds) != (b.size,):
-            raise ValueError(f"{source}: block {bi} lower bounds have shape {np.shape(b.lower_bounds)}, "
-                             f"expected ({b.size},)")
-
-
-# --------------------------------------------------------------------------------------------
-# voc-release3.1 .mat import
-# --------------------------------------------------------------------------------------------
-
-_R31_FIELDS = {"sbin", "rootfilters", "offsets", "blocksizes", "regmult", "learnmult", "lowerbounds",
-               "components", "interval", "numcomponents", "numblocks", "partfilters", "defs",
-               "maxsize", "minsize", "thresh"}
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 # voc-release3.1 names models after their class, except the INRIA Person model.
 _DATASET_CLASSES = {"inria": "person"}
 
 
-def import_mat_model(path) -> Model:
-    """Read a voc-release3.1 model saved by MATLAB (``load(path)`` -> ``model``)."""
-    import scipy.io as sio
+def import_mat_model(path, *, max_bytes: int | None = None) -> Model:
+    """Read a voc-release3.1 model saved by MATLAB (``load(path)`` -> ``model``).
 
+    Read with :func:`dpm.files.read_mat` (bounded: ``max_bytes`` as in
+    :func:`load_model`); raises ``ValueError`` naming the file otherwise.
+    """
     path = Path(path)
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head[:4] == b"\x89HDF":
-        raise ValueError(f"{path}: MATLAB v7.3 (HDF5) files are not supported; re-save the model in MATLAB "
-                         "with save(..., '-v7')")
-    try:
-        mat = sio.loadmat(str(path), squeeze_me=True, struct_as_record=False)
-    except Exception as exc:  # scipy raises a zoo of types for non-MAT input
-        raise ValueError(f"{path}: not a readable MATLAB .mat file ({' '.join(str(exc).split())})") from None
+    mat = read_mat(path, max_bytes=max_bytes, variables={"model"}, what="model file",
+                   limit_name="MAX_MODEL_BYTES", squeeze_me=True, struct_as_record=False)
     if "model" not in mat:
         raise ValueError(f"{path}: no variable named 'model' in this .mat file; not a voc-release model")
-    m = mat["model"]
-    fields = set(getattr(m, "_fieldnames", []) or [])
-    if not fields:
-        raise ValueError(f"{path}: 'model' is not a MATLAB struct; not a voc-release model")
-    if "symbols" in fields or "rules" in fields:
-        raise ValueError(f"{path}: a voc-release4/5 grammar model; only voc-release3.1 models are supported")
-    missing = _R31_FIELDS - fields
-    if missing:
-        raise ValueError(f"{path}: not a voc-release3.1 model (missing fields: {', '.join(sorted(missing))})")
     try:
-        model = _convert_r31(m)
-        model.info["source"] = path.name
+        meta, arrays = r31_payload(mat["model"])
         name = path.stem[:-len("_final")] if path.stem.endswith("_final") else path.stem
-        model.class_name = _DATASET_CLASSES.get(name, name)
-        validate_model(model, source=str(path))
-    except (AttributeError, IndexError, TypeError, KeyError) as exc:
-        raise ValueError(f"{path}: malformed voc-release3.1 model ({exc})") from None
-    return model
-
-
-def _cells(x):
-    """A MATLAB cell/struct array loaded with squeeze_me as a Python list."""
-    return list(np.atleast_1d(x)) if isinstance(x, np.ndarray) else [x]
-
-
-def _convert_r31(m) -> Model:
-    blocksizes = [int(x) for x in np.atleast_1d(m.blocksizes)]
-    regmult = np.atleast_1d(np.asarray(m.regmult, dtype=np.float64))
-    learnmult = np.atleast_1d(np.asarray(m.learnmult, dtype=np.float64))
-    lbs = _cells(m.lowerbounds)
-    blocks = []
-    for i, size in enumerate(blocksizes):
-        lb = np.asarray(lbs[i], dtype=np.float64).ravel(order="F")
-        if lb.size == 1 and size != 1:
-            lb = np.full(size, lb[0])
-        blocks.append(Block(size=size, regmult=float(regmult[i]), learnmult=float(learnmult[i]), lower_bounds=lb))
-    roots = _cells(m.rootfilters)
-    offsets = _cells(m.offsets)
-    pfs = _cells(m.partfilters) if np.size(m.partfilters) else []
-    defs = _cells(m.defs) if np.size(m.defs) else []
-    components = []
-    for cm in _cells(m.components):
-        root = roots[int(cm.rootindex) - 1]
-        off = offsets[int(cm.offsetindex) - 1]
-        cparts = _cells(cm.parts) if np.size(cm.parts) else []
-        index_of = {int(p.partindex): j for j, p in enumerate(cparts)}
-        parts = []
-        for cp in cparts:
-            pf = pfs[int(cp.partindex) - 1]
-            d = defs[int(cp.defindex) - 1]
-            fake = bool(int(pf.fake))
-            partner = int(pf.partner)
-            parts.append(Part(
-                filter=_filter(pf.w),
-                anchor=tuple(int(a) for a in np.atleast_1d(d.anchor)),
-                deformation=np.asarray(d.w, dtype=np.float64).ravel().copy(),
-                partner=index_of[partner] if partner else -1,
-                fake=fake,
-                filter_block=-1 if fake else int(pf.blocklabel) - 1,
-                def_block=-1 if fake else int(d.blocklabel) - 1,
-            ))
-        reg = None
-        if all(hasattr(cm, k) for k in ("x1", "y1", "x2", "y2")):
-            reg = np.stack([np.asarray(getattr(cm, k), dtype=np.float64).ravel() for k in ("x1", "y1", "x2", "y2")])
-        components.append(Component(root=_filter(root.w), bias=float(off.w), parts=parts,
-                                    root_block=int(root.blocklabel) - 1, bias_block=int(off.blocklabel) - 1,
-                                    bbox_regressor=reg))
-    return Model(components=components, blocks=blocks, sbin=int(m.sbin), interval=int(m.interval),
-                 thresh=float(m.thresh), info={})
-
-
-def _filter(w) -> np.ndarray:
-    w = np.asarray(w, dtype=np.float64)
-    if w.ndim == 2:  # a 1-column filter squeezed by loadmat
-        w = w[:, :, None] if w.shape[1] == NUM_FEATURES else w[:, None, :]
-    return np.ascontiguousarray(w)
+        meta["class_name"] = _DATASET_CLASSES.get(name, name)
+        meta["info"] = {"source": path.name}
+        return model_from_payload(meta, arrays, source=str(path))
+    except _MALFORMED as exc:
+        message = _one_line(exc)
+        if message.startswith(str(path)):
+            raise
+        if isinstance(exc, ValueError) and message.startswith(("not a", "a voc-release", "'model'")):
+            raise ValueError(f"{path}: {message}") from None
+        raise ValueError(f"{path}: malformed voc-release3.1 model ({message})") from None

@@ -182,13 +182,13 @@ def test_pyramid_accepts_uint8(rng):
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("sbin", [0, 7, -8, 8.0, True, None])
+@pytest.mark.parametrize("sbin", [0, 7, -8, 8.0, True, None, 66, 10 ** 6])
 def test_pyramid_rejects_bad_sbin(sbin):
     with pytest.raises(ValueError, match="sbin must be a positive even integer"):
         feature_pyramid(np.zeros((40, 40, 3)), sbin)
 
 
-@pytest.mark.parametrize("interval", [0, -1, 2.5, None])
+@pytest.mark.parametrize("interval", [0, -1, 2.5, None, 101, 10 ** 6])
 def test_pyramid_rejects_bad_interval(interval):
     with pytest.raises(ValueError, match="interval must be a positive integer"):
         feature_pyramid(np.zeros((40, 40, 3)), 8, interval)

@@ -12,6 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..limits import MAX_DPI, MAX_FIGURE_PIXELS, MAX_SHOW_SBIN
 from ._common import EXIT_OK, add_verbosity, run, setup_logging
 
 PROG = "dpm-show"
@@ -36,8 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="1-based components to draw, in this order (default: all)")
     p.add_argument("--negative", action="store_true",
                    help="draw the negative filter weights instead of the positive ones")
-    p.add_argument("--sbin", type=int, default=8, help="HOG cell size in pixels for --features (default 8)")
-    p.add_argument("--dpi", type=float, default=100.0, help="resolution of the saved image (default 100)")
+    p.add_argument("--sbin", type=int, default=8,
+                   help=f"HOG cell size in pixels for --features: an even number, 2..{MAX_SHOW_SBIN} (default 8)")
+    p.add_argument("--dpi", type=float, default=100.0,
+                   help=f"resolution of the saved image, at most {MAX_DPI:g} (default 100); the figure may have "
+                        f"at most {MAX_FIGURE_PIXELS:,} pixels")
     add_verbosity(p)
     return p
 
@@ -49,10 +53,10 @@ def _parse(argv):
         parser.error("give either a MODEL or --features IMAGE")
     if args.features is not None and (args.components or args.negative):
         parser.error("--components and --negative apply to models, not to --features")
-    if args.dpi <= 0:
-        parser.error("--dpi must be positive")
-    if args.sbin < 2 or args.sbin % 2:
-        parser.error("--sbin must be an even number >= 2")
+    if not 0 < args.dpi <= MAX_DPI:     # also refuses nan
+        parser.error(f"--dpi must be a number in (0, {MAX_DPI:g}], got {args.dpi:g}")
+    if not 2 <= args.sbin <= MAX_SHOW_SBIN or args.sbin % 2:
+        parser.error(f"--sbin must be an even number in 2..{MAX_SHOW_SBIN}, got {args.sbin}")
     return args
 
 

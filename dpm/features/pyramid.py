@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._alloc import tune_malloc
+from ..limits import MODEL_RANGES
 from .hog import (_as_float_image, _gradients, _hog, _hog_from_gradients, _resize, _Scratch,
                   hog_shape, resize_shape)
 
@@ -92,12 +93,15 @@ def pyramid_scales(height: int, width: int, sbin: int = 8, interval: int = 10) -
 
 
 def _check_args(sbin, interval):
+    # The ranges of model files (docs/limits.md): the pyramid's levels grow with interval.
+    lo, hi = MODEL_RANGES["sbin"]
     if (isinstance(sbin, (bool, np.bool_)) or not isinstance(sbin, numbers.Integral)
-            or sbin < 2 or sbin % 2):
-        raise ValueError(f"sbin must be a positive even integer, got {sbin!r}")
+            or not lo <= sbin <= hi or sbin % 2):
+        raise ValueError(f"sbin must be a positive even integer, {lo}..{hi}, got {sbin!r}")
+    lo, hi = MODEL_RANGES["interval"]
     if (isinstance(interval, (bool, np.bool_)) or not isinstance(interval, numbers.Integral)
-            or interval < 1):
-        raise ValueError(f"interval must be a positive integer, got {interval!r}")
+            or not lo <= interval <= hi):
+        raise ValueError(f"interval must be a positive integer, {lo}..{hi}, got {interval!r}")
     return int(sbin), int(interval)
 
 

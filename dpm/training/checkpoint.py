@@ -44,6 +44,7 @@ from typing import Mapping
 import numpy as np
 
 from .._io import atomic_write, exclusive_lock, fsync_dir
+from ..files import read_npz
 from ..model import Model, load_model, save_model
 
 __all__ = ["CHECKPOINT_FORMAT_VERSION", "Checkpoint", "CheckpointStore", "checkpoint_lock", "dataset_fingerprint",
@@ -504,8 +505,7 @@ class CheckpointStore:
             models = {name: load_model(self.directory / fname) for name, fname in m.get("models", {}).items()}
             arrays = {}
             if m.get("arrays"):
-                with np.load(self.directory / m["arrays"], allow_pickle=False) as z:
-                    arrays = {k: z[k] for k in z.files}
+                arrays = read_npz(self.directory / m["arrays"], what="checkpoint arrays file")
         except Exception as exc:  # noqa: BLE001 - any damage (a bad zip, a lying header) means: not there
             logger.warning("checkpoint %s is damaged (%s: %s); ignoring it", path, type(exc).__name__, exc)
             return None

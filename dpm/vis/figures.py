@@ -8,12 +8,14 @@ imported inside the functions, so ``import dpm.vis`` stays cheap.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from ..limits import MAX_DPI, MAX_FIGURE_PIXELS, MAX_SHOW_SBIN
 from .pictures import BS, features_picture, model_pictures
 
 __all__ = [
@@ -143,6 +145,9 @@ def show_features(image, sbin: int = 8, *, bs: int | None = None, fig=None):
     from ..features import hog
     from ..image import as_rgb
 
+    if (isinstance(sbin, bool) or not isinstance(sbin, numbers.Integral) or not 2 <= sbin <= MAX_SHOW_SBIN
+            or sbin % 2):
+        raise ValueError(f"sbin must be an even number in 2..{MAX_SHOW_SBIN}, got {sbin!r}")
     rgb = as_rgb(image)
     if bs is None:
         bs = max(2 * int(sbin), 12)
@@ -318,6 +323,23 @@ def check_output_path(path) -> str:
     return fmt
 
 
+def check_figure_size(fig, dpi=None) -> None:
+    """``ValueError`` unless ``fig`` at ``dpi`` (default: its own) is at most
+    :data:`dpm.limits.MAX_FIGURE_PIXELS` pixels, with ``0 < dpi <= MAX_DPI``."""
+    if dpi is None:
+        dpi = fig.dpi
+    try:
+        dpi = float(dpi)
+    except (TypeError, ValueError):
+        raise ValueError(f"dpi must be a number, got {dpi!r}") from None
+    if not 0 < dpi <= MAX_DPI:
+        raise ValueError(f"dpi must be in (0, {MAX_DPI:g}], got {dpi:g}")
+    w, h = (float(v) * dpi for v in fig.get_size_inches())
+    if w * h > MAX_FIGURE_PIXELS:
+        raise ValueError(f"a figure of {w:.0f}x{h:.0f} pixels (at dpi {dpi:g}) is more than "
+                         f"{MAX_FIGURE_PIXELS:,} pixels; use a lower dpi")
+
+
 def save_figure(fig, path, dpi=None) -> Path:
     """Save a figure; the image format follows the suffix of ``path``.
 
@@ -329,7 +351,9 @@ def save_figure(fig, path, dpi=None) -> Path:
     ------
     ValueError
         Unknown image suffix, missing or unwritable directory, or ``path`` is
-        a directory; the message names the file.  Checked before rendering.
+        a directory (the message names the file); ``dpi`` out of range or a
+        figure of more than :data:`dpm.limits.MAX_FIGURE_PIXELS` pixels.
+        Checked before rendering.
     """
     import io
 
@@ -337,6 +361,7 @@ def save_figure(fig, path, dpi=None) -> Path:
 
     path = Path(path)
     fmt = check_output_path(path)
+    check_figure_size(fig, dpi)
     dpi = dpi if dpi is not None else "figure"
     buf = io.BytesIO()
     if fmt == "png":

@@ -19,6 +19,7 @@ __all__ = [
 BS = 20          # pixels per cell side in a HOG picture (visualizemodel.m)
 PAD = 2          # zero padding around panels; part borders are 2*PAD pixels wide
 DEF_SCALE = 500  # deformation costs are multiplied by this before display
+MAX_GLYPH = 256  # largest cell side in a HOG picture (a 64x64-cell filter is then 16384 pixels a side)
 GREY = 128       # part border value
 N_ORIENT = 9     # contrast-insensitive orientations in a picture (20 degrees apart)
 
@@ -65,8 +66,8 @@ def hog_glyphs(bs: int = BS) -> np.ndarray:
     (9, bs, bs) float64 ndarray of 0.0 and 1.0
     """
     bs = int(bs)
-    if bs < 2:
-        raise ValueError(f"glyph size bs must be at least 2 pixels, got {bs}")
+    if not 2 <= bs <= MAX_GLYPH:
+        raise ValueError(f"glyph size bs must be 2..{MAX_GLYPH} pixels, got {bs}")
     c = (bs - 1) / 2.0
     dy, dx = np.mgrid[0:bs, 0:bs].astype(np.float64) - c
     glyphs = np.empty((N_ORIENT, bs, bs), dtype=np.float64)

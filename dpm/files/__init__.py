@@ -1,0 +1,11 @@
+"""Bounded readers for the container files ``dpm`` reads: ``.npz`` archives and MATLAB ``.mat`` files.
+
+Both check every size a file declares against a documented limit
+(:mod:`dpm.limits`) before they decompress or allocate anything, so a small
+hostile file cannot take the machine's memory.  One reader serves models,
+checkpoints and anything else.
+"""
+from .mat import read_mat
+from .npz import read_npz
+
+__all__ = ["read_npz", "read_mat"]
