@@ -92,9 +92,10 @@ def run(voc: Path, cls: str, jobs: int, updates, work: Path, components: int, bo
     """One fresh training run in this process; returns (seconds, summary, model)."""
     from dpm.training import TrainConfig
     from dpm.training.pipeline import train
+    from voc import training_data
 
     t0 = time.perf_counter()
-    model, summary = train(voc, cls, components=components, out=work / f"model-j{jobs}.npz",
+    model, summary = train(training_data(voc, cls), cls, components=components, out=work / f"model-j{jobs}.npz",
                            cache_dir=work / f"cache-j{jobs}", n_jobs=jobs, restart=True,
                            max_updates=updates, progress=False, config=TrainConfig(box_scale=tuple(box_scale)))
     return time.perf_counter() - t0, summary, model

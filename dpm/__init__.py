@@ -7,7 +7,9 @@ Public names are imported lazily, so ``import dpm`` stays cheap::
     image = dpm.read_image("000061.jpg")
     detections = dpm.detect(image, model)
 
-    model, summary = dpm.train("VOC2007", "person", components=1, out="person.npz", n_jobs=2)
+    import voc
+    model, summary = dpm.train(voc.training_data("VOC2007", "person"), "person", components=1,
+                               out="person.npz", n_jobs=2)
 """
 import importlib
 
@@ -26,6 +28,7 @@ _EXPORTS = {
     # learning and training
     "ExampleSet": "dpm.learn", "fit_lsvm": "dpm.learn", "LearnResult": "dpm.learn",
     "train": "dpm.training.pipeline", "TrainConfig": "dpm.training.config",
+    "TrainingData": "dpm.training.data",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["box_area", "nms", "nms_indices", "clip_boxes", "predict_boxes", "iou"]
+__all__ = ["box_area", "nms", "nms_indices", "clip_boxes", "predict_boxes", "iou", "check_boxes"]
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
@@ -133,3 +133,23 @@ def predict_boxes(root_boxes, part_boxes, components, regressors) -> np.ndarray:
         if sel.any():
             out[sel] = feats[sel] @ np.asarray(reg, dtype=np.float64).T
     return out
+
+
+def check_boxes(boxes, what: str = "") -> np.ndarray:
+    """``boxes`` as an ``(N, 4)`` float64 array of finite ``[x1, y1, x2, y2]`` rows with
+    ``x1 <= x2`` and ``y1 <= y2``, or ``ValueError`` naming the first bad box
+    (messages start with ``what``).  Anything empty gives ``(0, 4)``."""
+    what = f"{what}: " if what else ""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.size == 0:
+        return np.zeros((0, 4))
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{what}boxes must have shape (N, 4), got {boxes.shape}")
+    if not np.isfinite(boxes).all():
+        raise ValueError(f"{what}boxes contain NaN or infinite values")
+    bad = np.flatnonzero((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]))
+    if bad.size:
+        x1, y1, x2, y2 = boxes[bad[0]]
+        raise ValueError(f"{what}box {bad[0]} [{x1:g} {y1:g} {x2:g} {y2:g}] is inverted "
+                         f"(x2 < x1 or y2 < y1)")
+    return boxes

@@ -17,7 +17,9 @@ from PIL import Image
 from dpm.model import load_model
 from dpm.training import TrainConfig
 from dpm.training import pipeline
+from dpm.training.data import TrainingData, clip_to_images
 from dpm.training.pipeline import train
+from voc import training_data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,11 +83,11 @@ def _sha(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _train(voc, out, **kw):
+def _train(voc, out, cls="person", **kw):
     kw.setdefault("config", CONFIG)
     kw.setdefault("max_updates", UPDATES)
     kw.setdefault("progress", False)
-    return train(voc, "person", out=out, **kw)
+    return train(training_data(voc, cls), cls, out=out, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +200,9 @@ def test_sigkill_mid_stage_then_rerun_gives_the_identical_model(voc, reference, 
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
         from tests.test_training_pipeline import CONFIG, UPDATES
         from dpm.training.pipeline import train
-        train({str(voc)!r}, "person", out={str(mine)!r}, config=CONFIG, max_updates=UPDATES, progress=False)
+        from voc import training_data
+        train(training_data({str(voc)!r}, "person"), "person", out={str(mine)!r}, config=CONFIG,
+              max_updates=UPDATES, progress=False)
     """)
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True, env=env,
@@ -252,10 +256,9 @@ def test_images_that_fail_to_load_are_skipped_and_counted(tmp_path, caplog):
 
 def test_boxes_outside_the_image_are_clipped_with_a_warning(tmp_path, caplog):
     voc = make_voc(tmp_path / "VOC", extra_positive_boxes=[(60, 100, 180, 260), (500, 500, 600, 700)])
-    from voc import VOCDataset
-    pos = VOCDataset(voc).positives("person")
+    pos = training_data(voc, "person").positives
     with caplog.at_level(logging.WARNING, logger="dpm"):
-        kept = pipeline.usable_positives(VOCDataset(voc), pos)
+        kept = clip_to_images(pos)
     assert len(kept) == len(pos) - 1
     clipped = [p for p in kept if p.image_id == "pos00"][1]
     assert tuple(clipped.box) == (60, 100, 120, 200)
@@ -266,7 +269,7 @@ def test_boxes_outside_the_image_are_clipped_with_a_warning(tmp_path, caplog):
 def test_no_positives_and_no_negatives(tmp_path):
     voc = make_voc(tmp_path / "VOC")
     with pytest.raises(ValueError, match=r"no positives of class 'cat'.*classes there: person"):
-        train(voc, "cat", config=CONFIG, max_updates=UPDATES, progress=False)
+        _train(voc, tmp_path / "m.npz", cls="cat")
     main = voc / "ImageSets" / "Main"
     main.joinpath("train.txt").write_text("pos00\npos01\n")
     with pytest.raises(ValueError, match="no negative images"):
@@ -332,7 +335,7 @@ def test_box_scale_shrinks_the_regression_targets(voc, tmp_path, monkeypatch):
     _train(voc, tmp_path / "a.npz")
     cfg = dataclasses.replace(CONFIG, box_scale=(0.5, 0.75))
     model, _ = _train(voc, tmp_path / "s.npz", config=cfg)
-    assert "--box-scale 0.5 0.75" in model.info["command"]
+    assert model.info["box_scale"] == "0.5 0.75"
     full, scaled = seen["targets"]
     np.testing.assert_allclose(scaled, pipeline.scale_boxes(full, 0.5, 0.75))
     np.testing.assert_allclose(scaled[:, 2] - scaled[:, 0] + 1, 0.5 * (full[:, 2] - full[:, 0] + 1))
@@ -381,3 +384,30 @@ def test_damaged_checkpoint_archive_is_ignored_and_the_run_gives_the_same_model(
         _train(voc, out, cache_dir=cache)
     assert "is damaged" in caplog.text
     assert _sha(out) == _sha(reference[0])
+
+
+def test_training_from_a_hand_made_list_with_no_dataset_folder(voc, reference, tmp_path):
+    """The same positives and negatives given by hand give the same model as the VOC folder."""
+    from PIL import Image as PILImage
+    pos, neg = [], []
+    for i in range(5):
+        path = voc / "JPEGImages" / f"pos{i:02d}.jpg"
+        w, h = PILImage.open(path).size
+        pos.append((path, (21 + i % 3, 21, 100 + i % 3, 180), (w, h)))
+    neg = [voc / "JPEGImages" / f"neg{j:02d}.jpg" for j in range(4)]
+    data = TrainingData(positives=pos, negatives=neg)
+    out = tmp_path / "hand.npz"
+    train(data, "person", out=out, config=CONFIG, max_updates=UPDATES, progress=False)
+    assert _sha(out) == _sha(reference[0])
+
+
+@pytest.mark.parametrize("data, message", [
+    (TrainingData(positives=[], negatives=["n.jpg"]), "no positives"),
+    (TrainingData(positives=[("a.jpg", (1, 1, 10, 10))], negatives=[]), "no negative images"),
+    (TrainingData(positives=[("a.jpg", (10, 1, 5, 10))], negatives=["n.jpg"]), "inverted"),
+    ("VOC2007", "must be a dpm.training.TrainingData"),
+])
+def test_bad_training_data(data, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        train(data, "person", out=tmp_path / "m.npz", config=CONFIG, max_updates=UPDATES, progress=False)
+    assert not (tmp_path / "m.npz").exists()

@@ -49,7 +49,9 @@ def main(argv):
 
     checkpoint.CheckpointStore.save = save
     checkpoint._replace = replace
-    train(voc, "person", out=out, cache_dir=cache, n_jobs=int(jobs), config=CONFIG, max_updates=UPDATES,
+    from voc import training_data
+
+    train(training_data(voc, "person"), "person", out=out, cache_dir=cache, n_jobs=int(jobs), config=CONFIG, max_updates=UPDATES,
           progress=False)
     print("done", flush=True)
 

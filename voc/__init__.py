@@ -12,7 +12,7 @@ writes the devkit's results files, and scores detections::
 Boxes are ``[x1 y1 x2 y2]`` in 1-based, inclusive pixel coordinates throughout,
 as in VOC and voc-release3.1.
 """
-from .dataset import Annotation, Negative, Positive, VOCDataset, VOCObject, read_annotation
+from .dataset import Annotation, Negative, Positive, VOCDataset, VOCObject, read_annotation, training_data
 from .evaluate import (APResult, GroundTruth, area_ap, average_precision, box_overlaps, evaluate,
                        voc07_ap)
 from .plot import plot_pr_curves
@@ -20,7 +20,7 @@ from .report import ap_table, format_table
 from .results import Results, read_results, results_filename, write_results
 
 __all__ = [
-    "VOCDataset", "Annotation", "VOCObject", "Positive", "Negative", "read_annotation",
+    "VOCDataset", "Annotation", "VOCObject", "Positive", "Negative", "read_annotation", "training_data",
     "GroundTruth", "APResult", "evaluate", "average_precision", "voc07_ap", "area_ap",
     "box_overlaps",
     "Results", "read_results", "write_results", "results_filename",

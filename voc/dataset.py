@@ -375,3 +375,39 @@ class VOCDataset:
         return [Negative(image_id, self.image_path(image_id))
                 for image_id in self.image_ids(split)
                 if not any(o.name == cls for o in self.annotation(image_id).objects)]
+
+
+def training_data(root, cls: str, *, positive_split: str = "trainval", negative_split: str = "train"):
+    """What :func:`dpm.train` needs from a VOC year folder (``pascal_data.m``).
+
+    Positives are the non-difficult objects of ``cls`` in ``positive_split``
+    (split order, then file order); negatives the images of ``negative_split``
+    with no object of ``cls`` at all.  Each positive carries its image's
+    ``<size>`` so training can clip boxes that reach outside it.
+
+    Returns
+    -------
+    dpm.training.TrainingData
+
+    Raises
+    ------
+    ValueError
+        No positives of ``cls`` (the message lists the classes there), no
+        negatives, or a split or annotation that cannot be read.
+    """
+    from dpm.training.data import Negative as TrainNegative, Positive as TrainPositive, TrainingData
+
+    ds = root if isinstance(root, VOCDataset) else VOCDataset(root)
+    positives = []
+    for p in ds.positives(cls, positive_split):
+        size = ds.annotation(p.image_id).size
+        positives.append(TrainPositive(p.path, tuple(p.box), None if size is None else (size[0], size[1]),
+                                       p.image_id))
+    if not positives:
+        raise ValueError(f"{ds.root}: no positives of class {cls!r} in split {positive_split!r} "
+                         f"(classes there: {', '.join(ds.class_names(positive_split)) or 'none'})")
+    negatives = [TrainNegative(n.path, n.image_id) for n in ds.negatives(cls, negative_split)]
+    if not negatives:
+        raise ValueError(f"{ds.root}: no negative images for class {cls!r} in split {negative_split!r} "
+                         "(every image there contains the class)")
+    return TrainingData(tuple(positives), tuple(negatives), name=str(ds.root))

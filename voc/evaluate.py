@@ -39,26 +39,6 @@ logger = logging.getLogger(__name__)
 _PAIRS_PER_CHUNK = 1 << 22
 
 
-def check_boxes(boxes, what: str = "") -> np.ndarray:
-    """``boxes`` as an ``(N, 4)`` float64 array of finite ``[x1, y1, x2, y2]`` rows with
-    ``x1 <= x2`` and ``y1 <= y2``, or ``ValueError`` naming the first bad box
-    (messages start with ``what``).  Anything empty gives ``(0, 4)``."""
-    what = f"{what}: " if what else ""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    if boxes.size == 0:
-        return np.zeros((0, 4))
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{what}boxes must have shape (N, 4), got {boxes.shape}")
-    if not np.isfinite(boxes).all():
-        raise ValueError(f"{what}boxes contain NaN or infinite values")
-    bad = np.flatnonzero((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]))
-    if bad.size:
-        x1, y1, x2, y2 = boxes[bad[0]]
-        raise ValueError(f"{what}box {bad[0]} [{x1:g} {y1:g} {x2:g} {y2:g}] is inverted "
-                         f"(x2 < x1 or y2 < y1)")
-    return boxes
-
-
 @dataclass(frozen=True, eq=False)
 class GroundTruth:
     """Ground-truth boxes of one class over a set of images, independent of any file format.
@@ -111,6 +91,8 @@ class GroundTruth:
         image_ids = tuple(str(i) for i in image_ids)
         if len(boxes) != len(image_ids):
             raise ValueError(f"ground truth: {len(image_ids)} image ids but {len(boxes)} box arrays")
+        from dpm.boxes import check_boxes  # only the box check: `import voc` stays free of dpm
+
         per_image = [check_boxes(b, f"ground truth of image {i!r}") for i, b in zip(image_ids, boxes)]
         if difficult is None:
             diff = [np.zeros(len(b), dtype=bool) for b in per_image]
@@ -485,6 +467,8 @@ def evaluate(detections, ground_truth, cls: str | None = None, split: str = "tes
     if not np.isfinite(scores).all():
         raise ValueError(f"detections: score {int(np.flatnonzero(~np.isfinite(scores))[0])} "
                          "is NaN or infinite")
+    from dpm.boxes import check_boxes
+
     boxes = check_boxes(boxes, "detections")
     if boxes.shape[0] != scores.size:
         raise ValueError(f"detections: {boxes.shape[0]} boxes but {scores.size} scores")

@@ -66,7 +66,10 @@ def _main(argv) -> int:
         from ..training.config import TrainConfig
 
         config = TrainConfig(box_scale=tuple(args.box_scale))
-    model, summary = train(voc, args.cls, components=args.components, out=out, cache_dir=args.cache_dir,
+    from voc import training_data
+
+    data = training_data(voc, args.cls)
+    model, summary = train(data, args.cls, components=args.components, out=out, cache_dir=args.cache_dir,
                            seed=args.seed, n_jobs=args.jobs, restart=args.restart, max_updates=args.updates,
                            progress=show_progress(args), config=config,
                            keep_checkpoints=not args.remove_checkpoints)

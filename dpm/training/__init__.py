@@ -1,5 +1,6 @@
 """The stage functions of the voc-release3.1 training pipeline (``pascal_train.m``).
 
+* :mod:`~dpm.training.data`: what training needs from a dataset (:class:`TrainingData`).
 * :mod:`~dpm.training.config`: the original's defaults (:class:`TrainConfig`).
 * :mod:`~dpm.training.init`: aspect-ratio :func:`split` and :func:`initmodel`.
 * :mod:`~dpm.training.warp`: warped positives and random negatives.
@@ -12,6 +13,7 @@ from .bbox import bbox_features, bbox_features_from_detections, fit_bbox_regress
     predict_boxes
 from .checkpoint import Checkpoint, CheckpointStore, dataset_fingerprint
 from .config import StageConfig, TrainConfig, max_examples, random_negatives_per_image
+from .data import Negative, Positive, TrainingData, clip_to_images
 from .init import initmodel, root_shape, split
 from .merge import mergemodels
 from .parts import addparts
@@ -19,6 +21,7 @@ from .warp import fold_features, imresize, random_negatives, warp_box, warp_posi
 
 __all__ = [
     "TrainConfig", "StageConfig", "max_examples", "random_negatives_per_image",
+    "TrainingData", "Positive", "Negative", "clip_to_images",
     "split", "initmodel", "root_shape",
     "warp_box", "warped_features", "warp_positives", "random_negatives", "fold_features", "imresize",
     "mergemodels", "addparts",

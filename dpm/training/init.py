@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from voc.evaluate import check_boxes
 
 from ..model import NUM_FEATURES, Block, Component, Model
+from ..boxes import check_boxes
 from .config import TrainConfig
 
 __all__ = ["box_array", "split", "initmodel", "root_shape"]

@@ -20,7 +20,6 @@ on the number of processes.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -36,7 +35,8 @@ from ..learn import ExampleSet, fit_lsvm
 from ..model import Model, model_from_blocks, save_model
 from ..progress import progress_bar
 from .bbox import fit_model_regressors
-from .checkpoint import CheckpointStore, checkpoint_lock, dataset_fingerprint
+from .checkpoint import CheckpointStore, checkpoint_lock
+from .data import TrainingData, clip_to_images
 from .config import StageConfig, TrainConfig, max_examples, random_negatives_per_image
 from .init import initmodel, split
 from .merge import mergemodels
@@ -44,7 +44,7 @@ from .parts import addparts
 from .tasks import MINING_BURST, LatentTask, MineTask, RandomNegativesTask, croppos, hard_negative
 from .warp import warp_positives
 
-__all__ = ["train", "TrainingSummary", "croppos", "scale_boxes", "usable_positives"]
+__all__ = ["train", "TrainingSummary", "croppos", "scale_boxes"]
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,9 @@ def scale_boxes(boxes, width_scale: float = 1.0, height_scale: float = 1.0) -> n
 # --------------------------------------------------------------------------------------------
 
 class _Trainer:
-    def __init__(self, dataset, cls, positives, negatives, config: TrainConfig, seed: int, executor: Executor,
+    def __init__(self, cls, positives, negatives, config: TrainConfig, seed: int, executor: Executor,
                  max_updates: int, summary: TrainingSummary, progress: bool = True):
-        self.dataset, self.cls = dataset, cls
+        self.cls = cls
         self.pos, self.neg = positives, negatives
         self.config, self.seed, self.executor = config, int(seed), executor
         self.progress = progress
@@ -328,50 +328,20 @@ def _examples_from(arrays: dict, model: Model) -> ExampleSet:
                                   validate=False, copy=False)
 
 
-def usable_positives(dataset, positives):
-    """Clip the positives' boxes to their image (``<size>`` of the annotation).
-
-    A box that reaches outside its image is clipped to it; one with nothing
-    inside the image is dropped.  Both are counted in one warning each.
-    Boxes of annotations without a ``<size>`` are kept as they are.
-    """
-    out, clipped, dropped = [], 0, 0
-    for p in positives:
-        size = dataset.annotation(p.image_id).size
-        if size is None:
-            out.append(p)
-            continue
-        w, h = size[0], size[1]
-        x1, y1, x2, y2 = (float(v) for v in p.box)
-        c = (max(x1, 1.0), max(y1, 1.0), min(x2, float(w)), min(y2, float(h)))
-        if c[2] < c[0] or c[3] < c[1]:
-            dropped += 1
-            continue
-        if c != (x1, y1, x2, y2):
-            clipped += 1
-            p = dataclasses.replace(p, box=tuple(int(cv) if isinstance(v, (int, np.integer)) else cv
-                                                 for v, cv in zip(p.box, c)))
-        out.append(p)
-    if clipped:
-        log.warning("%d box(es) reach outside their image: clipped to it", clipped)
-    if dropped:
-        log.warning("%d box(es) lie entirely outside their image: skipped", dropped)
-    return out
-
-
-def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, seed: int = 0,
+def train(data: TrainingData, cls: str, *, components: int = 1, out=None, cache_dir=None, seed: int = 0,
           n_jobs: int = 1, restart: bool = False, config: TrainConfig | None = None,
           max_updates: int | None = None, progress: bool = True, executor: Executor | None = None,
           keep_checkpoints: bool = True) -> tuple[Model, TrainingSummary]:
-    """Train a model for class ``cls`` on a PASCAL VOC-layout dataset (``pascal_train.m``).
+    """Train a model for class ``cls`` with the voc-release3.1 schedule (``pascal_train.m``).
 
     Parameters
     ----------
-    voc_root : path
-        A VOC year folder (``Annotations``, ``ImageSets/Main``, ``JPEGImages``).
+    data : TrainingData
+        Positives (image + box) and negative images, in training order
+        (:mod:`dpm.training.data`): from ``voc.training_data``,
+        ``coco.training_data`` or built by hand.
     cls : str
-        Class name; positives are its non-difficult objects in ``trainval``,
-        negatives the ``train`` images without it.
+        Class name (recorded in the model).
     components : int
         Mixture components (aspect-ratio clusters).
     out : path, optional
@@ -399,30 +369,29 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
 
     Raises
     ------
+    ValueError
+        No positives, no negatives, a bad box or option.
     dpm._io.LockedError
         Another process is training with the same checkpoint folder.
     """
-    from voc.dataset import VOCDataset
-
+    if not isinstance(data, TrainingData):
+        raise ValueError(f"data must be a dpm.training.TrainingData (e.g. voc.training_data(folder, {cls!r})), "
+                         f"got {type(data).__name__}")
     config = config or TrainConfig()
-    if components < 1:
+    if int(components) < 1:
         raise ValueError(f"components must be at least 1, got {components}")
     n_jobs = resolve_jobs(n_jobs)
-    voc_root = Path(voc_root)
-    dataset = VOCDataset(voc_root)
-    positives = usable_positives(dataset, dataset.positives(cls, "trainval"))
-    negatives = dataset.negatives(cls, "train")
+    data.check(cls)
+    positives = clip_to_images(data.positives)
     if not positives:
-        raise ValueError(f"{voc_root}: no positives of class {cls!r} in split 'trainval' "
-                         f"(classes there: {', '.join(dataset.class_names('trainval')) or 'none'})")
-    if not negatives:
-        raise ValueError(f"{voc_root}: no negative images for class {cls!r} in split 'train' "
-                         "(every train image contains the class)")
+        raise ValueError(f"{data.name or 'data'}: no positive of class {cls!r} lies inside its image")
+    negatives = list(data.negatives)
     max_updates = int(max_updates or config.learn_iterations)
     if cache_dir is None:
         cache_dir = Path(str(out) + ".cache") if out else Path("dpm-train-cache")
-    key = {"version": CHECKPOINT_VERSION, "dataset": str(voc_root.resolve()),
-           "fingerprint": dataset_fingerprint(voc_root), "class": cls, "components": int(components),
+    fingerprint = data.fingerprint()
+    key = {"version": CHECKPOINT_VERSION, "data": fingerprint, "folders": _folders(data),
+           "class": cls, "components": int(components),
            "seed": int(seed), "max_updates": max_updates, "config": config.as_dict()}
     with checkpoint_lock(cache_dir):
         store = CheckpointStore(cache_dir, key, restart=restart)
@@ -431,35 +400,35 @@ def train(voc_root, cls: str, *, components: int = 1, out=None, cache_dir=None, 
         summary = TrainingSummary()
         t_all = time.perf_counter()
         own = make_executor(n_jobs) if executor is None else None
-        trainer = _Trainer(dataset, cls, positives, negatives, config, seed, executor or own,
-                           max_updates, summary, progress)
+        trainer = _Trainer(cls, positives, negatives, config, seed, executor or own, max_updates, summary,
+                           progress)
         try:
             model = _run_schedule(trainer, store, config, components, summary)
         finally:
             if own is not None:
                 own.close()
-        _finish(model, trainer, out, store, keep_checkpoints, t_all, cls=cls, voc_root=voc_root,
-                components=components, seed=seed, config=config, max_updates=max_updates)
+        model.class_name = cls
+        # provenance that does not depend on the dataset's format or location
+        model.info.update({"trained_by": "dpm-train", "training_data": fingerprint,
+                           "positives": str(len(data.positives)), "negative_images": str(len(negatives)),
+                           "seed": str(seed), "components": str(components),
+                           "updates_per_learner_call": str(max_updates)})
+        if tuple(config.box_scale) != (1.0, 1.0):
+            model.info["box_scale"] = "{:g} {:g}".format(*config.box_scale)
+        if trainer.failed_images:
+            log.warning("%d image(s) failed and were skipped", len(trainer.failed_images))
+        if out is not None:
+            save_model(model, out)
+        if not keep_checkpoints:
+            log.info("removing the checkpoints in %s (%s)", store.directory, _size(store.disk_usage()))
+            store.clear(remove_directory=True)
+        log.info("training finished in %.1f s", time.perf_counter() - t_all)
     return model, summary
 
 
-def _finish(model, trainer, out, store, keep_checkpoints, t_all, *, cls, voc_root, components, seed, config,
-            max_updates):
-    model.class_name = cls
-    model.info.update({"trained_by": "dpm-train",
-                       "command": f"dpm-train {cls} --voc {voc_root.name} --components {components} --seed {seed}"
-                                  + ("" if tuple(config.box_scale) == (1.0, 1.0)
-                                     else " --box-scale {:g} {:g}".format(*config.box_scale)),
-                       "dataset": voc_root.name, "seed": str(seed), "components": str(components),
-                       "updates_per_learner_call": str(max_updates)})
-    if trainer.failed_images:
-        log.warning("%d image(s) failed and were skipped", len(trainer.failed_images))
-    if out is not None:
-        save_model(model, out)
-    if not keep_checkpoints:
-        log.info("removing the checkpoints in %s (%s)", store.directory, _size(store.disk_usage()))
-        store.clear(remove_directory=True)
-    log.info("training finished in %.1f s", time.perf_counter() - t_all)
+def _folders(data: TrainingData) -> list:
+    """The image folders of the data: a checkpoint is not reused for images elsewhere."""
+    return sorted({str(p.path.parent.resolve()) for p in (*data.positives, *data.negatives)})
 
 
 def _size(nbytes: int) -> str:
