@@ -211,7 +211,7 @@ cdef int _convolve_bands(const floating[:, :, ::1] features, const floating[:, :
         rows = height
     p = <floating*>malloc(<size_t>(rows * width * ncells) * sizeof(floating))
     if fixed:
-        at = <double*>malloc(<size_t>(rows * width * nchan) * sizeof(double))
+        at = <double*>malloc(<size_t>((rows * width + 8) * nchan) * sizeof(double))
     if p == NULL or (fixed and at == NULL):
         free(p)
         free(at)

@@ -15,19 +15,22 @@
  * exactly the scalar sequence above), so the portable build, the AVX2 build
  * and the scalar loop for other compilers give the same bits.
  *
- * at: scratch of n*C doubles (the positions transposed to channel-major, so
- * that a vector load reads one channel of consecutive positions).
+ * at: scratch of (n + 8)*C doubles (the positions transposed to channel-major,
+ * so that a vector load reads one channel of consecutive positions; zeros
+ * fill the last block of positions, whose extra results are not stored).
  */
 #ifndef DPM_CONVOLVE_FIXED_H
 #define DPM_CONVOLVE_FIXED_H
 
+#include <stddef.h>
 #include <string.h>
 
 /* One position, one cell: the reference sequence. */
-static inline double dpm_cell_product(const double *at, int ldat, int j, const double *b, int nchan)
+static inline double dpm_cell_product(const double *at, ptrdiff_t ldat, ptrdiff_t j, const double *b,
+                                      ptrdiff_t nchan)
 {
     double s = 0.0;
-    int c;
+    ptrdiff_t c;
     for (c = 0; c < nchan; c++)
         s += at[c * ldat + j] * b[c];
     return s;
@@ -49,51 +52,68 @@ typedef double dpm_cfv __attribute__((vector_size(16)));
 #define DPM_CF_NC 4
 #define DPM_CF_JB (DPM_CF_NV * DPM_CF_W)  /* positions per block */
 
-/* Cells k .. k+NC-1 at positions j .. j+DPM_CF_JB-1. */
+/* Cells k .. k+NC-1 at positions j .. j+DPM_CF_JB-1 (at has ldat columns,
+ * zero past n); the first `cnt` positions are stored. */
 #define DPM_CF_BLOCK(NC)                                                        \
     do {                                                                        \
-        dpm_cfv s[NC][DPM_CF_NV], av[DPM_CF_NV], bv = {0};                      \
+        dpm_cfv s[NC][DPM_CF_NV], av[DPM_CF_NV];                                \
+        double res[DPM_CF_JB];                                                  \
+        const double *pa = at + j, *pb = bank + k * nchan;                      \
         int q, v;                                                               \
         for (q = 0; q < NC; q++)                                                \
             for (v = 0; v < DPM_CF_NV; v++)                                     \
                 s[q][v] = (dpm_cfv){0};                                         \
-        for (c = 0; c < nchan; c++) {                                           \
+        for (c = 0; c < nchan; c++, pa += ldat, pb++) {                         \
             for (v = 0; v < DPM_CF_NV; v++)                                     \
-                memcpy(&av[v], at + c * n + j + v * DPM_CF_W, sizeof av[v]);    \
+                memcpy(&av[v], pa + v * DPM_CF_W, sizeof av[v]);                \
             for (q = 0; q < NC; q++) {                                          \
-                double bq = bank[(k + q) * nchan + c];                          \
-                int w;                                                          \
-                for (w = 0; w < DPM_CF_W; w++)                                  \
-                    bv[w] = bq;                                                 \
+                double bq = pb[q * nchan];  /* broadcast */                     \
                 for (v = 0; v < DPM_CF_NV; v++)                                 \
-                    s[q][v] += av[v] * bv;                                      \
+                    s[q][v] += av[v] * bq;                                      \
             }                                                                   \
         }                                                                       \
-        for (q = 0; q < NC; q++)                                                \
-            for (v = 0; v < DPM_CF_NV; v++)                                     \
-                memcpy(p + (k + q) * ldp + j + v * DPM_CF_W, &s[q][v], sizeof bv); \
+        for (q = 0; q < NC; q++) {                                              \
+            double *pp = p + (k + q) * ldp + j;                                 \
+            if (cnt == DPM_CF_JB) {                                             \
+                for (v = 0; v < DPM_CF_NV; v++)                                 \
+                    memcpy(pp + v * DPM_CF_W, &s[q][v], sizeof av[0]);          \
+            } else {                                                            \
+                memcpy(res, s[q], sizeof res);                                  \
+                memcpy(pp, res, cnt * sizeof(double));                          \
+            }                                                                   \
+        }                                                                       \
     } while (0)
 #endif
 
-static void dpm_cell_products(int n, int ncells, int nchan, const double *a, const double *bank,
-                              double *at, double *p, int ldp)
+static void dpm_cell_products(int n_, int ncells_, int nchan_, const double *a, const double *bank,
+                              double *at, double *p, int ldp_)
 {
-    int j = 0, k, c;
-    for (j = 0; j < n; j++)
-        for (c = 0; c < nchan; c++)
-            at[c * n + j] = a[j * nchan + c];
-    j = 0;
+    /* ptrdiff_t indices: the extension is built with -fwrapv, under which
+     * int index arithmetic costs a sign extension at every use. */
+    ptrdiff_t n = n_, ncells = ncells_, nchan = nchan_, ldp = ldp_, j, k, c;
 #if defined(DPM_CF_JB)
-    for (; j + DPM_CF_JB <= n; j += DPM_CF_JB) {
+    ptrdiff_t cnt, ldat = (n + DPM_CF_JB - 1) / DPM_CF_JB * DPM_CF_JB;
+    for (c = 0; c < nchan; c++) {
+        for (j = 0; j < n; j++)
+            at[c * ldat + j] = a[j * nchan + c];
+        for (; j < ldat; j++)
+            at[c * ldat + j] = 0.0;
+    }
+    for (j = 0; j < n; j += DPM_CF_JB) {
+        cnt = n - j < DPM_CF_JB ? n - j : DPM_CF_JB;
         for (k = 0; k + DPM_CF_NC <= ncells; k += DPM_CF_NC)
             DPM_CF_BLOCK(DPM_CF_NC);
         for (; k < ncells; k++)
             DPM_CF_BLOCK(1);
     }
-#endif
-    for (; j < n; j++)
+#else
+    for (c = 0; c < nchan; c++)
+        for (j = 0; j < n; j++)
+            at[c * n + j] = a[j * nchan + c];
+    for (j = 0; j < n; j++)
         for (k = 0; k < ncells; k++)
             p[k * ldp + j] = dpm_cell_product(at, n, j, bank + k * nchan, nchan);
+#endif
 }
 
 #endif /* DPM_CONVOLVE_FIXED_H */
