@@ -143,7 +143,7 @@ def test_sigkill_mid_stage_then_rerun_gives_the_identical_model(voc, reference, 
     mine = tmp_path / "k.npz"
     script = textwrap.dedent(f"""
         import logging, sys
-        sys.path.insert(0, {str(REPO)!r})
+        sys.path[:0] = [{str(REPO)!r}, {str(REPO / "tests")!r}]
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
         from tests.test_training_pipeline import CONFIG, UPDATES
         from dpm.training.pipeline import train
