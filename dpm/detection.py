@@ -251,14 +251,14 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
     and so is a level for which ``skip(level, cell_size)`` returns True.
     ``prepared`` fixes the precision (default: float64 responses, the
     original's).  With ``keep_features=False`` the yielded scores do not hold
-    the padded feature maps.  ``exact_order=True`` (float64, when
-    ``prepared`` is not given) computes the filter responses in a fixed
-    summation order without BLAS: the scores are then the same bits on every
-    machine, which training needs (see ``docs/training.md``).
+    the padded feature maps.  ``exact_order=True`` (float64 responses only)
+    computes the filter responses in a fixed summation order without BLAS:
+    the scores are then the same bits on every machine, which training needs
+    (see ``docs/training.md``).
     """
     tune_malloc()
     prepared = prepared or _Prepared(model, exact_order=exact_order)
-    exact = prepared.exact_order
+    exact = exact_order or prepared.exact_order
     dtype = prepared.dtype
     pady, padx = model.padding
     maxh, maxw = model.maxsize
