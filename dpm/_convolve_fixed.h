@@ -51,6 +51,9 @@ typedef double dpm_cfv __attribute__((vector_size(16)));
 #define DPM_CF_NV 2
 #define DPM_CF_NC 4
 #define DPM_CF_JB (DPM_CF_NV * DPM_CF_W)  /* positions per block */
+#if DPM_CF_NV * DPM_CF_W > 8
+#error "a block of positions must fit the 8 spare positions of the scratch (see above)"
+#endif
 
 /* Cells k .. k+NC-1 at positions j .. j+DPM_CF_JB-1 (at has ldat columns,
  * zero past n); the first `cnt` positions are stored. */
