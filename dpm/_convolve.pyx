@@ -33,9 +33,32 @@
 # are skipped where that is cheap: all-zero rows, and the zero positions
 # before the first and after the last nonzero one of a band.  The summation
 # order differs from fconv.cc, so results agree with it to rounding only.
+#
+# Fixed summation order (convolve_bank_fixed, float64, what training uses).
+# The GEMM's summation order depends on the BLAS library, its kernel for the
+# processor and its build; convolve_bank_fixed computes the same products
+# with the project's own code (_convolve_fixed.h) instead, so a response is
+# the same bits on every machine, in the portable and the AVX2 build of this
+# module, for any band height and thread count.  Per output element:
+#   1. each cell product P[k, j] = sum_c A[j, c] * Bank[k, c] is summed from
+#      0.0 in channel order c = 0, 1, ..., C-1, each product rounded, one
+#      rounding per addition (no fused multiply-add: see setup.py);
+#   2. C_f[y, x] starts at 0.0 and receives the products of its input rows in
+#      ascending order (dy = 0, 1, ..., h-1; rows of the map that are
+#      entirely zero add nothing); within a row, the cells dx = 0..w-1 come in
+#      groups of four (two, one at the end of the row): a column that every
+#      cell of a group reaches gets ((P_dx + P_dx+1) + (P_dx+2 + P_dx+3))
+#      added at once, a column that only some of them reach (near the
+#      padding) gets their products one at a time in dx order.
+# Both depend only on the filter sizes, the map's size, its zero rows and
+# pad, never on the processor.  The BLAS path (convolve_bank) shares step 2.
 
 from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
 from libc.stdlib cimport malloc, free
+
+cdef extern from "_convolve_fixed.h":
+    void dpm_cell_products(int n, int ncells, int nchan, const double* a, const double* bank,
+                           double* at, double* p, int ldp) noexcept nogil
 
 # BLAS GEMMs, from the function table of scipy.linalg.cython_blas (set by
 # dpm.convolve through _set_blas, which can load that table without importing
@@ -163,6 +186,86 @@ cdef inline Py_ssize_t _last_nonzero(const floating* a, Py_ssize_t n) noexcept n
     return -1
 
 
+cdef int _convolve_bands(const floating[:, :, ::1] features, const floating[:, ::1] bank,
+                         const Py_ssize_t[:, ::1] layout, floating[::1] out,
+                         Py_ssize_t band_bytes, Py_ssize_t pady, Py_ssize_t padx,
+                         bint fixed) except -1:
+    # The band loop of convolve_bank (fixed = False: BLAS GEMM) and of
+    # convolve_bank_fixed (fixed = True, double only: dpm_cell_products).
+    cdef Py_ssize_t height = features.shape[0], width = features.shape[1]
+    cdef Py_ssize_t nchan = features.shape[2], ncells = bank.shape[0]
+    cdef Py_ssize_t nfilt = layout.shape[0]
+    cdef Py_ssize_t rows, r0, r1, m, j0, j1, k, j, f, h, w, hout, wout
+    cdef Py_ssize_t rowlen = width * nchan
+    cdef floating* p
+    cdef double* at = NULL
+    cdef const floating* a
+    if height == 0 or width == 0 or nchan == 0 or ncells == 0 or nfilt == 0:
+        return 0
+    if not fixed and (sgemm == NULL or dgemm == NULL):
+        raise RuntimeError("no BLAS: call _set_blas first (dpm.convolve does)")
+    rows = band_bytes // (<Py_ssize_t>sizeof(floating) * ncells * width)
+    if rows < 1:
+        rows = 1
+    if rows > height:
+        rows = height
+    p = <floating*>malloc(<size_t>(rows * width * ncells) * sizeof(floating))
+    if fixed:
+        at = <double*>malloc(<size_t>((rows * width + 8) * nchan) * sizeof(double))
+    if p == NULL or (fixed and at == NULL):
+        free(p)
+        free(at)
+        raise MemoryError("cannot allocate the convolution band buffers")
+    try:
+        with nogil:
+            a = &features[0, 0, 0]
+            r0 = 0
+            while r0 < height:
+                # Band: up to `rows` consecutive rows that are not entirely zero.
+                j0 = _first_nonzero(a + r0 * rowlen, rowlen)
+                if j0 == rowlen:
+                    r0 += 1
+                    continue
+                r1 = r0 + 1
+                while r1 < height and r1 - r0 < rows:
+                    if _first_nonzero(a + r1 * rowlen, rowlen) == rowlen:
+                        break
+                    r1 += 1
+                m = (r1 - r0) * width
+                # Products over band positions j0..j1 (first to last nonzero).
+                j0 = j0 // nchan
+                j1 = (r1 - 1 - r0) * width + _last_nonzero(a + (r1 - 1) * rowlen, rowlen) // nchan
+                if fixed:
+                    if floating is double:
+                        dpm_cell_products(<int>(j1 - j0 + 1), <int>ncells, <int>nchan,
+                                          a + (r0 * width + j0) * nchan, &bank[0, 0], at,
+                                          p + j0, <int>m)
+                else:
+                    _gemm_tn(<int>(j1 - j0 + 1), <int>ncells, <int>nchan,
+                             a + (r0 * width + j0) * nchan, <int>nchan, &bank[0, 0], <int>nchan,
+                             p + j0, <int>m)
+                if j0 > 0 or j1 < m - 1:
+                    for k in range(ncells):
+                        for j in range(j0):
+                            p[k * m + j] = 0
+                        for j in range(j1 + 1, m):
+                            p[k * m + j] = 0
+                for f in range(nfilt):
+                    if layout[f, 4] == 0:
+                        continue
+                    h = layout[f, 0]
+                    w = layout[f, 1]
+                    hout = height + 2 * pady - h + 1
+                    wout = width + 2 * padx - w + 1
+                    _shift_add(p, m, width, r0, r1, h, w, layout[f, 2], hout, wout,
+                               pady, padx, &out[layout[f, 3]])
+                r0 = r1
+    finally:
+        free(p)
+        free(at)
+    return 0
+
+
 def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] bank,
                   const Py_ssize_t[:, ::1] layout, floating[::1] out,
                   Py_ssize_t band_bytes, Py_ssize_t pady=0, Py_ssize_t padx=0):
@@ -200,61 +303,15 @@ def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] ban
     Trusts its caller: sizes must be consistent and fit BLAS's 32-bit ints.
     The GIL is released for the whole computation.
     """
-    cdef Py_ssize_t height = features.shape[0], width = features.shape[1]
-    cdef Py_ssize_t nchan = features.shape[2], ncells = bank.shape[0]
-    cdef Py_ssize_t nfilt = layout.shape[0]
-    cdef Py_ssize_t rows, r0, r1, m, j0, j1, k, j, f, h, w, hout, wout
-    cdef Py_ssize_t rowlen = width * nchan
-    cdef floating* p
-    cdef const floating* a
-    if height == 0 or width == 0 or nchan == 0 or ncells == 0 or nfilt == 0:
-        return
-    if sgemm == NULL or dgemm == NULL:
-        raise RuntimeError("no BLAS: call _set_blas first (dpm.convolve does)")
-    rows = band_bytes // (<Py_ssize_t>sizeof(floating) * ncells * width)
-    if rows < 1:
-        rows = 1
-    if rows > height:
-        rows = height
-    p = <floating*>malloc(<size_t>(rows * width * ncells) * sizeof(floating))
-    if p == NULL:
-        raise MemoryError("cannot allocate the convolution band buffer")
-    try:
-        with nogil:
-            a = &features[0, 0, 0]
-            r0 = 0
-            while r0 < height:
-                # Band: up to `rows` consecutive rows that are not entirely zero.
-                j0 = _first_nonzero(a + r0 * rowlen, rowlen)
-                if j0 == rowlen:
-                    r0 += 1
-                    continue
-                r1 = r0 + 1
-                while r1 < height and r1 - r0 < rows:
-                    if _first_nonzero(a + r1 * rowlen, rowlen) == rowlen:
-                        break
-                    r1 += 1
-                m = (r1 - r0) * width
-                # GEMM over band positions j0..j1 (first to last nonzero).
-                j0 = j0 // nchan
-                j1 = (r1 - 1 - r0) * width + _last_nonzero(a + (r1 - 1) * rowlen, rowlen) // nchan
-                _gemm_tn(<int>(j1 - j0 + 1), <int>ncells, <int>nchan, a + (r0 * width + j0) * nchan,
-                         <int>nchan, &bank[0, 0], <int>nchan, p + j0, <int>m)
-                if j0 > 0 or j1 < m - 1:
-                    for k in range(ncells):
-                        for j in range(j0):
-                            p[k * m + j] = 0
-                        for j in range(j1 + 1, m):
-                            p[k * m + j] = 0
-                for f in range(nfilt):
-                    if layout[f, 4] == 0:
-                        continue
-                    h = layout[f, 0]
-                    w = layout[f, 1]
-                    hout = height + 2 * pady - h + 1
-                    wout = width + 2 * padx - w + 1
-                    _shift_add(p, m, width, r0, r1, h, w, layout[f, 2], hout, wout,
-                               pady, padx, &out[layout[f, 3]])
-                r0 = r1
-    finally:
-        free(p)
+    _convolve_bands(features, bank, layout, out, band_bytes, pady, padx, False)
+
+
+def convolve_bank_fixed(const double[:, :, ::1] features, const double[:, ::1] bank,
+                        const Py_ssize_t[:, ::1] layout, double[::1] out,
+                        Py_ssize_t band_bytes, Py_ssize_t pady=0, Py_ssize_t padx=0):
+    """:func:`convolve_bank` in float64 with the fixed summation order of the
+    module header (no BLAS): the same bits on every machine and in every build.
+
+    Same arguments as :func:`convolve_bank` (float64 only).
+    """
+    _convolve_bands(features, bank, layout, out, band_bytes, pady, padx, True)

@@ -7,10 +7,15 @@
  * whether the processor (and the operating system) can run the copy.  A
  * build that already targets AVX2 (-mavx2 or -march=...) uses it directly;
  * other compilers and processors only ever see the portable function (the
- * copies use GCC/Clang extensions).
+ * copies use GCC/Clang extensions).  Setting DPM_NO_AVX2=1 in the
+ * environment chooses the portable code everywhere (dpm._cpu.have_avx2
+ * reads the same function).
  */
 #ifndef DPM_SIMD_H
 #define DPM_SIMD_H
+
+#include <stdlib.h>
+#include <string.h>
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX2__)
 #define DPM_HAVE_AVX2 1          /* the whole build targets AVX2 */
@@ -21,9 +26,16 @@
 #define DPM_AVX2_TARGET __attribute__((target("avx2")))
 #endif
 
-/* 1 if the DPM_AVX2_TARGET copies can run here, 0 otherwise. */
+/* 1 if the DPM_AVX2_TARGET copies and the _avx2 builds can run here and
+ * are wanted, 0 otherwise.  DPM_NO_AVX2 set to anything but "" or "0" in the
+ * environment makes it 0, so the portable code runs (to check that both give
+ * the same results; in a whole build that targets AVX2 the portable code is
+ * AVX2 code too). */
 static int dpm_have_avx2(void)
 {
+    const char *off = getenv("DPM_NO_AVX2");
+    if (off != NULL && off[0] != '\0' && strcmp(off, "0") != 0)
+        return 0;
 #if defined(DPM_AVX2_CHECK)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") ? 1 : 0;

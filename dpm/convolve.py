@@ -14,7 +14,18 @@ its top-left cell on feature cell ``(x, y)``, i.e. MATLAB's ``C(y+1, x+1)``.
 A detector correlates the same filters with every pyramid level, so the filters
 are packed once into a :class:`FilterBank`.  The kernel computes all cell
 responses of a band of rows with one BLAS GEMM and shift-adds them into the
-outputs (see ``dpm/_convolve.pyx``).  The zero padding a detector puts around
+outputs (see ``dpm/_convolve.pyx``).
+
+Fixed summation order
+---------------------
+A GEMM's summation order depends on the BLAS library, the kernel it picks for
+the processor and its build, so its last bits differ between machines.  With
+``exact_order=True`` (float64 banks only) :meth:`FilterBank.convolve` computes
+the cell products with the project's own kernel instead, in one documented
+order (the header of ``dpm/_convolve.pyx``): the same bits on every machine,
+with any BLAS, in the portable and the AVX2 build.  Training uses it (latent
+search and hard-negative mining decide what the learner sees); detection
+keeps the faster BLAS path.  The zero padding a detector puts around
 every pyramid level is not formed: ``pad=`` gives the responses of the padded
 map from the unpadded one.  Feature positions that are entirely zero are also
 skipped where cheap; this changes nothing but the sign of zero results.
@@ -47,7 +58,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _convolve
+from . import _cpu
+
+_convolve = _cpu.best_build(__package__ + "._convolve")
 
 __all__ = ["FilterBank", "convolve", "limit_blas_threads", "get_blas_threads"]
 
@@ -306,7 +319,8 @@ class FilterBank:
     def __repr__(self):
         return f"FilterBank({len(self)} filters, C={self.num_channels}, dtype={self.dtype.name})"
 
-    def convolve(self, features, *, pad=(0, 0), allow_empty=False, blas_threads=1):
+    def convolve(self, features, *, pad=(0, 0), allow_empty=False, blas_threads=1,
+                 exact_order=False):
         """Correlate a feature map with every filter of the bank.
 
         Parameters
@@ -328,6 +342,10 @@ class FilterBank:
             OpenBLAS threads used during the call (default 1: no thread pool,
             for callers parallelised with processes).  None keeps the current
             process-wide setting.  See the module docstring.
+        exact_order : bool, optional
+            If True, compute without BLAS in the fixed summation order of
+            ``dpm/_convolve.pyx`` (bit-identical on every machine; float64
+            banks only).  Default False: BLAS, faster.
 
         Returns
         -------
@@ -341,8 +359,12 @@ class FilterBank:
         ------
         ValueError
             If ``features`` is not 3-D, its channel count differs from the
-            filters', or (unless ``allow_empty``) a filter is larger than it.
+            filters', (unless ``allow_empty``) a filter is larger than it, or
+            ``exact_order`` is asked of a float32 bank.
         """
+        if exact_order and self.dtype != np.float64:
+            raise ValueError(f"exact_order=True needs a float64 FilterBank, this one is {self.dtype.name} "
+                             "(build it with dtype=np.float64)")
         feats = np.asarray(features)
         if feats.ndim != 3:
             raise ValueError(f"features must be an (H, W, C) array, got shape {feats.shape}")
@@ -369,7 +391,9 @@ class FilterBank:
                     )
 
         out = np.zeros(total, dtype=self.dtype)
-        if total:
+        if total and exact_order:
+            _convolve.convolve_bank_fixed(feats, self._bank, layout, out, BAND_BYTES, pady, padx)
+        elif total:
             with limit_blas_threads(blas_threads):
                 _convolve.convolve_bank(feats, self._bank, layout, out, BAND_BYTES, pady, padx)
         results = []
@@ -407,7 +431,8 @@ class FilterBank:
         return layout, shapes, offset
 
 
-def convolve(features, filters, dtype=np.float64, *, allow_empty=False, blas_threads=1):
+def convolve(features, filters, dtype=np.float64, *, allow_empty=False, blas_threads=1,
+             exact_order=False):
     """Correlate a feature map with a list of filters (one-off :class:`FilterBank`).
 
     Parameters
@@ -415,7 +440,7 @@ def convolve(features, filters, dtype=np.float64, *, allow_empty=False, blas_thr
     features : (H, W, C) array_like
     filters : sequence of (h, w, C) array_like
     dtype : {np.float64, np.float32}, optional
-    allow_empty, blas_threads
+    allow_empty, blas_threads, exact_order
         As in :meth:`FilterBank.convolve`.
 
     Returns
@@ -428,4 +453,5 @@ def convolve(features, filters, dtype=np.float64, *, allow_empty=False, blas_thr
     FilterBank : build once and reuse across pyramid levels.
     """
     bank = FilterBank(filters, dtype=dtype)
-    return bank.convolve(features, allow_empty=allow_empty, blas_threads=blas_threads)
+    return bank.convolve(features, allow_empty=allow_empty, blas_threads=blas_threads,
+                         exact_order=exact_order)

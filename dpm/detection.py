@@ -179,12 +179,17 @@ class _Prepared:
     """A model's filters stacked for convolution, built once per detection call.
 
     ``dtype`` is the precision of the filter responses (float64: the
-    original's; float32: faster, see :func:`detect`).
+    original's; float32: faster, see :func:`detect`).  ``exact_order``
+    (float64 only) computes them without BLAS in a fixed summation order, the
+    same bits on every machine (:meth:`dpm.convolve.FilterBank.convolve`).
     """
 
-    def __init__(self, model: Model, dtype=np.float64):
+    def __init__(self, model: Model, dtype=np.float64, *, exact_order: bool = False):
         self.model = model
         self.dtype = np.dtype(dtype)
+        self.exact_order = bool(exact_order)
+        if self.exact_order and self.dtype != np.float64:
+            raise ValueError(f"exact_order=True needs float64 responses, got dtype={self.dtype.name}")
         self.roots = FilterBank([c.root for c in model.components], dtype=self.dtype)
         self.part_index = []
         filters = []
@@ -238,7 +243,7 @@ def _fit(values: np.ndarray, shape, fill) -> np.ndarray:
 
 
 def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=None, *,
-                 keep_features: bool = True):
+                 keep_features: bool = True, exact_order: bool = False):
     """Yield :class:`LevelScores` for each pyramid level ``detect.m`` visits.
 
     Levels run from ``interval`` (0-based) to the top; a level whose padded map
@@ -246,10 +251,14 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
     and so is a level for which ``skip(level, cell_size)`` returns True.
     ``prepared`` fixes the precision (default: float64 responses, the
     original's).  With ``keep_features=False`` the yielded scores do not hold
-    the padded feature maps.
+    the padded feature maps.  ``exact_order=True`` (float64 responses only)
+    computes the filter responses in a fixed summation order without BLAS:
+    the scores are then the same bits on every machine, which training needs
+    (see ``docs/training.md``).
     """
     tune_malloc()
-    prepared = prepared or _Prepared(model)
+    prepared = prepared or _Prepared(model, exact_order=exact_order)
+    exact = exact_order or prepared.exact_order
     dtype = prepared.dtype
     pady, padx = model.padding
     maxh, maxw = model.maxsize
@@ -266,10 +275,11 @@ def score_levels(pyramid, model: Model, prepared: _Prepared | None = None, skip=
         if skip is not None and skip(lev, model.sbin / pyramid.scales[lev]):
             continue
         # Responses of the padded maps, computed without forming them.
-        root_resp = prepared.roots.convolve(as_dtype(lev), pad=(pady, padx))
+        root_resp = prepared.roots.convolve(as_dtype(lev), pad=(pady, padx), exact_order=exact)
         part_resp = None
         if prepared.parts is not None:
-            part_resp = prepared.parts.convolve(as_dtype(lev - interval), pad=(2 * pady, 2 * padx))
+            part_resp = prepared.parts.convolve(as_dtype(lev - interval), pad=(2 * pady, 2 * padx),
+                                                exact_order=exact)
         featr = featp = None
         if keep_features:
             featr = _pad(feat, pady, padx, dtype)

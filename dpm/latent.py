@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .boxes import box_area, iou
-from .detection import Detections, _boxes_at, _Prepared, score_levels
+from .detection import Detections, _boxes_at, score_levels
 from .features import feature_pyramid
 from .features.flip import flip_features
 from .image import as_rgb
@@ -104,7 +104,7 @@ def _placement(model: Model, ls, ci: int, y: int, x: int, score: float) -> Place
 
 
 def detect_latent(image, model: Model, bbox, overlap: float = 0.7, *, interval: int | None = None,
-                  pyramid=None) -> Placement | None:
+                  pyramid=None, exact_order: bool = True) -> Placement | None:
     """The best-scoring placement whose root box overlaps ``bbox`` (``detect.m`` latent mode).
 
     Parameters
@@ -119,6 +119,9 @@ def detect_latent(image, model: Model, bbox, overlap: float = 0.7, *, interval: 
         the box's area (both ratios at least ``overlap``).
     interval : int, optional
         Pyramid levels per octave (training uses 5); default ``model.interval``.
+    exact_order : bool, optional
+        Filter responses in the fixed summation order (default True: the
+        same placement on every machine, as training needs); False uses BLAS.
 
     Returns
     -------
@@ -140,7 +143,7 @@ def detect_latent(image, model: Model, bbox, overlap: float = 0.7, *, interval: 
         return True
 
     best = None
-    for ls in score_levels(pyramid, model, _Prepared(model), skip=skip):
+    for ls in score_levels(pyramid, model, skip=skip, exact_order=exact_order):
         for ci, score in enumerate(ls.scores):
             h, w = score.shape
             xs, ys = np.meshgrid(np.arange(w), np.arange(h), indexing="ij")  # column-major order
@@ -169,17 +172,18 @@ def _root_boxes(model: Model, ci: int, ls, ys, xs) -> np.ndarray:
 
 
 def iter_placements(image, model: Model, threshold: float, *, interval: int | None = None, pyramid=None,
-                    skip: int = 0):
+                    skip: int = 0, exact_order: bool = True):
     """Yield the placements scoring above ``threshold`` one at a time, in ``detect.m``'s order.
 
     The first ``skip`` of them are passed over without building their
     feature vectors, so a long list can be consumed in bounded pieces.
+    ``exact_order`` as in :func:`detect_latent` (default True).
     """
     image = as_rgb(image)
     if pyramid is None:
         pyramid = feature_pyramid(image, model.sbin, interval or model.interval)
     k = 0
-    for ls in score_levels(pyramid, model, _Prepared(model)):
+    for ls in score_levels(pyramid, model, exact_order=exact_order):
         for ci, score in enumerate(ls.scores):
             xs, ys = np.nonzero(score.T > threshold)
             if k + len(ys) <= skip:
@@ -192,12 +196,13 @@ def iter_placements(image, model: Model, threshold: float, *, interval: int | No
 
 
 def detect_examples(image, model: Model, threshold: float, *, interval: int | None = None,
-                    max_examples: int | None = None, pyramid=None):
+                    max_examples: int | None = None, pyramid=None, exact_order: bool = True):
     """Every placement scoring above ``threshold``, with its feature vector (``detect.m`` writing mode).
 
     Placements come in ``detect.m``'s order (levels ascending, components,
     column-major positions); at most ``max_examples`` are returned (the
-    original stopped at a byte budget).
+    original stopped at a byte budget).  ``exact_order`` as in
+    :func:`detect_latent` (default True).
 
     Returns
     -------
@@ -206,7 +211,8 @@ def detect_examples(image, model: Model, threshold: float, *, interval: int | No
     image = as_rgb(image)
     out = []
     if max_examples is None or max_examples > 0:
-        for p in iter_placements(image, model, threshold, interval=interval, pyramid=pyramid):
+        for p in iter_placements(image, model, threshold, interval=interval, pyramid=pyramid,
+                                 exact_order=exact_order):
             out.append(p)
             if max_examples is not None and len(out) >= max_examples:
                 break

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DPM_SHARED", REPO.parent / "shared"))
@@ -139,3 +140,57 @@ def write_hostile_image(path, kind, rng):
     else:
         raise ValueError(kind)
     return path
+
+# ---------------------------------------------------------------------------
+# A tiny synthetic VOC folder for training tests
+
+
+def _figure(img, box, rng):
+    """Draw a bright standing figure (head, body, legs) filling ``box`` (1-based, inclusive)."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1 + 1, y2 - y1 + 1
+    yy, xx = np.mgrid[0:img.shape[0], 0:img.shape[1]]
+    cx = x1 - 1 + w / 2
+    head = (xx - cx) ** 2 + (yy - (y1 - 1 + 0.12 * h)) ** 2 < (0.12 * h) ** 2
+    body = (abs(xx - cx) < 0.3 * w) & (yy > y1 - 1 + 0.22 * h) & (yy < y1 - 1 + 0.62 * h)
+    legs = ((abs(xx - cx + 0.15 * w) < 0.1 * w) | (abs(xx - cx - 0.15 * w) < 0.1 * w)) & \
+           (yy >= y1 - 1 + 0.62 * h) & (yy <= y2 - 1)
+    mask = head | body | legs
+    img[mask] = 200 + rng.integers(0, 40, size=(int(mask.sum()), 3))
+
+
+def _xml(image_id, size, boxes):
+    w, h = size
+    objs = "".join(f"<object><name>person</name><difficult>0</difficult><bndbox><xmin>{b[0]}</xmin>"
+                   f"<ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+                   for b in boxes)
+    return (f"<annotation><filename>{image_id}.jpg</filename><size><width>{w}</width><height>{h}</height>"
+            f"<depth>3</depth></size>{objs}</annotation>")
+
+
+def make_voc(root: Path, n_pos=5, n_neg=4, seed=0, extra_positive_boxes=()):
+    """A VOC folder with ``n_pos`` images of one figure each and ``n_neg`` figure-free images."""
+    rng = np.random.default_rng(seed)
+    for sub in ("Annotations", "ImageSets/Main", "JPEGImages"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    ids_pos, ids_neg = [], []
+    for i in range(n_pos):
+        image_id = f"pos{i:02d}"
+        img = rng.integers(0, 90, size=(200, 120, 3)).astype(np.uint8)
+        box = (21 + i % 3, 21, 100 + i % 3, 180)
+        _figure(img, box, rng)
+        Image.fromarray(img).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        boxes = [box] + list(extra_positive_boxes if i == 0 else [])
+        (root / "Annotations" / f"{image_id}.xml").write_text(_xml(image_id, (120, 200), boxes))
+        ids_pos.append(image_id)
+    for j in range(n_neg):
+        image_id = f"neg{j:02d}"
+        img = rng.integers(0, 120, size=(160, 160, 3)).astype(np.uint8)
+        img[:, 40 + 20 * j:50 + 20 * j] = 220  # a vertical bar: something to mine
+        Image.fromarray(img).save(root / "JPEGImages" / f"{image_id}.jpg", quality=95)
+        (root / "Annotations" / f"{image_id}.xml").write_text(_xml(image_id, (160, 160), []))
+        ids_neg.append(image_id)
+    main = root / "ImageSets" / "Main"
+    main.joinpath("trainval.txt").write_text("\n".join(ids_pos + ids_neg) + "\n")
+    main.joinpath("train.txt").write_text("\n".join(ids_pos + ids_neg) + "\n")
+    return root

@@ -4,6 +4,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.testing import assert_allclose
 
+from conftest import builds_of
 import dpm.convolve as convolve_module
 from dpm.convolve import FilterBank, convolve, get_blas_threads, limit_blas_threads
 
@@ -164,6 +165,108 @@ def test_convolve_pad_equals_padded_map(rng, monkeypatch, band_bytes, pad):
         for dtype in DTYPES:
             results = FilterBank(filters, dtype=dtype).convolve(features, pad=pad)
             assert_matches_reference(results, padded, filters, dtype)
+
+
+# ---------------------------------------------------------------------------
+# Fixed summation order (exact_order=True, what training uses)
+
+
+def fixed_order_reference(features, filt):
+    """The order documented in dpm/_convolve.pyx for an unpadded map, in NumPy.
+
+    Cell products summed from 0 over the channels in order; the cells of a
+    filter row added in groups of four (two, one at the row's end) as
+    ``(P0 + P1) + (P2 + P3)``; the rows ``dy`` added in ascending order.
+    """
+    a = np.asarray(features, dtype=np.float64)
+    b = np.asarray(filt, dtype=np.float64)
+    H, W, C = a.shape
+    h, w, _ = b.shape
+    hout, wout = H - h + 1, W - w + 1
+
+    def cell(dy, dx):
+        s = np.zeros((hout, wout))
+        for c in range(C):
+            s = s + a[dy:dy + hout, dx:dx + wout, c] * b[dy, dx, c]
+        return s
+
+    out = np.zeros((hout, wout))
+    for dy in range(h):
+        dx = 0
+        while dx < w:
+            g = 4 if dx + 3 < w else (2 if dx + 1 < w else 1)
+            p = [cell(dy, d) for d in range(dx, dx + g)]
+            out = out + ((p[0] + p[1]) + (p[2] + p[3]) if g == 4 else (p[0] + p[1] if g == 2 else p[0]))
+            dx += g
+    return out
+
+
+def bits(a):
+    return np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+
+
+@pytest.mark.parametrize("map_shape, filter_shapes", [
+    ((9, 1, 5), [(3, 1), (1, 1), (9, 1)]),
+    ((12, 15, 31), [(1, 1), (12, 15), (6, 6), (5, 7)]),
+    ((30, 19, 31), [(7, 8), (10, 6), (6, 10), (13, 6)]),   # the built-in model's filter sizes
+])
+def test_exact_order_is_the_documented_order(rng, map_shape, filter_shapes):
+    features = rng.standard_normal(map_shape)
+    filters = [rng.standard_normal((h, w, map_shape[2])) for h, w in filter_shapes]
+    for got, filt in zip(FilterBank(filters).convolve(features, exact_order=True), filters):
+        np.testing.assert_array_equal(bits(got), bits(fixed_order_reference(features, filt)))
+
+
+@pytest.mark.parametrize("pad", [(0, 0), (3, 4), (8, 4)])
+def test_exact_order_matches_reference(rng, pad):
+    features = rng.standard_normal((23, 17, 31))
+    features[4] = 0.0
+    padded = np.pad(features, ((pad[0], pad[0]), (pad[1], pad[1]), (0, 0)))
+    filters = [rng.standard_normal((h, w, 31)) for h, w in [(1, 1), (7, 8), (10, 6), (13, 6), (2, 3)]]
+    results = FilterBank(filters).convolve(features, pad=pad, exact_order=True)
+    assert_matches_reference(results, padded, filters, np.float64)
+
+
+@pytest.mark.parametrize("band_bytes", [1, 5000, 1 << 30])
+def test_exact_order_same_bits_for_any_band_height(rng, monkeypatch, band_bytes):
+    features = rng.standard_normal((29, 21, 31))
+    features[7] = 0.0
+    features[11, :5] = 0.0
+    bank = FilterBank([rng.standard_normal((h, w, 31)) for h, w in [(7, 8), (10, 6), (1, 1), (3, 5)]])
+    expected = bank.convolve(features, pad=(8, 4), exact_order=True)
+    monkeypatch.setattr(convolve_module, "BAND_BYTES", band_bytes)
+    for got, want in zip(bank.convolve(features, pad=(8, 4), exact_order=True), expected):
+        np.testing.assert_array_equal(bits(got), bits(want))
+
+
+def test_exact_order_portable_and_avx2_builds_identical(rng):
+    """Every build of the kernel gives the same bits (position counts that are
+    not multiples of the vector blocks, cell counts that are not multiples of 4)."""
+    import importlib
+
+    modules = [importlib.import_module(name) for name in builds_of("dpm._convolve")]
+    if len(modules) < 2:
+        pytest.skip("no AVX2 build of dpm._convolve on this processor or platform")
+    for shape, sizes, pad in [((37, 29, 31), [(7, 8), (10, 6), (6, 10)], (16, 8)),
+                              ((13, 6, 31), [(13, 6)], (8, 4)),
+                              ((5, 3, 7), [(1, 1), (2, 3), (5, 3)], (1, 2)),
+                              ((40, 33, 31), [(3, 3), (1, 2), (9, 9)], (0, 0))]:
+        features = rng.standard_normal(shape)
+        bank = FilterBank([rng.standard_normal((h, w, shape[2])) for h, w in sizes])
+        layout, _, total = bank._layout(shape[0] + 2 * pad[0], shape[1] + 2 * pad[1])
+        outs = []
+        for module in modules:
+            out = np.zeros(total)
+            module.convolve_bank_fixed(features, bank._bank, layout, out, convolve_module.BAND_BYTES, *pad)
+            outs.append(out)
+        for out in outs[1:]:
+            np.testing.assert_array_equal(bits(out), bits(outs[0]))
+
+
+def test_exact_order_needs_float64(rng):
+    bank = FilterBank([np.ones((2, 2, 3))], dtype=np.float32)
+    with pytest.raises(ValueError, match="exact_order=True needs a float64 FilterBank"):
+        bank.convolve(np.ones((4, 4, 3)), exact_order=True)
 
 
 def test_convolve_pad_of_empty_map(rng):

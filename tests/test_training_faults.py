@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_training_pipeline import make_voc
+from conftest import make_voc
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = str(REPO / "tests" / "train_driver.py")

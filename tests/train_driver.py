@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv):
     voc, out, cache, jobs = argv[:4]
-    sys.path.insert(0, str(REPO))
+    sys.path[:0] = [str(REPO), str(REPO / "tests")]
     from dpm.training import checkpoint
     from tests.test_training_pipeline import CONFIG, UPDATES
     from dpm.training.pipeline import train

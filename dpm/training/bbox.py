@@ -21,6 +21,7 @@ import logging
 import numpy as np
 
 from ..model import Model
+from .ordered import householder_qr, ordered_matmul, ordered_sum, solve_upper
 
 __all__ = ["bbox_features", "bbox_features_from_detections", "backslash", "fit_bbox_regressor",
            "predict_boxes", "fit_model_regressors"]
@@ -87,7 +88,10 @@ def backslash(A, b) -> np.ndarray:
     For a full-rank ``A`` this is the unique least-squares solution.  For a
     rank-deficient one it is MATLAB's *basic* solution (at most ``rank`` nonzero
     coefficients, the others exactly 0), not numpy's minimum-norm solution; the
-    rank uses MATLAB's tolerance ``max(m, n) * eps(|R[0, 0]|)``.
+    rank uses MATLAB's tolerance ``max(m, n) * eps(|R[0, 0]|)``.  Computed in a
+    fixed order without LAPACK (:func:`dpm.training.ordered.householder_qr`),
+    so the result is the same bits on every machine; it agrees with LAPACK's to
+    rounding.
 
     Parameters
     ----------
@@ -98,8 +102,6 @@ def backslash(A, b) -> np.ndarray:
     -------
     (n,) or (n, k) float64 ndarray
     """
-    from scipy.linalg import qr, solve_triangular
-
     A = np.asarray(A, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     vector = b.ndim == 1
@@ -109,7 +111,7 @@ def backslash(A, b) -> np.ndarray:
         raise ValueError(f"A has {m} rows but b has {B.shape[0]}")
     x = np.zeros((n, B.shape[1]))
     if m and n:
-        Q, R, piv = qr(A, mode="economic", pivoting=True)
+        R, QtB, piv = householder_qr(A, B)
         diag = np.abs(np.diag(R))
         tol = max(m, n) * np.spacing(diag[0]) if diag.size else 0.0
         r = int((diag > tol).sum())
@@ -117,7 +119,7 @@ def backslash(A, b) -> np.ndarray:
             logger.warning("bounding-box regression: the features are rank deficient (rank %d of %d); "
                            "using the basic least-squares solution", r, n)
         if r:
-            x[piv[:r]] = solve_triangular(R[:r, :r], (Q.T @ B)[:r])
+            x[piv[:r]] = solve_upper(R[:r, :r], QtB[:r])
     return x[:, 0] if vector else x
 
 
@@ -172,8 +174,8 @@ def fit_bbox_regressor(A, targets, *, translation_invariant: bool = False) -> np
     R = np.zeros((4, A.shape[1]))
     R[:, order] = W.T
     # x' - x1 = c.w + sum a_j (px_j - x1) + sum b_j (py_j - y1)  =>  absolute coefficients
-    px = R[:, 3::2].sum(axis=1)
-    py = R[:, 4::2].sum(axis=1)
+    px = ordered_sum(R[:, 3::2], axis=1)
+    py = ordered_sum(R[:, 4::2], axis=1)
     R[:, 1] = -px
     R[:, 2] = -py
     R[[0, 2], 1] += 1.0   # x1 and x2 rows move with the root's x1
@@ -182,12 +184,13 @@ def fit_bbox_regressor(A, targets, *, translation_invariant: bool = False) -> np
 
 
 def predict_boxes(regressor, A) -> np.ndarray:
-    """Predicted boxes ``A @ regressor.T`` (``getboxes.m``), shape ``(N, 4)``."""
+    """Predicted boxes ``A @ regressor.T`` (``getboxes.m``), shape ``(N, 4)``, summed in
+    column order (:func:`dpm.training.ordered.ordered_matmul`)."""
     R = np.asarray(regressor, dtype=np.float64)
     A = np.asarray(A, dtype=np.float64)
     if R.ndim != 2 or R.shape[0] != 4 or A.ndim != 2 or A.shape[1] != R.shape[1]:
         raise ValueError(f"regressor {R.shape} and features {A.shape} do not fit together")
-    return A @ R.T
+    return ordered_matmul(A, R.T)
 
 
 def fit_model_regressors(model: Model, components, A, targets, *, translation_invariant: bool = False) -> Model:

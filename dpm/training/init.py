@@ -106,8 +106,10 @@ def root_shape(positives, config: TrainConfig | None = None) -> tuple[int, int]:
     nbins = int(round(2 * cfg.aspect_log_range / cfg.aspect_bin_step))
     centers = -cfg.aspect_log_range + cfg.aspect_bin_step * np.arange(nbins + 1)
     k = np.arange(-cfg.aspect_kernel_halfwidth, cfg.aspect_kernel_halfwidth + 1, dtype=np.float64)
-    kernel = np.exp(-k ** 2 / cfg.aspect_kernel_scale)
-    hist = _matlab_hist(np.log(h / w), centers)
+    # exp and log one value at a time through the C library: numpy's own
+    # vector versions (used where the processor has AVX-512) round differently.
+    kernel = np.array([math.exp(v) for v in -k ** 2 / cfg.aspect_kernel_scale])
+    hist = _matlab_hist(np.array([math.log(v) for v in h / w]), centers)
     smooth = _conv_same(hist, kernel)
     aspect = math.exp(centers[int(np.argmax(smooth))])
     areas = np.sort(h * w)
@@ -121,8 +123,11 @@ def root_shape(positives, config: TrainConfig | None = None) -> tuple[int, int]:
 
 def _conv_same(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     # MATLAB conv(x, k, 'same') for an odd-length kernel: the central part of
-    # the full convolution, starting at (1-based) floor(len(k)/2) + 1.
-    full = np.convolve(x, k)
+    # the full convolution, starting at (1-based) floor(len(k)/2) + 1.  Summed
+    # tap by tap in kernel order (np.convolve's order is BLAS's to choose).
+    full = np.zeros(x.size + k.size - 1)
+    for t in range(k.size):
+        full[t:t + x.size] += k[t] * x
     start = k.size // 2
     return full[start:start + x.size]
 

@@ -14,6 +14,7 @@ import numpy as np
 from ..features.flip import flip_features
 from ..model import NUM_FEATURES, Block, Model, Part
 from .config import TrainConfig
+from .ordered import ordered_sum
 from .warp import imresize
 
 __all__ = ["part_shapes", "part_energy", "place_parts", "addparts"]
@@ -37,7 +38,7 @@ def part_energy(root) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected an (h, w, {NUM_FEATURES}) root filter, got shape {root.shape}")
     h, w = root.shape[:2]
     root2x = imresize(root, (2 * h, 2 * w), method="bicubic")
-    energy = (np.maximum(root2x, 0) ** 2).sum(axis=2)
+    energy = ordered_sum(np.maximum(root2x, 0) ** 2, axis=2)  # channels in order
     return root2x, energy + energy[:, ::-1]
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..features.flip import flip_features
 from ..model import NUM_FEATURES, Model
+from .ordered import ordered_sum
 
 __all__ = [
     "RESAMPLERS", "DEFAULT_RESAMPLER", "imresize", "subarray", "color_image", "fold_features",
@@ -70,8 +71,9 @@ def _cubic(x):
 _KERNELS = {"bilinear": (_triangle, 2.0), "bicubic": (_cubic, 4.0)}
 
 
-def _resize_matrix(n_in: int, n_out: int, kernel, width: float, antialias: bool) -> np.ndarray:
-    """(n_out, n_in) weights of MATLAB imresize's ``contributions`` along one axis."""
+def _resize_taps(n_in: int, n_out: int, kernel, width: float, antialias: bool):
+    """MATLAB imresize's ``contributions`` along one axis: ``(n_out, taps)`` 0-based
+    input indices and their normalised weights."""
     scale = n_out / n_in
     if scale < 1 and antialias:
         def h(x):
@@ -84,13 +86,20 @@ def _resize_matrix(n_in: int, n_out: int, kernel, width: float, antialias: bool)
     taps = int(math.ceil(width)) + 2
     idx = left[:, None] + np.arange(taps)[None, :]
     w = h(u[:, None] - idx)
-    w = w / w.sum(axis=1, keepdims=True)
+    w = w / ordered_sum(w, axis=1)[:, None]
     # Out-of-range taps are mirrored back into the image (MATLAB's symmetric padding).
     aux = np.concatenate([np.arange(n_in), np.arange(n_in - 1, -1, -1)])
     idx = aux[np.mod(idx - 1, aux.size).astype(np.intp)]
-    mat = np.zeros((n_out, n_in))
-    np.add.at(mat, (np.repeat(np.arange(n_out), taps), idx.ravel()), w.ravel())
-    return mat
+    return idx, w
+
+
+def _resize_axis0(a: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:
+    # out[i] = w[i, 0] * a[idx[i, 0]] + w[i, 1] * a[idx[i, 1]] + ..., added tap by tap.
+    shape = (idx.shape[0],) + (1,) * (a.ndim - 1)
+    out = w[:, 0].reshape(shape) * a[idx[:, 0]]
+    for t in range(1, idx.shape[1]):
+        out += w[:, t].reshape(shape) * a[idx[:, t]]
+    return out
 
 
 def imresize(image, output_shape, *, method: str = "bilinear", antialias: bool = True) -> np.ndarray:
@@ -119,8 +128,9 @@ def imresize(image, output_shape, *, method: str = "bilinear", antialias: bool =
     -----
     MATLAB's ``contributions`` algorithm: sample positions
     ``u = i/scale + 0.5*(1 - 1/scale)`` (1-based), normalised kernel weights,
-    symmetric padding at the borders; the two axes are resized one after the
-    other (exact in float64, so the order does not matter).
+    symmetric padding at the borders.  Rows are resized first, then columns;
+    each output value is its taps' weighted values added in tap order (a
+    fixed order, no BLAS: the same bits on every machine).
     """
     if method not in _KERNELS:
         raise ValueError(f"method must be one of {sorted(_KERNELS)}, got {method!r}")
@@ -131,11 +141,9 @@ def imresize(image, output_shape, *, method: str = "bilinear", antialias: bool =
     if rows < 1 or cols < 1:
         raise ValueError(f"output_shape must be positive, got {tuple(output_shape)}")
     kernel, width = _KERNELS[method]
-    my = _resize_matrix(a.shape[0], rows, kernel, width, antialias)
-    mx = _resize_matrix(a.shape[1], cols, kernel, width, antialias)
-    out = np.tensordot(my, a, axes=(1, 0))                       # (rows, W[, C])
-    out = np.moveaxis(np.tensordot(mx, out, axes=(1, 1)), 0, 1)  # (rows, cols[, C])
-    return np.ascontiguousarray(out)
+    out = _resize_axis0(a, *_resize_taps(a.shape[0], rows, kernel, width, antialias))  # (rows, W[, C])
+    out = _resize_axis0(np.moveaxis(out, 1, 0), *_resize_taps(a.shape[1], cols, kernel, width, antialias))
+    return np.ascontiguousarray(np.moveaxis(out, 0, 1))             # (rows, cols[, C])
 
 
 # --------------------------------------------------------------------------------------------
