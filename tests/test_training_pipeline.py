@@ -203,6 +203,23 @@ def test_images_that_fail_to_load_are_skipped_and_counted(tmp_path, caplog):
     assert len(model.components[0].parts) == CONFIG.num_parts
 
 
+def test_five_hostile_images_are_skipped_and_counted(tmp_path, caplog, rng):
+    """Empty, truncated, text and decompression-bomb files among positives and negatives."""
+    from conftest import write_hostile_image
+
+    voc = make_voc(tmp_path / "VOC", n_pos=6, n_neg=7)
+    images = voc / "JPEGImages"
+    hostile = {"pos01.jpg": "zero", "pos04.jpg": "text", "neg00.jpg": "bomb", "neg03.jpg": "truncated",
+               "neg05.jpg": "zero"}
+    for name, kind in hostile.items():
+        write_hostile_image(images / name, kind, rng)
+    with caplog.at_level(logging.WARNING, logger="dpm"):
+        model, _ = _train(voc, tmp_path / "m.npz")
+    text = caplog.text
+    assert all(name in text for name in hostile)
+    assert "5 image(s) failed and were skipped" in text
+    assert (tmp_path / "m.npz").exists() and len(model.components[0].parts) == CONFIG.num_parts
+
 def test_boxes_outside_the_image_are_clipped_with_a_warning(tmp_path, caplog):
     voc = make_voc(tmp_path / "VOC", extra_positive_boxes=[(60, 100, 180, 260), (500, 500, 600, 700)])
     pos = training_data(voc, "person").positives
