@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .instances import Instances, read_instances, read_json, instances_from_dict
 
-__all__ = ["load_instances", "read_split", "training_data", "ground_truth", "image_paths"]
+__all__ = ["load_instances", "read_split", "training_data", "ground_truth", "image_paths",
+           "image_ids_of_files"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,35 @@ def image_paths(instances: Instances, images_dir, image_ids=None) -> list:
     images_dir = Path(images_dir)
     ids = instances.image_ids if image_ids is None else image_ids
     return [images_dir / instances.image(i).file_name for i in ids]
+
+
+def image_ids_of_files(instances, paths) -> list:
+    """The image id of each file, found by file name (the last part of ``file_name``).
+
+    Raises
+    ------
+    ValueError
+        A file whose name is not an image of ``instances`` (with the count and
+        the first), or a name that two images of ``instances`` share.
+    """
+    inst = load_instances(instances)
+    by_name: dict = {}
+    for im in inst.images:
+        by_name.setdefault(Path(im.file_name).name, []).append(im.id)
+    ids, missing = [], []
+    for p in paths:
+        found = by_name.get(Path(p).name)
+        if not found:
+            missing.append(p)
+            continue
+        if len(found) > 1:
+            raise ValueError(f"{inst.source}: {len(found)} images are named {Path(p).name!r} (ids "
+                             f"{', '.join(map(str, found[:5]))}): cannot tell which one {p} is")
+        ids.append(found[0])
+    if missing:
+        raise ValueError(f"{inst.source}: {len(missing)} of {len(paths)} image(s) are not listed there "
+                         f"by file name (first: {missing[0]})")
+    return ids
 
 
 def _present(instances, images_dir, ids, what):
