@@ -187,7 +187,8 @@ def _main(argv) -> int:
         results_path = Path(args.results)
         name_cls, name_split = _class_and_split_from_name(results_path)
         cls = cls or name_cls
-        split = split or name_split
+        if args.voc is not None:            # a COCO split is a file, not a name
+            split = split or name_split
         label = results_path.stem
     else:
         from ..data import resolve_model
