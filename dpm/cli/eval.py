@@ -178,8 +178,6 @@ def _main(argv) -> int:
     setup_logging(PROG, args)
     import coco
 
-    if args.voc is not None:
-        evalset = coco.voc_evaluation_set(args.voc, args.split or "test")   # split may come from a name
     cls = args.cls
     model = None
     split = args.split
@@ -200,8 +198,7 @@ def _main(argv) -> int:
                 raise ValueError(f"{args.model}: the model does not name its class; give --class")
         label = Path(args.model).stem
     if args.voc is not None:
-        if (split or "test") != evalset.split:
-            evalset = coco.voc_evaluation_set(args.voc, split)
+        evalset = coco.voc_evaluation_set(args.voc, split or "test")
     else:
         evalset = coco.coco_evaluation_set(args.coco, args.images, split)
     coco_results = None
