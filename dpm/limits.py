@@ -12,6 +12,9 @@ sees for each failure):
   as a training checkpoint's example cache;
 * :data:`MAX_PIXELS` (50 million; ``DPM_MAX_PIXELS`` or
   ``read_image(..., max_pixels=)``): the pixels of an image, from its header;
+* :data:`MAX_ANNOTATION_BYTES` (2 GiB; ``DPM_MAX_ANNOTATION_BYTES`` or
+  ``coco.read_instances(..., max_bytes=)``): a JSON annotation or results
+  file, before it is parsed (parsing takes about ten times its size in memory);
 * fixed ranges of every model field (:data:`MODEL_RANGES`).
 
 A limit that is exceeded raises :class:`LimitError`, a ``ValueError`` whose
@@ -23,7 +26,7 @@ import os
 import re
 
 __all__ = ["LimitError", "MAX_MODEL_BYTES", "MAX_ARRAY_BYTES", "MAX_PIXELS", "MODEL_RANGES",
-           "MAX_NPZ_MEMBERS", "MAX_MAT_ELEMENTS", "MAX_FIGURE_PIXELS", "MAX_DPI", "MAX_SHOW_SBIN",
+           "MAX_ANNOTATION_BYTES", "MAX_NPZ_MEMBERS", "MAX_MAT_ELEMENTS", "MAX_FIGURE_PIXELS", "MAX_DPI", "MAX_SHOW_SBIN",
            "limit", "env_name", "too_big", "format_bytes"]
 
 MAX_MODEL_BYTES = 64 * 2 ** 20
@@ -31,6 +34,8 @@ MAX_ARRAY_BYTES = 4 * 2 ** 30
 # Detection needs about 130 bytes per image pixel (measured: 0.56 GB peak for a 4-megapixel
 # image with a 2-component voc-release3.1 model), so 50 million pixels is about 6.5 GB.
 MAX_PIXELS = 50_000_000
+# COCO train2017's instances file is 448 MiB; Python's json takes about ten times a file's size.
+MAX_ANNOTATION_BYTES = 2 * 2 ** 30
 MAX_NPZ_MEMBERS = 10_000        # a model of 32 components x 32 parts has about 4,300
 MAX_MAT_ELEMENTS = 100_000      # MATLAB arrays in a .mat model (voc-release3.1's hold about 200)
 MAX_FIGURE_PIXELS = 50_000_000  # pixels of a figure dpm-show renders
@@ -50,7 +55,7 @@ MODEL_RANGES = {
 }
 
 _ENV = {"MAX_MODEL_BYTES": "DPM_MAX_MODEL_BYTES", "MAX_ARRAY_BYTES": "DPM_MAX_ARRAY_BYTES",
-        "MAX_PIXELS": "DPM_MAX_PIXELS"}
+        "MAX_PIXELS": "DPM_MAX_PIXELS", "MAX_ANNOTATION_BYTES": "DPM_MAX_ANNOTATION_BYTES"}
 _SUFFIX = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
 
 

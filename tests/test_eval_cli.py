@@ -51,7 +51,8 @@ def test_results_file_scored(tiny, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["--results", str(res_file), "--voc", str(tiny), "--out", str(out), "-q"]) == 0
     stdout = capsys.readouterr().out
-    assert len(stdout.splitlines()) == 1
+    assert len(stdout.splitlines()) == 2            # VOC AP, then the COCO metrics
+    assert stdout.splitlines()[1].startswith("person test: COCO AP ")
     # expected from the devkit's rules by hand: tp [1 - 0 0 1], npos 3
     rec = np.array([1, 1, 1, 1, 2]) / 3
     prec = np.array([1, 1, 0.5, 1 / 3, 0.5])
@@ -155,7 +156,7 @@ def test_script_runs_in_place(tiny, tmp_path):
     ap = voc.voc07_ap([1 / 3, 2 / 3], [1.0, 1.0])         # 7 of the 11 recall levels reached
     assert ap == pytest.approx(7 / 11)
     assert p.stdout.startswith(f"person test: AP {ap:.4f} (VOC2007 11-point)"), p.stdout
-    assert len(p.stdout.splitlines()) == 1 and p.stderr == ""
+    assert len(p.stdout.splitlines()) == 2 and p.stderr == ""
     assert json.loads((tmp_path / "person_test_summary.json").read_text())["ap"] == pytest.approx(ap)
 
 

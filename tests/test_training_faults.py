@@ -89,13 +89,28 @@ def _children(pid):
     return out
 
 
-def _kill_at_random_instant(voc, tmp_path, reference, rng, target):
+def _workers(pid):
+    out = []
+    for c in _children(pid):
+        try:
+            if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text(errors="replace"):
+                out.append(c)
+        except OSError:
+            pass
+    return out
+
+
+def _kill_at_random_instant(voc, tmp_path, reference, rng, target, wait_for_worker=False):
     """SIGKILL the whole group or one worker at a random instant; finish (rerun if needed); compare."""
     out, cache = tmp_path / "m.npz", tmp_path / "cache"
     proc = subprocess.Popen([sys.executable, DRIVER, str(voc), str(out), str(cache), "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
                             cwd=str(REPO), start_new_session=True)
     time.sleep(rng.uniform(0.5, 4.0))
+    if target == "worker" and wait_for_worker:  # a loaded machine may not have started one yet
+        deadline = time.monotonic() + 60
+        while not _workers(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
     killed = False
     if target == "group":
         try:
@@ -104,8 +119,7 @@ def _kill_at_random_instant(voc, tmp_path, reference, rng, target):
         except ProcessLookupError:
             pass
     else:
-        workers = [c for c in _children(proc.pid)
-                   if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+        workers = _workers(proc.pid)
         if workers:
             os.kill(rng.choice(workers), signal.SIGKILL)
             killed = True
@@ -122,7 +136,7 @@ def _kill_at_random_instant(voc, tmp_path, reference, rng, target):
 
 def test_one_worker_killed_mid_run_costs_nothing(voc, tmp_path, reference):
     rng = random.Random(7)
-    assert _kill_at_random_instant(voc, tmp_path, reference, rng, "worker")
+    assert _kill_at_random_instant(voc, tmp_path, reference, rng, "worker", wait_for_worker=True)
 
 
 @pytest.mark.slow

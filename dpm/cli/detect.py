@@ -25,9 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", help="model file (.mat from voc-release3.1 or .npz from dpm-train), "
                                  "or the name of a built-in model (see --list-models)")
     p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
-    p.add_argument("--format", choices=("csv", "json", "voc"), default="csv",
-                   help="output format: csv (default), json, or voc (PASCAL results file: "
-                        "'image_id score x1 y1 x2 y2' per box)")
+    p.add_argument("--format", choices=("csv", "json", "voc", "coco"), default="csv",
+                   help="output format: csv (default), json, voc (PASCAL results file: "
+                        "'image_id score x1 y1 x2 y2' per box) or coco (COCO results list: image_id, "
+                        "category_id, bbox [x, y, w, h], score)")
+    p.add_argument("--coco", metavar="FILE",
+                   help="with --format coco: COCO instances file giving the image ids (looked up by file "
+                        "name) and the category id (of the model's class, or --class); without it the "
+                        "image id is the file name's number (000000397133.jpg: 397133) and the category 1")
+    p.add_argument("--class", dest="cls", metavar="NAME",
+                   help="with --coco: the category to report the detections as (default: the model's class)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write detections here (default: stdout); written atomically and locked "
                         "against a second run; on Ctrl+C the finished images are kept, marked "
@@ -70,27 +77,48 @@ def _main(argv) -> int:
         raise ValueError(f"--upsample must be a positive integer, got {args.upsample}")
     if not 0 <= args.nms <= 1:
         raise ValueError(f"--nms must be an overlap between 0 and 1, got {args.nms}")
+    if args.coco is not None and args.format != "coco":
+        parser.error("--coco only applies with --format coco")
+    if args.cls is not None and args.coco is None:
+        parser.error("--class only applies with --coco")
 
     from ..batch import detect_files, list_images
     from ..output import Drawings, ResultsWriter, write_batch
 
     model = resolve_model(args.model)
     paths = list_images(args.inputs)
+    fmt, image_ids = args.format, None
+    if args.coco is not None:
+        fmt, image_ids = _coco_ids(args, model, paths)
     drawings = Drawings(args.draw, paths, parts=args.parts) if args.draw else None
     log.info("%s: %d image(s), model %s, threshold %g", "detecting", len(paths), args.model,
              model.thresh if args.threshold is None else args.threshold)
     t0 = time.perf_counter()
-    with ResultsWriter(args.output, args.format, total=len(paths)) as out:
+    with ResultsWriter(args.output, fmt, total=len(paths)) as out:
         status = write_batch(
             detect_files(paths, model, n_jobs=args.jobs, progress=show_progress(args),
                          threshold=args.threshold, upsample=args.upsample,
                          nms=None if args.nms >= 1 else args.nms,
                          bbox_prediction=not args.no_bbox_prediction),
-            out, drawings=drawings)
+            out, image_ids=image_ids, drawings=drawings)
     log.info("%d image(s) written, %.3f s per image%s", status.written,
              (time.perf_counter() - t0) / max(1, status.done),
              " (drawing included)" if drawings is not None else "")
     return report_failures(PROG, status)
+
+
+def _coco_ids(args, model, paths):
+    """The COCO results format with the category of the model's class, and each image's id."""
+    import coco
+
+    from ..output.formats import CocoFormat
+
+    instances = coco.read_instances(args.coco)
+    cls = args.cls or model.class_name
+    if not cls:
+        raise ValueError(f"{args.model}: the model does not name its class; give --class")
+    category = instances.category(cls)
+    return CocoFormat(category.id), coco.image_ids_of_files(instances, paths)
 
 
 def main(argv=None) -> int:

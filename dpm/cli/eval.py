@@ -1,18 +1,19 @@
-"""``dpm-eval``: PASCAL VOC average precision of a model, or of an existing results file.
+"""``dpm-eval``: VOC average precision and COCO metrics of a model, or of an existing results file.
 
-Two ways in::
+Two ways in, on a VOC folder or a COCO instances file::
 
-    dpm-eval MODEL --voc DIR [--split test] [--class person] [--upsample 2] [-j N] [--out DIR]
-    dpm-eval --results FILE --voc DIR [--class person] [--split test] [--out DIR]
+    dpm-eval MODEL (--voc DIR | --coco FILE --images DIR) [--split S] [--class person] [--upsample 2] [-j N]
+    dpm-eval --results FILE (--voc DIR | --coco FILE --images DIR) [--class person] [--split S]
 
 The first runs detection over the split (voc-release3.1 ``pascal_test.m``:
 the model's threshold, bounding-box prediction, non-maximum suppression 0.5,
-clipping) and writes the devkit results file; both then score it with the
-devkit's rules (``pascal_eval.m``, spec §1.15) and write a precision-recall
-curve and a JSON summary. One line with the result goes to stdout.
+clipping) and writes the devkit results file and a COCO results file; both
+then score the detections with the devkit's rules (``pascal_eval.m``, spec
+§1.15) and with the COCO metrics, and write a precision-recall curve and a
+JSON summary.  Two lines with the results go to stdout.
 
-This module glues :mod:`dpm` (models, detection) and :mod:`voc` (datasets,
-evaluation); neither imports the other.
+This module glues :mod:`dpm` (models, detection) and the dataset packages
+:mod:`voc` and :mod:`coco` (datasets, evaluation); ``dpm`` imports neither.
 """
 from __future__ import annotations
 
@@ -39,28 +40,37 @@ _RESULTS_NAME = re.compile(r"^comp\d+_det_(?P<split>.+)_(?P<cls>[^_]+)$")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="PASCAL VOC average precision (VOC2007 11-point and all-point) of a model on a "
-                    "dataset split, or of an existing results file, with a precision-recall curve and "
-                    "a JSON summary.",
+        description="PASCAL VOC average precision (VOC2007 11-point and all-point) and the COCO metrics "
+                    "(AP at IoU .50:.05:.95, AP50, AP75, AP and AR by size) of a model on a dataset split, "
+                    "or of an existing results file, with a precision-recall curve and a JSON summary. "
+                    "The dataset is a VOC folder (--voc) or a COCO instances file and its images "
+                    "(--coco, --images).",
         epilog="outputs, in --out (default: ./eval-<model name>-<split> for a model, the\n"
                "results file's folder for --results):\n"
-               "  comp3_det_<split>_<class>.txt  detections (model runs only)\n"
+               "  comp3_det_<split>_<class>.txt  detections, VOC devkit format (model runs only)\n"
+               "  coco_det_<split>_<class>.json  detections, COCO results format (model runs only)\n"
                "  <class>_<split>_pr.png         precision-recall curve\n"
-               "  <class>_<split>_summary.json   AP both ways, recall, counts, seconds per image\n\n"
+               "  <class>_<split>_summary.json   AP both ways, COCO metrics, recall, counts, seconds per image\n\n"
                "examples:\n"
                "  dpm-eval inria_final.mat --voc person-voc --split test --upsample 2 -j 2\n"
-               "  dpm-eval --results out/comp3_det_test_person.txt --voc VOCdevkit/VOC2007",
+               "  dpm-eval person --coco instances_val.json --images val2017/ -j 2\n"
+               "  dpm-eval --results out/comp3_det_test_person.txt --voc VOCdevkit/VOC2007\n"
+               "  dpm-eval --results dets.json --coco instances_val.json --images val2017/ --class person",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help="model file (.mat from voc-release3.1 or .npz) or built-in model name")
     p.add_argument("--results", metavar="FILE",
-                   help="score this devkit results file ('image_id score x1 y1 x2 y2' lines) instead "
-                        "of running a model")
-    p.add_argument("--voc", required=True, metavar="DIR",
+                   help="score this results file instead of running a model: a devkit file "
+                        "('image_id score x1 y1 x2 y2' lines) or a COCO results file (.json)")
+    d = p.add_mutually_exclusive_group(required=True)
+    d.add_argument("--voc", metavar="DIR",
                    help="VOC year folder (with Annotations/, ImageSets/Main/, JPEGImages/)")
+    d.add_argument("--coco", metavar="FILE", help="COCO instances file (with --images)")
+    p.add_argument("--images", metavar="DIR", help="with --coco: the folder of the images")
     p.add_argument("--split", metavar="NAME",
-                   help="image set in ImageSets/Main (default: test, or the split named by a "
-                        "comp3_det_<split>_<class>.txt results file)")
+                   help="--voc: image set in ImageSets/Main (default: test, or the split named by a "
+                        "comp3_det_<split>_<class>.txt results file); --coco: a split file, COCO JSON "
+                        "or a list of image ids (default: every image of --coco)")
     p.add_argument("--class", dest="cls", metavar="NAME",
                    help="class to score (default: the model's class, or the class named by a "
                         "comp3_det_<split>_<class>.txt results file)")
@@ -71,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--upsample", type=int, default=1, metavar="K",
                    help="detect on images enlarged K times, for objects smaller than the model; "
                         "default 1")
+    p.add_argument("--coco-api-ignore", action="store_true",
+                   help="COCO metrics exactly as the COCO API: disregard the annotations' 'ignore' flag "
+                        "(VOC's difficult objects then count as objects); default: honour it")
     g.add_argument("--threshold", type=float, default=None,
                    help="score threshold (default: the model's own, as pascal_test.m)")
     g.add_argument("--no-bbox-prediction", action="store_true",
@@ -90,6 +103,8 @@ def _class_and_split_from_name(path: Path):
 
 
 def _check_args(parser, args):
+    if (args.coco is None) != (args.images is None):
+        parser.error("--coco and --images go together (the instances file and the folder of its images)")
     if (args.model is None) == (args.results is None):
         parser.error("give either MODEL or --results FILE (not both)")
     if args.results is not None:
@@ -105,28 +120,17 @@ def _check_args(parser, args):
         raise ValueError(f"--limit must be a positive number of images, got {args.limit}")
 
 
-def _ground_truth(dataset, cls, split, ids, hint):
-    """Ground truth of ``cls`` on ``ids``; a clear error if the class is absent."""
-    import voc
-
-    gt_all = dataset.ground_truth(cls, split)
-    if len(ids) != len(gt_all):
-        keep = set(ids)
-        idx = [k for k, i in enumerate(gt_all.image_ids) if i in keep]
-        gt = voc.GroundTruth.from_arrays(
-            [gt_all.image_ids[k] for k in idx],
-            [gt_all.boxes[gt_all.offsets[k]:gt_all.offsets[k + 1]] for k in idx],
-            [gt_all.difficult[gt_all.offsets[k]:gt_all.offsets[k + 1]] for k in idx])
-    else:
-        gt = gt_all
+def _ground_truth(evalset, cls, hint):
+    """VOC ground truth of ``cls``; a clear error if the class is absent."""
+    gt = evalset.voc_ground_truth(cls)
     if gt.n_positives == 0:
-        names = ", ".join(dataset.class_names(split)) or "none"
-        raise ValueError(f"no non-difficult {cls!r} objects in split {split!r} of {dataset.root} "
+        names = ", ".join(evalset.class_names()) or "none"
+        raise ValueError(f"no non-difficult {cls!r} objects in split {evalset.split!r} of {evalset.name} "
                          f"(classes there: {names}){hint}")
     return gt
 
 
-def _run_model(args, dataset, split, ids, out_dir, model, cls):
+def _run_model(args, evalset, out_dir, model, cls):
     """Detect over ``ids``, writing the results file as it goes.
 
     Returns (results path, Results, seconds per image, RunStatus).  An image
@@ -139,12 +143,12 @@ def _run_model(args, dataset, split, ids, out_dir, model, cls):
     from ..batch import detect_files
     from ..output import ResultsWriter, write_batch
 
-    paths = [dataset.image_path(i) for i in ids]
+    paths, ids, split = evalset.paths, evalset.voc_ids, evalset.split
     if not any(p.is_file() for p in paths):
         raise ValueError(f"none of the {len(paths)} images of split {split!r} is there "
                          f"(first: {paths[0]})")
     log.info("detecting %s in %d image(s) of split %s of %s (threshold %g, upsample %d, %d job(s))",
-             cls, len(paths), split, dataset.root,
+             cls, len(paths), split, evalset.name,
              model.thresh if args.threshold is None else args.threshold, args.upsample, args.jobs)
     det_ids, scores, boxes = [], [], []
 
@@ -172,77 +176,105 @@ def _main(argv) -> int:
     args = parser.parse_args(argv)
     _check_args(parser, args)
     setup_logging(PROG, args)
-    import voc
+    import coco
 
-    dataset = voc.VOCDataset(args.voc)
-    cls, split = args.cls, args.split
+    cls = args.cls
     model = None
+    split = args.split
     if args.results is not None:
         results_path = Path(args.results)
         name_cls, name_split = _class_and_split_from_name(results_path)
         cls = cls or name_cls
-        split = split or name_split or "test"
-        if not cls:
-            raise ValueError(f"{results_path}: cannot tell the class from the file name "
-                             "(not comp<N>_det_<split>_<class>.txt); give --class")
-        hint = "; give --class" if not args.cls else ""
+        if args.voc is not None:            # a COCO split is a file, not a name
+            split = split or name_split
         label = results_path.stem
     else:
         from ..data import resolve_model
 
         model = resolve_model(args.model)
-        split = split or "test"
         if not cls:
             cls = model.class_name or ""
             if not cls:
                 raise ValueError(f"{args.model}: the model does not name its class; give --class")
-        hint = f" (the model's class is {model.class_name!r}; give --class)" if not args.cls else ""
         label = Path(args.model).stem
+    if args.voc is not None:
+        evalset = coco.voc_evaluation_set(args.voc, split or "test")
+    else:
+        evalset = coco.coco_evaluation_set(args.coco, args.images, split)
+    coco_results = None
+    if args.results is not None and results_path.suffix.lower() == ".json":
+        coco_results = coco.read_results(results_path)
+        if not cls:
+            cats = sorted(set(coco_results.category_ids.tolist()))
+            names = {c.id: c.name for c in evalset.instances.categories}
+            if len(cats) == 1 and cats[0] in names:
+                cls = names[cats[0]]
+    if not cls:
+        raise ValueError(f"{results_path}: cannot tell the class from the file name "
+                         "(not comp<N>_det_<split>_<class>.txt); give --class")
+    if model is not None:
+        hint = f" (the model's class is {model.class_name!r}; give --class)" if not args.cls else ""
+    else:
+        hint = "; give --class" if not args.cls else ""
 
-    ids = dataset.image_ids(split)
     if args.limit is not None:
-        ids = ids[:args.limit]
-    gt = _ground_truth(dataset, cls, split, ids, hint)
+        evalset = evalset.head(args.limit)
+    gt = _ground_truth(evalset, cls, hint)
 
     if args.out:
         out_dir = Path(args.out)
     elif model is not None:
-        out_dir = Path(f"eval-{label}-{split}")
+        out_dir = Path(f"eval-{label}-{evalset.split}")
     else:
         out_dir = results_path.parent
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    summary_path = out_dir / f"{cls}_{split}_summary.json"
+    summary_path = out_dir / f"{cls}_{evalset.split}_summary.json"
     with exclusive_lock(summary_path, what="evaluation summary"):
-        return _evaluate(args, model, dataset, cls, split, ids, gt, label, out_dir, summary_path,
-                         None if model is not None else results_path)
+        return _evaluate(args, model, evalset, cls, gt, label, out_dir, summary_path,
+                         None if model is not None else results_path, coco_results)
 
 
-def _evaluate(args, model, dataset, cls, split, ids, gt, label, out_dir, summary_path, results_path):
+def _evaluate(args, model, evalset, cls, gt, label, out_dir, summary_path, results_path, coco_results):
+    import coco
     import voc
 
-    seconds, status = None, None
-    if model is None:
-        results = voc.read_results(results_path, image_ids=gt.image_ids)
+    seconds, status, coco_path = None, None, None
+    split = evalset.split
+    use_ignore = not args.coco_api_ignore
+    if coco_results is not None:
+        res, metrics = evalset.evaluate_coco_results(cls, coco_results, iou_threshold=args.iou,
+                                                     use_ignore_flag=use_ignore)
     else:
-        results_path, results, seconds, status = _run_model(args, dataset, split, ids, out_dir,
-                                                             model, cls)
+        if model is None:
+            results = voc.read_results(results_path, image_ids=gt.image_ids)
+        else:
+            results_path, results, seconds, status = _run_model(args, evalset, out_dir, model, cls)
+            coco_path = out_dir / f"coco_det_{split}_{cls}.json"
+            coco.write_results(coco_path, (evalset.coco_ids_of(results.image_ids), results.scores,
+                                           results.boxes), category_id=evalset.category_id(cls))
+        res, metrics = evalset.evaluate(cls, results, iou_threshold=args.iou, use_ignore_flag=use_ignore)
 
-    res = voc.evaluate(results, gt, cls, split, iou_threshold=args.iou)
+    dataset_name = Path(evalset.name).name or evalset.name
     curve = voc.plot_pr_curves({label: res}, out_dir / f"{cls}_{split}_pr.png", metric="both",
-                               title=f"{cls}, {Path(args.voc).name or args.voc} {split} "
-                                     f"(IoU >= {args.iou:g})")
+                               title=f"{cls}, {dataset_name} {split} (IoU >= {args.iou:g})")
     summary = {
         **res.summary(),
+        "coco": metrics.summary(),
+        "coco_ignore_flag": use_ignore,
         "split": split,
-        "voc": str(Path(args.voc).resolve()),
+        "dataset": str(Path(evalset.name).resolve()),
+        "dataset_format": "voc" if args.voc is not None else "coco",
         "model": str(Path(args.model).resolve()) if model is not None and Path(args.model).exists()
         else args.model,
         "results": str(results_path),
+        "coco_results": None if coco_path is None else str(coco_path),
         "pr_curve": str(curve),
         "n_images": len(gt),
         "seconds_per_image": seconds,
     }
+    if args.voc is not None:
+        summary["voc"] = str(Path(args.voc).resolve())
     if model is not None:
         summary.update({"threshold": float(model.thresh if args.threshold is None else args.threshold),
                         "upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction,
@@ -256,6 +288,7 @@ def _evaluate(args, model, dataset, cls, split, ids, gt, label, out_dir, summary
     speed = f", {seconds:.2f} s/image" if seconds is not None else ""
     print(f"{cls} {split}: AP {res.ap:.4f} (VOC2007 11-point), {res.ap_area:.4f} (all-point), "
           f"recall {res.max_recall:.4f}, {res.n_detections} detections, {len(gt)} images{speed}")
+    print(f"{cls} {split}: COCO {metrics.format()}")
     sys.stdout.flush()
     return report_failures(PROG, status) if status is not None else EXIT_OK
 

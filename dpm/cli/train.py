@@ -1,4 +1,9 @@
-"""``dpm-train CLASS --voc DIR``: train a Deformable Part Model (voc-release3.1 schedule)."""
+"""``dpm-train CLASS --voc DIR`` or ``--coco FILE --images DIR``: train a Deformable Part Model.
+
+The command only builds the training data with the dataset package
+(:func:`voc.training_data` or :func:`coco.training_data`) and calls
+:func:`dpm.train` (the voc-release3.1 schedule).
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,15 +20,26 @@ log = logging.getLogger("dpm.cli.train")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Train a Deformable Part Model for one class on a PASCAL VOC-layout dataset with the "
+        description="Train a Deformable Part Model for one class on a PASCAL VOC-layout dataset or a COCO "
+                    "instances file with the "
                     "voc-release3.1 schedule (root init, latent positives, hard negatives, parts, "
                     "bounding-box regression). Every stage ends with a checkpoint: running the same "
                     "command again resumes after the last finished stage.",
-        epilog="example:\n  dpm-train person --voc VOC2007 --components 1 -j 2",
+        epilog="examples:\n  dpm-train person --voc VOC2007 --components 1 -j 2\n"
+               "  dpm-train person --coco trainval.json --images JPEGImages --negatives train.json -j 2\n\n"
+               "--voc: positives from split trainval, negatives from split train (pascal_data.m).\n"
+               "--coco: positives and negatives from every image of the file, unless --positives or\n"
+               "--negatives name a split file (a COCO JSON of the same images, or a list of image ids).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cls", metavar="CLASS", help="object class, e.g. person")
-    p.add_argument("--voc", required=True, metavar="DIR",
-                   help="VOC year folder (Annotations, ImageSets/Main, JPEGImages)")
+    d = p.add_mutually_exclusive_group(required=True)
+    d.add_argument("--voc", metavar="DIR", help="VOC year folder (Annotations, ImageSets/Main, JPEGImages)")
+    d.add_argument("--coco", metavar="FILE", help="COCO instances file (with --images)")
+    p.add_argument("--images", metavar="DIR", help="with --coco: the folder of the images")
+    p.add_argument("--positives", metavar="SPLIT",
+                   help="with --coco: images to take positives from (COCO JSON or id list; default: all)")
+    p.add_argument("--negatives", metavar="SPLIT",
+                   help="with --coco: images to take negatives from (COCO JSON or id list; default: all)")
     p.add_argument("--components", type=int, default=1, metavar="N", help="mixture components (default 1)")
     p.add_argument("--out", metavar="MODEL", help="output model file (default: CLASS.npz)")
     p.add_argument("--cache-dir", metavar="DIR", help="checkpoints (default: MODEL.cache next to the model)")
@@ -45,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(argv) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.coco is None) != (args.images is None):
+        parser.error("--coco and --images go together (the instances file and the folder of its images)")
+    if args.coco is None and (args.positives or args.negatives):
+        parser.error("--positives and --negatives only apply with --coco")
     setup_logging(PROG, args)
     from ..training.pipeline import train
 
@@ -53,9 +74,6 @@ def _main(argv) -> int:
         raise ValueError(f"--components must be at least 1, got {args.components}")
     if args.updates is not None and args.updates < 1:
         raise ValueError(f"--updates must be positive, got {args.updates}")
-    voc = Path(args.voc)
-    if not voc.is_dir():
-        raise FileNotFoundError(f"{voc}: no such dataset folder")
     out = Path(args.out or f"{args.cls}.npz")
     if not out.parent.exists():
         raise FileNotFoundError(f"{out.parent}: output folder does not exist")
@@ -66,9 +84,17 @@ def _main(argv) -> int:
         from ..training.config import TrainConfig
 
         config = TrainConfig(box_scale=tuple(args.box_scale))
-    from voc import training_data
+    if args.voc is not None:
+        import voc
 
-    data = training_data(voc, args.cls)
+        if not Path(args.voc).is_dir():
+            raise FileNotFoundError(f"{args.voc}: no such dataset folder")
+        data = voc.training_data(args.voc, args.cls)
+    else:
+        import coco
+
+        data = coco.training_data(args.coco, args.images, args.cls, positive_ids=args.positives,
+                                  negative_ids=args.negatives)
     model, summary = train(data, args.cls, components=args.components, out=out, cache_dir=args.cache_dir,
                            seed=args.seed, n_jobs=args.jobs, restart=args.restart, max_updates=args.updates,
                            progress=show_progress(args), config=config,

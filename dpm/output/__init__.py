@@ -1,6 +1,6 @@
 """Results files and drawings: one writer for every format.
 
-* :class:`ResultsWriter`: csv, json and the VOC devkit's format, streamed in
+* :class:`ResultsWriter`: csv, json, the VOC devkit's format and COCO results, streamed in
   input order to a temporary file renamed into place at the end (kept and
   marked partial if the run stops early), under an exclusive lock;
 * :func:`write_batch`: a batch of per-image results (or per-image failures)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["RecordError", "RunStatus", "ResultsFormat", "CsvFormat", "JsonFormat", "VocFormat",
+__all__ = ["RecordError", "RunStatus", "ResultsFormat", "CsvFormat", "JsonFormat", "VocFormat", "CocoFormat",
            "FORMATS", "PARTIAL_MARK", "get_format", "format_number", "check_voc_image_id"]
 
 BOX_CONVENTION = "1-based inclusive pixels [x1, y1, x2, y2]; components 1-based"
@@ -203,11 +203,80 @@ class JsonFormat(ResultsFormat):
         return "\n],\n" + json.dumps(tail)[1:] + "\n"
 
 
-FORMATS = {f.name: f for f in (CsvFormat, JsonFormat, VocFormat)}
+class CocoFormat(ResultsFormat):
+    """A COCO results list: ``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...]``.
+
+    One detection per line.  ``bbox`` is COCO's ``[x, y, w, h]`` on the
+    continuous pixel plane: ``[x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1]`` of the
+    1-based inclusive box (see docs/datasets.md).  ``category_id`` is given
+    when the format is made (default 1).
+
+    The image id is the one given with the image (``dpm-eval``, or
+    ``dpm-detect --coco instances.json``, which looks the file name up);
+    otherwise the file's stem read as a decimal number (COCO's own
+    ``000000397133.jpg`` is 397133).  Refused (:class:`RecordError`): a stem
+    that is not a number without a given id, and a second file with the same id.
+
+    A run that stops early ends the list and adds a ``# partial: ...`` line,
+    which makes the file invalid JSON on purpose: no COCO tool scores it as if
+    it were complete (``coco.read_results`` names the line).
+    """
+
+    name, suffix = "coco", ".json"
+
+    def __init__(self, category_id: int = 1):
+        if isinstance(category_id, bool) or not isinstance(category_id, (int, np.integer)):
+            raise ValueError(f"category_id must be an integer, got {category_id!r}")
+        self.category_id = int(category_id)
+        self._first = True
+        self._sources = {}
+
+    def begin(self) -> str:
+        return "[\n"
+
+    def _image_id(self, image, image_id) -> int:
+        if image_id is None:
+            stem = Path(image).stem
+            if not (stem.isascii() and stem.isdigit()):
+                raise RecordError(f"{image}: cannot tell its COCO image id: the file name is not a number "
+                                  "and no id was given (dpm-detect --coco instances.json looks the file "
+                                  "names up)")
+            return int(stem)
+        if isinstance(image_id, (int, np.integer)) and not isinstance(image_id, bool):
+            return int(image_id)
+        text = str(image_id)
+        if text.isascii() and text.isdigit():
+            return int(text)
+        raise RecordError(f"{image}: COCO image ids are integers, got {image_id!r}")
+
+    def record(self, image, image_id, dets) -> str:
+        image_id = self._image_id(image, image_id)
+        earlier = self._sources.setdefault(image_id, str(image))
+        if earlier != str(image):
+            raise RecordError(f"{image}: COCO image id {image_id} is already used by {earlier} in this "
+                              "results file")
+        scores, boxes = _finite_arrays(image, dets)
+        lines = []
+        for s, (x1, y1, x2, y2) in zip(scores.tolist(), boxes.tolist()):
+            bbox = ", ".join(format_number(v) for v in (x1 - 1, y1 - 1, x2 - x1 + 1, y2 - y1 + 1))
+            lines.append(f'{{"image_id": {image_id}, "category_id": {self.category_id}, '
+                         f'"bbox": [{bbox}], "score": {format_number(s)}}}')
+        if not lines:
+            return ""
+        sep = "" if self._first else ",\n"
+        self._first = False
+        return sep + ",\n".join(lines)
+
+    def end(self, status: RunStatus) -> str:
+        tail = "\n]\n"
+        return tail if status.complete else tail + status.partial_line() + "\n"
+
+
+FORMATS = {f.name: f for f in (CsvFormat, JsonFormat, VocFormat, CocoFormat)}
 
 
 def get_format(name) -> ResultsFormat:
-    """A new format object by name (``csv``, ``json``, ``voc``); formats keep per-run state."""
+    """A new format object by name (``csv``, ``json``, ``voc``, ``coco``); formats keep per-run state."""
     if isinstance(name, ResultsFormat):
         return name
     try:

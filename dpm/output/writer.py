@@ -52,7 +52,7 @@ class ResultsWriter:
     path : str or Path, optional
         The results file; ``None`` writes to ``stream``.
     format : str or ResultsFormat
-        ``"csv"``, ``"json"`` or ``"voc"`` (see :mod:`dpm.output.formats`).
+        ``"csv"``, ``"json"``, ``"voc"`` or ``"coco"`` (see :mod:`dpm.output.formats`), or a format object.
     total : int, optional
         Number of images the run will hand over (for the partial marker).
     stream : text file, optional
