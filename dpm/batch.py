@@ -78,8 +78,10 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, execut
         Each image is processed by one single-threaded process.
     progress : bool
         Show a progress bar with the time left on stderr.
-    executor : dpm.execution.Executor, optional
-        Run on this executor instead (it is not closed).
+    executor : optional
+        Run on this executor instead (it is not closed): a
+        :class:`dpm.execution.Executor`, a ``distributed.Client`` or any
+        ``concurrent.futures.Executor`` (see :func:`dpm.execution.make_executor`).
     **detect_kwargs
         Passed to :func:`dpm.detect`.
 
@@ -98,10 +100,9 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, execut
         n = resolve_jobs(n_jobs)
         if total is not None:
             n = max(1, min(n, total))
-        own = make_executor(n)
+        own = ex = make_executor(n)
     else:
-        own = None
-    ex = executor or own
+        own, ex = None, make_executor(executor=executor)
     try:
         for task, result in ex.map(tasks, model, desc="detect", unit="img", total=total, progress=progress):
             yield task.path, result
