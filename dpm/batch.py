@@ -9,7 +9,7 @@ from .detection import check_image_size, detect
 from .execution import make_executor, resolve_jobs
 from .image import read_image
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "detect_files", "DetectTask"]
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image_list", "detect_files", "DetectTask"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,38 @@ def list_images(inputs) -> list[Path]:
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
     return out
+
+
+def read_image_list(source):
+    """Yield the image paths listed in ``source``, one per line, as the caller asks for them.
+
+    ``source`` is a file name, ``"-"`` (standard input) or an open text file.
+    Lines end at ``\n`` (a ``\r`` before it is dropped); blank lines are
+    skipped; nothing else is changed (spaces are part of a name).  Paths are
+    not checked here: one that cannot be read fails as that image.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` does not exist (when the first path is asked for).
+    """
+    import sys
+
+    if source == "-":
+        fh, own = sys.stdin, False
+    elif hasattr(source, "read"):
+        fh, own = source, False
+    else:
+        fh, own = open(source, encoding="utf-8", errors="surrogateescape", newline="\n"), True
+    try:
+        for line in fh:
+            line = line[:-1] if line.endswith("\n") else line
+            line = line[:-1] if line.endswith("\r") else line
+            if line.strip():
+                yield line
+    finally:
+        if own:
+            fh.close()
 
 
 @dataclass(frozen=True)

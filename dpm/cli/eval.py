@@ -248,7 +248,7 @@ def _evaluate(args, model, dataset, cls, split, ids, gt, label, out_dir, summary
                         "upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction,
                         "n_jobs": args.jobs, "limit": args.limit})
     if status is not None:
-        summary["n_failed_images"] = len(status.failures)
+        summary["n_failed_images"] = status.n_failed
         summary["failed_images"] = [msg for _, msg in status.failures]
     atomic_write(summary_path, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     log.info("wrote %s, %s", curve, summary_path)

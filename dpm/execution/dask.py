@@ -35,6 +35,7 @@ from __future__ import annotations
 import errno
 import logging
 import pickle
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -105,8 +106,9 @@ def connect(address: str | None = None, *, scheduler_file=None, timeout: float =
         client = distributed.Client(address, scheduler_file=None if scheduler_file is None else str(scheduler_file),
                                     timeout=timeout, set_as_default=False)
     except (OSError, ValueError) as exc:
-        raise OSError(f"cannot reach {where} within {timeout:g} s ({one_line(exc)}); is 'dask scheduler' "
-                      "running there, and reachable from this machine?") from None
+        why = "" if "timed out" in str(exc).lower() else f" ({one_line(exc)})"
+        raise OSError(f"cannot reach {where} within {timeout:g} s{why}; is 'dask scheduler' running there, "
+                      "and reachable from this machine?") from None
     n = sum(client.nthreads().values())
     log.info("connected to %s: %d worker(s), %d thread(s)", client.scheduler.address,
              len(client.nthreads()), n)
@@ -186,7 +188,12 @@ class DaskExecutor(Executor):
                 future.release()
 
         def wait_first(futures):
-            distributed.wait(futures, return_when="FIRST_COMPLETED")
+            # distributed.wait would use Dask's default client, which need not be this one
+            ready = threading.Event()
+            for f in futures:
+                f.add_done_callback(lambda _: ready.set())
+            while not ready.wait(0.5) and not any(f.done() for f in futures):
+                pass
 
         def cancel(futures):
             try:
