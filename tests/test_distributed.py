@@ -199,3 +199,25 @@ def test_detect_command_on_the_cluster_writes_the_local_file(cluster, tmp_path, 
     assert (tmp_path / "local.csv").read_bytes() == (tmp_path / "dask.csv").read_bytes()
     err = capsys.readouterr().err
     assert err.count("1 of 7 image(s) failed (6 written)") == 2 and "gone.png: no such file" in err
+
+
+def test_several_classes_train_concurrently_on_the_cluster(voc, reference, cluster, tmp_path, capsys,
+                                                           monkeypatch):
+    import shutil
+
+    from dpm.cli import train as train_cli
+    from dpm.training import pipeline
+
+    two = tmp_path / "VOC"
+    shutil.copytree(voc, two)
+    for xml in (two / "Annotations").glob("pos*.xml"):   # a second class on the same boxes
+        text = xml.read_text()
+        objects = text[text.index("<object>"):text.rindex("</object>") + len("</object>")]
+        xml.write_text(text.replace(objects, objects + objects.replace("<name>person</name>", "<name>walker</name>")))
+    monkeypatch.setattr(pipeline, "TrainConfig", lambda **kw: CONFIG)   # the tiny configuration of the tests
+    status = train_cli.main(["all", "--voc", str(two), "--out", str(tmp_path / "models"), "--updates", str(UPDATES),
+                             "--scheduler", cluster.scheduler_address, "-q"])
+    assert status == 0, capsys.readouterr().err
+    assert _sha(tmp_path / "models" / "person.npz") == reference   # the other class changed nothing
+    assert load_model(tmp_path / "models" / "walker.npz").class_name == "walker"
+    assert (tmp_path / "models" / "person.npz.cache").is_dir() and (tmp_path / "models" / "walker.npz.cache").is_dir()

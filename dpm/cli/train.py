@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "DIR/<CLASS>")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): same seed, same model")
     add_execution(p, "latent search and mining")
+    p.add_argument("--classes-at-once", type=int, default=None, metavar="K",
+                   help="with several classes on a cluster: train at most K at once (each holds its "
+                        "examples and runs its learner on this machine: about 2 GiB and one core per "
+                        "class); default all")
     p.add_argument("--restart", action="store_true", help="discard the checkpoints and start over")
     p.add_argument("--remove-checkpoints", action="store_true",
                    help="delete the checkpoint folder once the model is written (it can take gigabytes; "
@@ -61,6 +65,8 @@ def _main(argv) -> int:
         raise ValueError(f"--components must be at least 1, got {args.components}")
     if args.updates is not None and args.updates < 1:
         raise ValueError(f"--updates must be positive, got {args.updates}")
+    if args.classes_at_once is not None and args.classes_at_once < 1:
+        raise ValueError(f"--classes-at-once must be at least 1, got {args.classes_at_once}")
     if args.box_scale is not None and not all(0 < f <= 4 for f in args.box_scale):
         raise ValueError(f"--box-scale factors must be in (0, 4], got {args.box_scale[0]:g} {args.box_scale[1]:g}")
     voc = Path(args.voc).absolute()   # workers of a cluster have their own working folder
@@ -149,7 +155,8 @@ def _train_many(args, voc, jobs_, executor) -> int:
              "one after the other", " ".join(jobs_))
     try:
         if executor is not None:
-            pool = ThreadPoolExecutor(max_workers=len(jobs_), thread_name_prefix="dpm-train")
+            at_once = min(len(jobs_), args.classes_at_once or len(jobs_))
+            pool = ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="dpm-train")
             try:
                 results = list(pool.map(one, jobs_.items()))
             finally:  # on Ctrl+C, do not wait: closing the cluster's client ends the other classes' work
