@@ -17,12 +17,12 @@ distributed = pytest.importorskip("distributed")
 from conftest import write_good_image  # noqa: E402
 from dpm.batch import detect_files  # noqa: E402
 from dpm.cli import detect as detect_cli  # noqa: E402
-from dpm.execution import (DaskExecutor, FuturesExecutor, InProcess, MissingDependency, TaskFailed,  # noqa: E402
+from dpm.execution import (DaskExecutor, FuturesExecutor, MissingDependency, TaskFailed,  # noqa: E402
                            connect, make_executor)
 from dpm.model import load_model  # noqa: E402
 from dpm.training.pipeline import train  # noqa: E402
 from tests.test_execution import Square, _check  # noqa: E402
-from tests.test_training_pipeline import CONFIG, UPDATES, make_voc  # noqa: E402
+from tests.test_training_pipeline import CONFIG, UPDATES, reference, voc  # noqa: E402,F401 (fixtures)
 from voc import training_data  # noqa: E402
 
 
@@ -101,23 +101,16 @@ def test_detection_identical_to_local_and_unreadable_paths_named(client, tmp_pat
 
 
 @pytest.fixture(scope="module")
-def voc(tmp_path_factory):
-    return make_voc(tmp_path_factory.mktemp("voc") / "VOC")
+def reference_sha(reference):
+    """The model of an uninterrupted in-process run (tests/test_training_pipeline.py's reference)."""
+    return _sha(reference[0])
 
 
-@pytest.fixture(scope="module")
-def reference(voc, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref") / "person.npz"
-    train(training_data(voc, "person"), "person", out=out, config=CONFIG, max_updates=UPDATES, progress=False,
-          executor=InProcess())
-    return _sha(out)
-
-
-def test_training_on_the_cluster_gives_the_identical_model(voc, reference, client, tmp_path):
+def test_training_on_the_cluster_gives_the_identical_model(voc, reference_sha, client, tmp_path):
     out = tmp_path / "person.npz"
     train(training_data(voc, "person"), "person", out=out, config=CONFIG, max_updates=UPDATES, progress=False,
           executor=client)
-    assert _sha(out) == reference
+    assert _sha(out) == reference_sha
 
 
 def _kill_a_worker_when(client, prefix, killed):
@@ -133,7 +126,7 @@ def _kill_a_worker_when(client, prefix, killed):
         time.sleep(0.02)
 
 
-def test_a_worker_killed_during_mining_costs_nothing(voc, reference, tmp_path):
+def test_a_worker_killed_during_mining_costs_nothing(voc, reference_sha, tmp_path):
     with _cluster() as cluster, distributed.Client(cluster, set_as_default=False) as client:
         killed = []
         killer = threading.Thread(target=_kill_a_worker_when, args=(client, "dpm-MineTask", killed))
@@ -143,7 +136,7 @@ def test_a_worker_killed_during_mining_costs_nothing(voc, reference, tmp_path):
               progress=False, executor=client)
         killer.join()
         assert killed, "no worker was killed"
-        assert _sha(out) == reference
+        assert _sha(out) == reference_sha
 
 
 def test_a_task_that_always_kills_its_worker_fails_alone():
@@ -201,7 +194,7 @@ def test_detect_command_on_the_cluster_writes_the_local_file(cluster, tmp_path, 
     assert err.count("1 of 7 image(s) failed (6 written)") == 2 and "gone.png: no such file" in err
 
 
-def test_several_classes_train_concurrently_on_the_cluster(voc, reference, cluster, tmp_path, capsys,
+def test_several_classes_train_concurrently_on_the_cluster(voc, reference_sha, cluster, tmp_path, capsys,
                                                            monkeypatch):
     import shutil
 
@@ -218,6 +211,6 @@ def test_several_classes_train_concurrently_on_the_cluster(voc, reference, clust
     status = train_cli.main(["all", "--voc", str(two), "--out", str(tmp_path / "models"), "--updates", str(UPDATES),
                              "--scheduler", cluster.scheduler_address, "-q"])
     assert status == 0, capsys.readouterr().err
-    assert _sha(tmp_path / "models" / "person.npz") == reference   # the other class changed nothing
+    assert _sha(tmp_path / "models" / "person.npz") == reference_sha   # the other class changed nothing
     assert load_model(tmp_path / "models" / "walker.npz").class_name == "walker"
     assert (tmp_path / "models" / "person.npz.cache").is_dir() and (tmp_path / "models" / "walker.npz.cache").is_dir()
