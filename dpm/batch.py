@@ -9,7 +9,7 @@ from .detection import check_image_size, detect
 from .execution import make_executor, resolve_jobs
 from .image import read_image
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "detect_files", "DetectTask"]
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image_list", "detect_files", "DetectTask"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,38 @@ def list_images(inputs) -> list[Path]:
     return out
 
 
+def read_image_list(source):
+    """Yield the image paths listed in ``source``, one per line, as the caller asks for them.
+
+    ``source`` is a file name, ``"-"`` (standard input) or an open text file.
+    Lines end at ``\n`` (a ``\r`` before it is dropped); blank lines are
+    skipped; nothing else is changed (spaces are part of a name).  Paths are
+    not checked here: one that cannot be read fails as that image.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` does not exist (when the first path is asked for).
+    """
+    import sys
+
+    if source == "-":
+        fh, own = sys.stdin, False
+    elif hasattr(source, "read"):
+        fh, own = source, False
+    else:
+        fh, own = open(source, encoding="utf-8", errors="surrogateescape", newline="\n"), True
+    try:
+        for line in fh:
+            line = line[:-1] if line.endswith("\n") else line
+            line = line[:-1] if line.endswith("\r") else line
+            if line.strip():
+                yield line
+    finally:
+        if own:
+            fh.close()
+
+
 @dataclass(frozen=True)
 class DetectTask:
     """Detect objects in one image file (a task of :mod:`dpm.execution`)."""
@@ -78,8 +110,10 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, execut
         Each image is processed by one single-threaded process.
     progress : bool
         Show a progress bar with the time left on stderr.
-    executor : dpm.execution.Executor, optional
-        Run on this executor instead (it is not closed).
+    executor : optional
+        Run on this executor instead (it is not closed): a
+        :class:`dpm.execution.Executor`, a ``distributed.Client`` or any
+        ``concurrent.futures.Executor`` (see :func:`dpm.execution.make_executor`).
     **detect_kwargs
         Passed to :func:`dpm.detect`.
 
@@ -98,10 +132,9 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, execut
         n = resolve_jobs(n_jobs)
         if total is not None:
             n = max(1, min(n, total))
-        own = make_executor(n)
+        own = ex = make_executor(n)
     else:
-        own = None
-    ex = executor or own
+        own, ex = None, make_executor(executor=executor)
     try:
         for task, result in ex.map(tasks, model, desc="detect", unit="img", total=total, progress=progress):
             yield task.path, result

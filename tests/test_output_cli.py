@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from dpm import batch as batch_module
 from dpm.cli import detect as detect_cli
 from dpm.cli import eval as eval_cli
 from dpm.output import PARTIAL_MARK
-from dpm.output import writer as writer_module
+from dpm.output import partial as partial_module
 
 from conftest import HOSTILE, REPO, write_good_image, write_hostile_image
 
@@ -121,24 +120,11 @@ def test_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path, capsys, r
     make_batch(tmp_path / "in", rng, hostile=(), n=6)
     target = tmp_path / "dets.csv"
     target.write_text("previous results\n")
-    real = writer_module.atomic_file
 
-    class Full:
-        def __init__(self, fh):
-            self.fh = fh
+    def full(self, data):   # dpm-detect -o writes through FILE.partial (resumable)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        def write(self, data):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        def __getattr__(self, name):
-            return getattr(self.fh, name)
-
-    @contextmanager
-    def full(path, **kw):
-        with real(path, **kw) as fh:
-            yield Full(fh)
-
-    monkeypatch.setattr(writer_module, "atomic_file", full)
+    monkeypatch.setattr(partial_module.PartialFile, "write", full)
     status, out, err = run_detect(capsys, small_model_file, tmp_path / "in", "-o", target)
     assert status == 1
     assert err == (f"dpm-detect: error: {target}: no space left on device writing the results; free "

@@ -1,9 +1,12 @@
 """What every command shares: logging flags, one-line errors, exit codes."""
 import argparse
 import logging
+import os
 import sys
+from contextlib import contextmanager
 
 from .._io import LockedError
+from ..execution import MissingDependency
 
 EXIT_OK = 0
 EXIT_ERROR = 1      # bad input or a failed run: one line on stderr, no traceback
@@ -12,7 +15,7 @@ EXIT_USAGE = 2      # argparse's own status for bad command lines
 # Exceptions that mean "the user gave us something we cannot use" (or another run
 # holds the output, or the input needs more memory than there is): reported as
 # one line.  Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError, EOFError, LockedError, MemoryError)
+USER_ERRORS = (ValueError, OSError, EOFError, LockedError, MemoryError, MissingDependency)
 
 
 def add_verbosity(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +42,7 @@ def setup_logging(prog: str, args) -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("matplotlib", "PIL"):
+    for name in ("matplotlib", "PIL", "distributed"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
@@ -53,6 +56,50 @@ class _Formatter(logging.Formatter):
         if record.levelno >= logging.WARNING:
             return f"{self.prog}: {record.levelname.lower()}: {msg}"
         return f"{self.prog}: {msg}"
+
+
+def add_execution(parser, what: str = "images") -> None:
+    """Add ``-j/--jobs``, ``--scheduler`` and ``--scheduler-file`` (where the work runs) to a parser."""
+    parser.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                        help=f"process {what} on N local cores in parallel (-1: all); default 1")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on the Dask cluster of this scheduler (tcp://host:8786; default: "
+                             "$DASK_SCHEDULER_ADDRESS when set and -j is not given); needs "
+                             "pip install 'dpm[distributed]', see docs/cluster.md")
+    parser.add_argument("--scheduler-file", metavar="FILE",
+                        help="run on the Dask cluster whose scheduler wrote FILE "
+                             "(dask scheduler --scheduler-file FILE)")
+
+
+def jobs(args) -> int:
+    """``-j``, 1 when not given."""
+    return 1 if args.jobs is None else args.jobs
+
+
+@contextmanager
+def cluster_executor(args):
+    """The Dask executor the flags ask for (closed at the end of the block), or ``None``: local ``-j``.
+
+    ``--scheduler`` and ``--scheduler-file`` exclude each other and ``-j``;
+    ``DASK_SCHEDULER_ADDRESS`` is used when none of the three is given.
+    """
+    given = [f for f, v in (("--scheduler", args.scheduler), ("--scheduler-file", args.scheduler_file),
+                            ("-j", args.jobs)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)} exclude each other: run on a Dask cluster or on local cores")
+    address = args.scheduler
+    if not given and os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        address = os.environ["DASK_SCHEDULER_ADDRESS"]
+    if address is None and args.scheduler_file is None:
+        yield None
+        return
+    from ..execution import DaskExecutor
+
+    executor = DaskExecutor.connect(address, scheduler_file=args.scheduler_file)
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
 def show_progress(args) -> bool:
@@ -77,13 +124,16 @@ def report_failures(prog: str, status) -> int:
     ``status`` is a :class:`dpm.output.RunStatus`.  The successes are already
     written; any failure makes the status :data:`EXIT_ERROR`.
     """
-    if not status.failures:
+    if not status.n_failed:
         return EXIT_OK
     total = status.total if status.total is not None else status.done
-    print(f"{prog}: error: {len(status.failures)} of {total} image(s) failed "
+    print(f"{prog}: error: {status.n_failed} of {total} image(s) failed "
           f"({status.written} written):", file=sys.stderr)
     for _, msg in status.failures:
         print(f"  {' '.join(str(msg).split())}", file=sys.stderr)
+    if status.not_listed:
+        print(f"  ... and {status.not_listed} more (only the first {len(status.failures)} are listed)",
+              file=sys.stderr)
     return EXIT_ERROR
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
-from ._common import EXIT_OK, add_verbosity, report_failures, run, setup_logging, show_progress
+from ._common import (EXIT_OK, add_execution, add_verbosity, cluster_executor, jobs, report_failures, run,
+                      setup_logging, show_progress)
 
 log = logging.getLogger("dpm.cli.detect")
 
@@ -20,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  dpm-detect person image.jpg\n"
                "  dpm-detect person_final.mat photos/ --format voc -o comp3_det_test_person.txt -j 2\n"
-               "  dpm-detect model.npz frame.png --upsample 2 --draw out/ --parts",
+               "  dpm-detect model.npz frame.png --upsample 2 --draw out/ --parts\n"
+               "  find /archive -name '*.jpg' | dpm-detect person --list - -o dets.csv "
+               "--scheduler tcp://head:8786\n"
+               "  dpm-detect person --list paths.txt -o dets.csv --resume   # after an interruption",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", help="model file (.mat from voc-release3.1 or .npz from dpm-train), "
                                  "or the name of a built-in model (see --list-models)")
@@ -52,8 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save each image with its boxes drawn into OUTDIR as <stem>.png "
                         "(<stem>-2.png, ... when inputs share a stem)")
     p.add_argument("--parts", action="store_true", help="with --draw: draw the part boxes too")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="process images in parallel on N cores (-1: all); default 1")
+    p.add_argument("--list", dest="list_file", metavar="FILE",
+                   help="read image paths from FILE, one per line ('-': standard input), as the run "
+                        "goes: any number of images in bounded memory; a path that cannot be read is "
+                        "listed at the end as a failed image")
+    p.add_argument("--resume", action="store_true",
+                   help="with -o FILE: continue the interrupted run of FILE (FILE.partial) with the same "
+                        "inputs and options, skipping the images it finished; the finished FILE is the "
+                        "one an uninterrupted run writes")
+    add_execution(p)
     p.add_argument("--list-models", action="store_true", help="list the built-in models and exit")
     add_verbosity(p)
     return p
@@ -71,8 +83,14 @@ def _main(argv) -> int:
         return EXIT_OK
     if args.model is None:
         parser.error("no model given (a model file or a built-in model name, see --list-models)")
-    if not args.inputs:
-        parser.error("no images given (IMAGE_OR_DIR...)")
+    if not args.inputs and args.list_file is None:
+        parser.error("no images given (IMAGE_OR_DIR... or --list FILE)")
+    if args.inputs and args.list_file is not None:
+        parser.error("give images (IMAGE_OR_DIR...) or --list FILE, not both")
+    if args.resume and not args.output:
+        parser.error("--resume continues a results file: give it with -o FILE")
+    if args.draw and (args.list_file is not None or args.resume):
+        parser.error("--draw needs the whole list of images up front: not with --list or --resume")
     if args.upsample < 1:
         raise ValueError(f"--upsample must be a positive integer, got {args.upsample}")
     if not 0 <= args.nms <= 1:
@@ -82,27 +100,43 @@ def _main(argv) -> int:
     if args.cls is not None and args.coco is None:
         parser.error("--class only applies with --coco")
 
-    from ..batch import detect_files, list_images
+    from ..batch import detect_files, list_images, read_image_list
     from ..output import Drawings, ResultsWriter, write_batch
 
     model = resolve_model(args.model)
-    paths = list_images(args.inputs)
+    if args.list_file is not None:
+        if args.list_file != "-" and not Path(args.list_file).is_file():
+            raise FileNotFoundError(f"{args.list_file}: no such list of images")
+        paths, total = read_image_list(args.list_file), None
+    else:
+        paths = list_images(args.inputs)
+        total = len(paths)
     fmt, image_ids = args.format, None
     if args.coco is not None:
+        paths = list(paths)  # ids are looked up for every file up front
+        total = len(paths)
         fmt, image_ids = _coco_ids(args, model, paths)
     drawings = Drawings(args.draw, paths, parts=args.parts) if args.draw else None
-    log.info("%s: %d image(s), model %s, threshold %g", "detecting", len(paths), args.model,
-             model.thresh if args.threshold is None else args.threshold)
+    options = dict(threshold=args.threshold, upsample=args.upsample, nms=None if args.nms >= 1 else args.nms,
+                   bbox_prediction=not args.no_bbox_prediction)
+    log.info("detecting in %s, model %s, threshold %g",
+             f"{total} image(s)" if total is not None else f"the images listed in {args.list_file}",
+             args.model, model.thresh if args.threshold is None else args.threshold)
+    key = {"model": model_key(model), "format": args.format, "inputs": args.list_file or list(map(str, args.inputs)),
+           **{k: v for k, v in options.items()}}
     t0 = time.perf_counter()
-    with ResultsWriter(args.output, fmt, total=len(paths)) as out:
-        status = write_batch(
-            detect_files(paths, model, n_jobs=args.jobs, progress=show_progress(args),
-                         threshold=args.threshold, upsample=args.upsample,
-                         nms=None if args.nms >= 1 else args.nms,
-                         bbox_prediction=not args.no_bbox_prediction),
-            out, image_ids=image_ids, drawings=drawings)
+    with cluster_executor(args) as executor, \
+            ResultsWriter(args.output, fmt, total=total, resumable=args.output is not None,
+                          resume=args.resume, key=key) as out:
+        todo = skip_done(paths, out.resumed, out.resumed_last)
+        if executor is not None:
+            results = on_workers(todo, lambda ps: detect_files(ps, model, executor=executor,
+                                                               progress=show_progress(args), **options))
+        else:
+            results = detect_files(todo, model, n_jobs=jobs(args), progress=show_progress(args), **options)
+        status = write_batch(results, out, image_ids=image_ids, drawings=drawings)
     log.info("%d image(s) written, %.3f s per image%s", status.written,
-             (time.perf_counter() - t0) / max(1, status.done),
+             (time.perf_counter() - t0) / max(1, status.done - out.resumed),
              " (drawing included)" if drawings is not None else "")
     return report_failures(PROG, status)
 
@@ -119,6 +153,42 @@ def _coco_ids(args, model, paths):
         raise ValueError(f"{args.model}: the model does not name its class; give --class")
     category = instances.category(cls)
     return CocoFormat(category.id), coco.image_ids_of_files(instances, paths)
+
+
+def model_key(model) -> str:
+    """A short content key of a model (what a resumed run checks it uses)."""
+    from ..execution.base import model_payload
+
+    return model_payload(model)[0][:16]
+
+
+def skip_done(paths, n: int, last):
+    """``paths`` after the first ``n`` (done by an interrupted run), checking the ``n``-th is ``last``."""
+    it = iter(paths)
+    seen = None
+    for _ in range(n):
+        seen = next(it, None)
+        if seen is None:
+            raise ValueError(f"the interrupted run handled {n} images, but there are fewer inputs now; "
+                             "resume with the same inputs, or start over without --resume")
+    if n and str(Path(seen)) != str(last):
+        raise ValueError(f"the inputs differ from the interrupted run's: image {n} was {last}, now {seen}; "
+                         "resume with the same inputs, or start over without --resume")
+    return it
+
+
+def on_workers(paths, run):
+    """``run(absolute paths)`` as ``(path as given, result)`` pairs.
+
+    Workers of a cluster have their own working folder: they are sent absolute
+    paths (of the same files, on a shared file system), and results keep the
+    names the user gave.  Both streams are read in step (a window apart).
+    """
+    from itertools import tee
+
+    given, sent = tee(paths)
+    for name, (_, result) in zip(given, run(Path(p).absolute() for p in sent)):
+        yield Path(name), result
 
 
 def main(argv=None) -> int:

@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 from .._io import atomic_write, exclusive_lock
-from ._common import EXIT_OK, add_verbosity, report_failures, run, setup_logging, show_progress
+from ._common import (EXIT_OK, add_execution, add_verbosity, cluster_executor, jobs, report_failures, run,
+                      setup_logging, show_progress)
 
 log = logging.getLogger("dpm.cli.eval")
 
@@ -88,8 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score threshold (default: the model's own, as pascal_test.m)")
     g.add_argument("--no-bbox-prediction", action="store_true",
                    help="score root boxes instead of the regressor's predicted boxes")
-    g.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="detect on N cores in parallel (-1: all); default 1")
+    add_execution(g, "images (detection)")
     g.add_argument("--limit", type=int, default=None, metavar="N",
                    help="only the first N images of the split (a quick check; AP is then over "
                         "those images only)")
@@ -109,7 +109,7 @@ def _check_args(parser, args):
         parser.error("give either MODEL or --results FILE (not both)")
     if args.results is not None:
         for opt, default in (("upsample", 1), ("threshold", None), ("no_bbox_prediction", False),
-                             ("jobs", 1), ("limit", None)):
+                             ("jobs", None), ("scheduler", None), ("scheduler_file", None), ("limit", None)):
             if getattr(args, opt) != default:
                 parser.error(f"--{opt.replace('_', '-')} only applies when running a MODEL")
     if args.upsample < 1:
@@ -143,13 +143,14 @@ def _run_model(args, evalset, out_dir, model, cls):
     from ..batch import detect_files
     from ..output import ResultsWriter, write_batch
 
-    paths, ids, split = evalset.paths, evalset.voc_ids, evalset.split
+    # absolute: the workers of a cluster have their own working folder (the results name image ids)
+    paths, ids, split = [Path(p).absolute() for p in evalset.paths], evalset.voc_ids, evalset.split
     if not any(p.is_file() for p in paths):
         raise ValueError(f"none of the {len(paths)} images of split {split!r} is there "
                          f"(first: {paths[0]})")
     log.info("detecting %s in %d image(s) of split %s of %s (threshold %g, upsample %d, %d job(s))",
              cls, len(paths), split, evalset.name,
-             model.thresh if args.threshold is None else args.threshold, args.upsample, args.jobs)
+             model.thresh if args.threshold is None else args.threshold, args.upsample, jobs(args))
     det_ids, scores, boxes = [], [], []
 
     def keep(path, image_id, dets):
@@ -159,9 +160,9 @@ def _run_model(args, evalset, out_dir, model, cls):
 
     t0 = time.perf_counter()
     results_path = out_dir / voc.results_filename(split, cls)
-    with ResultsWriter(results_path, "voc", total=len(ids)) as out:
+    with cluster_executor(args) as executor, ResultsWriter(results_path, "voc", total=len(ids)) as out:
         status = write_batch(
-            detect_files(paths, model, n_jobs=args.jobs, progress=show_progress(args),
+            detect_files(paths, model, n_jobs=jobs(args), executor=executor, progress=show_progress(args),
                          threshold=args.threshold, upsample=args.upsample,
                          bbox_prediction=not args.no_bbox_prediction),
             out, image_ids=ids, on_result=keep)
@@ -278,9 +279,9 @@ def _evaluate(args, model, evalset, cls, gt, label, out_dir, summary_path, resul
     if model is not None:
         summary.update({"threshold": float(model.thresh if args.threshold is None else args.threshold),
                         "upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction,
-                        "n_jobs": args.jobs, "limit": args.limit})
+                        "n_jobs": jobs(args), "scheduler": args.scheduler or args.scheduler_file, "limit": args.limit})
     if status is not None:
-        summary["n_failed_images"] = len(status.failures)
+        summary["n_failed_images"] = status.n_failed
         summary["failed_images"] = [msg for _, msg in status.failures]
     atomic_write(summary_path, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
     log.info("wrote %s, %s", curve, summary_path)

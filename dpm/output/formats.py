@@ -37,9 +37,10 @@ class RunStatus:
     """What a trailer needs to know about the run.
 
     ``total`` is the number of images the run was given (``None``: unknown);
-    ``done`` the images handled (written or failed); ``failures`` the
-    ``(image, message)`` pairs of the failed ones; ``stopped`` the reason the
-    run stopped early (``None``: it finished).
+    ``done`` the images handled (written or failed); ``n_failed`` the failed
+    ones and ``failures`` the ``(image, message)`` pairs of the first
+    ``max_listed`` of them (a stream of millions of images keeps a bounded
+    list); ``stopped`` the reason the run stopped early (``None``: it finished).
     """
 
     total: int | None = None
@@ -47,16 +48,29 @@ class RunStatus:
     written: int = 0
     failures: list = field(default_factory=list)
     stopped: str | None = None
+    n_failed: int = 0
+    max_listed: int = 1000
 
     @property
     def complete(self) -> bool:
         return self.stopped is None
 
+    @property
+    def not_listed(self) -> int:
+        """Failures counted but not kept in :attr:`failures`."""
+        return self.n_failed - len(self.failures)
+
+    def add_failure(self, image, message: str) -> None:
+        """Count a failure; keep its ``(image, message)`` if fewer than ``max_listed`` are kept."""
+        self.n_failed += 1
+        if len(self.failures) < self.max_listed:
+            self.failures.append((image, message))
+
     def partial_line(self) -> str:
         """The one-line partial marker of the text formats (without newline)."""
         of = f" of {self.total}" if self.total is not None else ""
         return (f"{PARTIAL_MARK} {self.done}{of} images done ({self.written} written, "
-                f"{len(self.failures)} failed); the run stopped early: {self.stopped}")
+                f"{self.n_failed} failed); the run stopped early: {self.stopped}")
 
 
 def format_number(x) -> str:
@@ -108,6 +122,13 @@ class ResultsFormat:
     def end(self, status: RunStatus) -> str:
         return "" if status.complete else status.partial_line() + "\n"
 
+    def state(self) -> dict:
+        """What the format remembers between records (JSON-able), for resuming a run."""
+        return {}
+
+    def restore(self, state: dict) -> None:
+        """Take up :meth:`state` of an interrupted run."""
+
 
 class CsvFormat(ResultsFormat):
     """``image,score,x1,y1,x2,y2,component``, one row per detection.
@@ -157,6 +178,12 @@ class VocFormat(ResultsFormat):
         return "".join(f"{image_id} {format_number(s)} {' '.join(format_number(v) for v in b)}\n"
                        for s, b in zip(scores.tolist(), boxes.tolist()))
 
+    def state(self) -> dict:
+        return {"sources": self._sources}
+
+    def restore(self, state: dict) -> None:
+        self._sources = dict(state.get("sources", {}))
+
 
 class JsonFormat(ResultsFormat):
     """One JSON document, streamed: ``{"box_convention", "images": [...], "complete", ...}``.
@@ -194,10 +221,18 @@ class JsonFormat(ResultsFormat):
         self._first = False
         return sep + text
 
+    def state(self) -> dict:
+        return {"first": self._first}
+
+    def restore(self, state: dict) -> None:
+        self._first = bool(state.get("first", True))
+
     def end(self, status: RunStatus) -> str:
         tail = {"complete": status.complete, "n_images": status.total, "n_done": status.done,
                 "n_written": status.written,
                 "failures": [{"image": str(i), "error": m} for i, m in status.failures]}
+        if status.not_listed:
+            tail["failures_not_listed"] = status.not_listed
         if not status.complete:
             tail["stopped"] = status.stopped
         return "\n],\n" + json.dumps(tail)[1:] + "\n"

@@ -32,7 +32,7 @@ def write_batch(results, writer, *, image_ids=None, drawings=None, on_result=Non
     for path, result in results:
         image_id = next(ids) if ids is not None else None
         if not writer.add(path, result, image_id=image_id):
-            log.info("failed: %s", writer.status.failures[-1][1])
+            log.info("failed: %s", writer.last_failure)
             continue
         if on_result is not None:
             on_result(path, image_id, result)
@@ -40,7 +40,6 @@ def write_batch(results, writer, *, image_ids=None, drawings=None, on_result=Non
             try:
                 drawings.draw(path, result)
             except (ValueError, OSError) as exc:
-                writer.status.failures.append(
-                    (path, f"{path}: drawing not saved: {' '.join(str(exc).split())}"))
+                writer.status.add_failure(path, f"{path}: drawing not saved: {' '.join(str(exc).split())}")
     return writer.status
 

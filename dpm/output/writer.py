@@ -20,6 +20,14 @@ of the file (``.dets.csv.XXXX.tmp``), under an exclusive lock
 * writing itself fails (disk full, ...): the temporary file is removed, the
   previous file is kept, and an ``OSError`` names the file and the remedy.
 
+With ``resumable=True`` the run writes to ``FILE.partial`` instead and
+records, every few seconds, how far it got in ``FILE.resume``
+(:mod:`dpm.output.partial`); a run stopped any way (Ctrl+C, SIGKILL, a lost
+machine) is continued by a writer made with ``resume=True``: it cuts
+``FILE.partial`` back to the last record it knows, :attr:`ResultsWriter.resumed`
+says how many images to skip, and the finished file is byte-identical to an
+uninterrupted run's.
+
 Without a path the results stream to ``sys.stdout`` (flushed after every
 image), with the same header, records and trailer; so do paths that are not
 regular files (``/dev/stdout``, a named pipe): they are written in place,
@@ -36,6 +44,7 @@ from pathlib import Path
 
 from .._io import atomic_file, exclusive_lock
 from .formats import RecordError, RunStatus, get_format
+from .partial import PartialFile
 
 __all__ = ["ResultsWriter"]
 
@@ -63,9 +72,27 @@ class ResultsWriter:
     partial : bool, default True
         Keep what was finished, marked partial, when the run stops early;
         ``False`` keeps the previous file instead.
+    resumable : bool, default False
+        Write through ``FILE.partial`` and ``FILE.resume`` so that a run
+        stopped any way can be continued (a regular file ``path`` only).
+    resume : bool, default False
+        Continue the interrupted run of ``FILE.partial`` (implies
+        ``resumable``); see :attr:`resumed`.
+    key : JSON-able, optional
+        What identifies the run (model, options): a resume with another key
+        is refused with a ``ValueError``.
+
+    Attributes
+    ----------
+    resumed : int
+        Images the interrupted run already handled: the caller skips that many
+        inputs (0 for a new run).
+    resumed_last : str or None
+        The last of them, as written (for the caller to check its inputs).
     """
 
-    def __init__(self, path=None, format="csv", *, total=None, stream=None, lock=True, partial=True):
+    def __init__(self, path=None, format="csv", *, total=None, stream=None, lock=True, partial=True,
+                 resumable=False, resume=False, key=None):
         self.path = None if path is None else Path(path)
         self.format = get_format(format)
         self.status = RunStatus(total=total)
@@ -76,10 +103,18 @@ class ResultsWriter:
         self._out = None
         self._io_failed = False
         self._direct = self.path is None      # text written straight to a stream
+        self._resume = bool(resume)
+        self._resumable = bool(resumable or resume)
+        self._key = key
+        self._journal = None                  # PartialFile of a resumable run
+        self._last = None
+        self.resumed, self.resumed_last = 0, None
 
     # -- the run ------------------------------------------------------------------------------
 
     def __enter__(self):
+        if self._resume and (self.path is None or self._is_special()):
+            raise ValueError(f"resume needs a regular results file, not {self.path or 'a stream'}")
         stack = ExitStack()
         if self.path is None:
             self._out = self._stream if self._stream is not None else sys.stdout
@@ -95,13 +130,22 @@ class ResultsWriter:
             try:
                 if self._lock:
                     stack.enter_context(exclusive_lock(self.path, what="results file"))
-                self._out = stack.enter_context(atomic_file(self.path))
-            except OSError as exc:
+                if self._resumable:
+                    self._journal = PartialFile(self.path, self._key)
+                    self._restore(self._journal.open(self._resume))
+                    self._out = self._journal
+                else:
+                    self._out = stack.enter_context(atomic_file(self.path))
+            except (OSError, ValueError) as exc:
+                if self._journal is not None:
+                    self._journal.close()
+                    self._journal = None
                 stack.close()
-                raise self._io_error(exc) from None
+                raise (self._io_error(exc) if isinstance(exc, OSError) else exc) from None
         self._stack = stack
         try:
-            self._emit(self.format.begin())
+            if not self.resumed:
+                self._emit(self.format.begin())
         except BaseException:
             self._abandon(stack, *sys.exc_info())
             raise
@@ -129,14 +173,47 @@ class ResultsWriter:
         self._emit(text)
         self.status.done += 1
         self.status.written += 1
+        self._handled(image)
 
     def fail(self, image, error) -> None:
         """List ``image`` as failed with a one-line message naming it."""
         msg = " ".join(str(error).split()) or type(error).__name__
         if str(image) not in msg:
             msg = f"{image}: {msg}"
-        self.status.failures.append((image, msg))
+        self.status.add_failure(image, msg)
+        self.last_failure = msg
         self.status.done += 1
+        self._handled(image)
+
+    # -- resumable runs -----------------------------------------------------------------------
+
+    last_failure = None
+
+    def _handled(self, image) -> None:
+        self._last = str(image)
+        if self._journal is not None:
+            self._journal.tick(self._snapshot)
+
+    def _snapshot(self) -> dict:
+        st = self.status
+        return {"format": self.format.name, "done": st.done, "written": st.written, "n_failed": st.n_failed,
+                "failures": [[str(i), m] for i, m in st.failures], "last": self._last,
+                "format_state": self.format.state()}
+
+    def _restore(self, state) -> None:
+        if state is None:
+            return
+        if state.get("format") != self.format.name:
+            raise ValueError(f"{self.path}: the interrupted run wrote format {state.get('format')!r}, not "
+                             f"{self.format.name!r}; run with --format {state.get('format')} or start over")
+        st = self.status
+        st.done, st.written, st.n_failed = int(state["done"]), int(state["written"]), int(state["n_failed"])
+        st.failures = [tuple(f) for f in state["failures"]][:st.max_listed]
+        self.format.restore(state.get("format_state") or {})
+        self.resumed, self.resumed_last = st.done, state.get("last")
+        self._last = self.resumed_last
+        log.info("%s: resuming after %d image(s) done (%d written, %d failed)", self.path, st.done,
+                 st.written, st.n_failed)
 
     def __exit__(self, exc_type, exc, tb):
         stack, self._stack = self._stack, None
@@ -151,7 +228,13 @@ class ResultsWriter:
         self.status.stopped = ("interrupted" if issubclass(exc_type, KeyboardInterrupt)
                                else " ".join(f"{exc_type.__name__}: {exc}".split()))
         try:
-            self._finish(stack)
+            if self._journal is not None:
+                self._journal.keep(self._snapshot(), self._encode(self.format.end(self.status)))
+                stack.close()
+                log.warning("%s: kept; run the same command with --resume to continue it",
+                            self._journal.path)
+            else:
+                self._finish(stack)
         except OSError as err:
             log.warning("%s", err)
             return False
@@ -186,14 +269,30 @@ class ResultsWriter:
                 self._out.write(text)
                 self._out.flush()
             else:
-                self._out.write(text.encode("utf-8", "surrogateescape"))
+                self._out.write(self._encode(text))
         except OSError as exc:
             if self.path is None:
                 raise
             self._io_failed = True
             raise self._io_error(exc) from None
 
+    @staticmethod
+    def _encode(text: str) -> bytes:
+        return text.encode("utf-8", "surrogateescape")
+
     def _finish(self, stack) -> None:
+        if self._journal is not None:
+            try:
+                self._journal.commit(self._encode(self.format.end(self.status)))
+            except OSError as exc:
+                self._io_failed = True
+                self._abandon(stack, *sys.exc_info())
+                raise self._io_error(exc) from None
+            except BaseException:
+                self._abandon(stack, *sys.exc_info())
+                raise
+            stack.close()
+            return
         try:
             self._emit(self.format.end(self.status))
         except BaseException:
@@ -205,9 +304,13 @@ class ResultsWriter:
             self._io_failed = True
             raise self._io_error(exc) from None
 
-    @staticmethod
-    def _abandon(stack, exc_type, exc, tb) -> None:
+    def _abandon(self, stack, exc_type, exc, tb) -> None:
         """Remove the temporary file and release the lock; the error in hand is the one to report."""
+        if self._journal is not None:
+            if self.resumed:   # keep the interrupted run's work for another --resume
+                self._journal.close()
+            else:
+                self._journal.discard()
         try:
             stack.__exit__(exc_type, exc, tb)
         except OSError:

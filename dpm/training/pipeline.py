@@ -360,9 +360,10 @@ def train(data: TrainingData, cls: str, *, components: int = 1, out=None, cache_
         SGD updates per learner call (default ``config.learn_iterations``, 5,000,000).
     progress : bool
         Progress bars with the time left on stderr.
-    executor : dpm.execution.Executor, optional
+    executor : optional
         Run latent search and mining on this executor (default: one made for
-        ``n_jobs``).  The model does not depend on it.
+        ``n_jobs``): a :class:`dpm.execution.Executor`, a ``distributed.Client``
+        or any ``concurrent.futures.Executor``.  The model does not depend on it.
     keep_checkpoints : bool
         With False, the checkpoints are deleted once the model is written
         (they can take gigabytes; see docs/training.md).
@@ -400,7 +401,8 @@ def train(data: TrainingData, cls: str, *, components: int = 1, out=None, cache_
         summary = TrainingSummary()
         t_all = time.perf_counter()
         own = make_executor(n_jobs) if executor is None else None
-        trainer = _Trainer(cls, positives, negatives, config, seed, executor or own, max_updates, summary,
+        trainer = _Trainer(cls, positives, negatives, config, seed, own or make_executor(executor=executor),
+                           max_updates, summary,
                            progress)
         try:
             model = _run_schedule(trainer, store, config, components, summary)

@@ -1,42 +1,16 @@
-"""One execution layer for every parallel job: detection, evaluation and training.
+"""Local backends' worker processes: ``LocalProcesses`` (``n_jobs=N``).
 
-A job is a stream of *tasks*: small picklable objects with a ``label`` (what a
-failure names, usually an image path) and a ``run(model)`` method.  An
-:class:`Executor` runs them with one model and yields ``(task, result)`` pairs
-**in input order**, whatever the backend:
-
-``InProcess``          ``n_jobs=1``: in the calling process.
-``LocalProcesses``     ``n_jobs=N``: the calling process and ``N - 1`` worker
-                       processes (spawned once, kept for the executor's life).
-
-Guarantees, the same for every backend:
-
-* **One error boundary per task.**  Any exception a task raises (a corrupt or
-  hostile image, ``MemoryError``, a decompression bomb, a bug) becomes a
-  :class:`TaskFailed` result for that task alone; the others go on.  A worker
-  process that dies (killed, out of memory) costs only the task it was running:
-  the tasks in flight are run again, one at a time, and a task whose worker
-  dies twice while running it alone fails with a one-line reason.  Retried
-  tasks give the same results (tasks are deterministic), so results never
-  depend on such faults.
-* **Models are shipped once per content**: the model is serialised once per
-  map call, keyed by the SHA-256 of its bytes, written to a private temporary
-  file and loaded by each worker the first time it meets that key (a worker
-  keeps the last few models by key: nothing global that a second model could
-  clobber).
-* **Bounded**: at most ``2 x workers`` tasks are queued to the workers and the
-  task iterator is read lazily, so a stream of millions of tasks costs the
-  caller memory for the window only.
-* Progress with the time left (``progress=True``); Ctrl+C or closing the
-  result iterator early cancels what has not started.
-
-Process-wide settings of worker processes are made in one place,
-:func:`worker_environment` (thread variables of native libraries, read when a
-worker starts) and :func:`init_worker` (allocator settings).
+The calling process and ``N - 1`` worker processes (spawned once, kept for the
+executor's life).  Models go to the workers through a private temporary file
+per content key (:func:`dpm.execution.base.model_payload`); a worker keeps the
+last few by key.  A worker process that dies costs only the tasks in flight:
+they run again, one at a time, and a task whose worker dies twice while
+running it alone fails with a one-line reason.  Results larger than a pipe's
+atomic write travel through files (a worker killed mid-send cannot hang the
+pool's reader).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -44,126 +18,22 @@ import tempfile
 from collections import OrderedDict, deque
 from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any
 
-from .progress import progress_bar
+from .base import Executor, model_payload, run_guarded, task_failure, worker_died
+from .environment import init_worker, worker_environment
 
-__all__ = ["Task", "TaskFailed", "Executor", "InProcess", "LocalProcesses", "make_executor",
-           "worker_environment", "init_worker", "resolve_jobs"]
+__all__ = ["LocalProcesses"]
 
 log = logging.getLogger(__name__)
-
-# Native thread pools that would otherwise compete with the worker processes.
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 # A worker keeps this many models (by content key).
 _MODELS_PER_WORKER = 4
 # Runs of a task alone in a fresh worker that may end with the worker's death
 # before the task is reported as failed.
 _SOLO_ATTEMPTS = 2
-
-
-class Task(Protocol):
-    """What an executor runs: ``label`` names the item in failures; ``run(model)`` computes."""
-
-    label: str
-
-    def run(self, model) -> Any: ...
-
-
-class TaskFailed(Exception):
-    """The result of a task that raised or whose worker process died (returned, not raised).
-
-    Attributes
-    ----------
-    label : str
-        The task's label (an image path, usually).
-    message : str
-        One line: what went wrong, naming the label.
-    kind : str
-        The original exception's type name, or ``"WorkerDied"``.
-    """
-
-    def __init__(self, label: str, message: str, kind: str):
-        super().__init__(label, message, kind)
-        self.label, self.message, self.kind = label, message, kind
-
-    def __str__(self):
-        return self.message
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-def _failure(task, exc: BaseException) -> TaskFailed:
-    label = str(getattr(task, "label", "task"))
-    msg = one_line(exc) or type(exc).__name__
-    if isinstance(exc, MemoryError):
-        msg = f"out of memory{': ' + msg if msg != 'MemoryError' else ''}"
-    if label not in msg:
-        msg = f"{label}: {msg}"
-    return TaskFailed(label, msg, type(exc).__name__)
-
-
-def run_guarded(task, model):
-    """Run one task; any ``Exception`` becomes a :class:`TaskFailed` (the error boundary)."""
-    try:
-        return task.run(model)
-    except Exception as exc:  # noqa: BLE001 - the boundary: one bad item never stops the batch
-        return _failure(task, exc)
-
-
-def resolve_jobs(n_jobs) -> int:
-    """``n_jobs`` as a count of processes: ``-1`` or ``0`` mean one per core.
-
-    Raises
-    ------
-    ValueError
-        ``n_jobs`` is not an integer or is below ``-1``.
-    """
-    try:
-        n = int(n_jobs)
-    except (TypeError, ValueError):
-        raise ValueError(f"n_jobs must be an integer (-1 for all cores), got {n_jobs!r}") from None
-    if n < -1:
-        raise ValueError(f"n_jobs must be a positive number of processes or -1 for all cores, got {n}")
-    if n in (0, -1):
-        return os.cpu_count() or 1
-    return n
-
-
-@contextmanager
-def worker_environment():
-    """Ask native libraries in worker processes started inside the block for one thread each.
-
-    Worker processes are single-threaded by design (parallelism comes from the
-    processes); without this, each would start a BLAS/OpenMP thread pool the
-    size of the machine.  Variables the user has set are kept; the parent's
-    environment is restored afterwards.
-    """
-    saved = {k: os.environ.get(k) for k in THREAD_VARS}
-    for k in THREAD_VARS:
-        os.environ.setdefault(k, "1")
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def init_worker():
-    """Process-wide settings of a worker process, applied once when it starts."""
-    from ._alloc import tune_malloc
-
-    tune_malloc()
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,8 +107,7 @@ class _ModelFiles:
     def publish(self, model):
         if model is None:
             return None, None
-        data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        key = hashlib.sha256(data).hexdigest()
+        key, data = model_payload(model)
         if key not in self._paths:
             path = Path(self.directory) / f"model-{key}.pickle"
             path.write_bytes(data)
@@ -258,45 +127,6 @@ class _ModelFiles:
 # --------------------------------------------------------------------------------------------
 # Executors
 # --------------------------------------------------------------------------------------------
-
-class Executor:
-    """Runs tasks with a model; see the module docstring.  Use as a context manager."""
-
-    n_jobs = 1
-
-    def map(self, tasks: Iterable, model=None, *, desc: str = "", unit: str = "img", total: int | None = None,
-            progress: bool = False) -> Iterator[tuple[Any, Any]]:
-        """Yield ``(task, result or TaskFailed)`` for each task, in input order.
-
-        ``total`` (default ``len(tasks)`` where it has one) sizes the progress bar.
-        """
-        if total is None and hasattr(tasks, "__len__"):
-            total = len(tasks)
-        with progress_bar(total=total, desc=desc, unit=unit, enabled=progress) as bar:
-            for pair in self._map(iter(tasks), model):
-                bar.update(1)
-                yield pair
-
-    def _map(self, tasks: Iterator, model):
-        raise NotImplementedError
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class InProcess(Executor):
-    """Every task in the calling process, one after the other."""
-
-    def _map(self, tasks, model):
-        for task in tasks:
-            yield task, run_guarded(task, model)
-
 
 class _Entry:
     __slots__ = ("task", "future", "generation", "result", "deaths")
@@ -393,7 +223,7 @@ class LocalProcesses(Executor):
                 except (BrokenProcessPool, CancelledError):
                     pass
                 except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be sent back
-                    e.result = _failure(e.task, exc)
+                    e.result = task_failure(e.task, exc)
                     continue
                 if e.generation == self._generation:  # the current pool broke
                     self._restart()
@@ -438,9 +268,7 @@ class LocalProcesses(Executor):
             if solo:
                 e.deaths += 1
                 if e.deaths > _SOLO_ATTEMPTS:
-                    e.result = TaskFailed(str(e.task.label),
-                                          f"{e.task.label}: the worker process died while processing it "
-                                          "(killed, or out of memory)", "WorkerDied")
+                    e.result = worker_died(e.task)
                     continue
             else:
                 e.deaths = max(e.deaths, 1)
@@ -457,13 +285,3 @@ class LocalProcesses(Executor):
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._models.close()
-
-
-def make_executor(n_jobs=1, *, executor=None) -> Executor:
-    """The executor for ``n_jobs`` processes (``-1``: one per core), or ``executor`` if given."""
-    if executor is not None:
-        if not isinstance(executor, Executor):
-            raise ValueError(f"executor must be a dpm.execution.Executor, got {type(executor).__name__}")
-        return executor
-    n = resolve_jobs(n_jobs)
-    return InProcess() if n == 1 else LocalProcesses(n)

@@ -1,0 +1,187 @@
+"""The Dask backend: detection throughput on 1 and 2 workers, task sizes, and the driver's memory on a stream.
+
+Usage::
+
+    python benchmarks/bench_distributed.py throughput [--images 200] [--size 320 240] [--model person]
+    python benchmarks/bench_distributed.py stream [--images 200000] [--jobs 2]
+    python benchmarks/bench_distributed.py sizes
+
+``throughput``: a folder of ``--images`` synthetic images; images per second of
+``detect_files`` on a ``LocalCluster`` of 1 and of 2 single-threaded worker
+processes (each run in alternation with the local backend's ``-j 1`` and
+``-j 2``), their ratio, and a check that every backend gives the same boxes.
+
+``stream``: ``dpm-detect --list`` over ``--images`` paths (a few tiny images
+repeated) with a tiny model, written to a results file; the driver's RSS
+(VmRSS) is sampled against the images done (read from ``FILE.resume``) and
+fitted by a line: its slope per 10^5 images and its peak.
+
+``sizes``: the bytes a task, the model and a result take on the wire
+(pickled), for detection with the person model and for the training tasks.
+"""
+import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import pickle  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _images(folder: Path, n: int, size, seed=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    paths = []
+    for i in range(n):
+        img = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        img[h // 4: 3 * h // 4, w // 3: w // 3 + w // 8] = 230   # something to find
+        p = folder / f"{i:04d}.jpg"
+        Image.fromarray(img).save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+def _timed(paths, model, **kw):
+    from dpm.batch import detect_files
+
+    t = time.perf_counter()
+    out = list(detect_files(paths, model, progress=False, threshold=-0.5, **kw))
+    return time.perf_counter() - t, out
+
+
+def throughput(args):
+    from distributed import Client, LocalCluster
+
+    from dpm.data import resolve_model
+
+    model = resolve_model(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = _images(Path(tmp), args.images, args.size)
+        print(f"{len(paths)} images of {args.size[0]}x{args.size[1]} px, model {args.model}; "
+              f"load average {os.getloadavg()[0]:.2f} at start (the machine is shared)")
+        results, rates = {}, {}
+        for workers in (1, 2):
+            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                              dashboard_address=None, silence_logs=40) as cl, \
+                    Client(cl, set_as_default=False) as client:
+                _timed(paths[:4], model, executor=client)          # workers warm
+                secs, out = _timed(paths, model, executor=client)
+            rates[f"dask {workers}"] = len(paths) / secs
+            results[f"dask {workers}"] = out
+            secs, out = _timed(paths, model, n_jobs=workers)
+            rates[f"local -j {workers}"] = len(paths) / secs
+            results[f"local -j {workers}"] = out
+        for name, r in rates.items():
+            print(f"  {name:12s} {r:7.2f} images/s")
+        print(f"  dask 2 / dask 1 workers: {rates['dask 2'] / rates['dask 1']:.2f}x; "
+              f"local -j 2 / -j 1: {rates['local -j 2'] / rates['local -j 1']:.2f}x")
+        ref = results["local -j 1"]
+        for name, out in results.items():
+            same = all(np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+                       for (_, a), (_, b) in zip(ref, out))
+            print(f"  {name:12s} boxes identical to local -j 1: {same}")
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
+
+
+def _rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def stream(args):
+    from dpm.model import save_model
+    from dpm.training import initmodel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = initmodel(np.array([[1, 1, 32, 48]], float), size=(6, 4))
+        model.components[0].root[:] = np.random.default_rng(7).standard_normal(
+            model.components[0].root.shape) * 0.01
+        save_model(model, tmp / "tiny.npz")
+        images = _images(tmp / "in", 8, (48, 64))
+        listing = tmp / "list.txt"
+        with open(listing, "w") as fh:
+            for k in range(args.images):
+                fh.write(f"{images[k % len(images)]}\n")
+        out = tmp / "dets.csv"
+        cmd = [sys.executable, str(REPO / "bin" / "dpm-detect"), str(tmp / "tiny.npz"), "--list", str(listing),
+               "-o", str(out), "--threshold", "0.5", "-q", "-j", str(args.jobs)]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        samples = []
+        state = Path(str(out) + ".resume")
+        while proc.poll() is None:
+            try:
+                done = json.loads(state.read_text())["done"]
+                samples.append((done, _rss_kib(proc.pid)))
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(1.0)
+        secs = time.perf_counter() - t0
+        if len(samples) < 3:
+            print("too few samples; use more images")
+            return
+        done = np.array([s[0] for s in samples], float)
+        rss = np.array([s[1] for s in samples], float) / 1024
+        keep = done >= done.max() * 0.1        # past start-up
+        slope, icpt = np.polyfit(done[keep], rss[keep], 1)
+        print(f"{args.images} paths, -j {args.jobs}: {secs:.0f} s ({args.images / secs:.0f} images/s), "
+              f"exit {proc.returncode}; load average {os.getloadavg()[0]:.2f} (the machine is shared)")
+        print(f"driver RSS: first sample {rss[0]:.1f} MiB at {int(done[0])} images, peak {rss.max():.1f} MiB, "
+              f"last {rss[-1]:.1f} MiB at {int(done[-1])} images")
+        print(f"slope {slope * 1e5:.2f} MiB per 10^5 images (fit over {keep.sum()} samples); "
+              f"at 10^6 images: {icpt + slope * 1e6:.1f} MiB")
+
+
+def sizes(args):
+    from dpm.batch import DetectTask
+    from dpm.data import resolve_model
+    from dpm.execution.base import model_payload
+    from dpm.training.tasks import LatentTask, MineTask
+
+    model = resolve_model("person")
+    key, data = model_payload(model)
+    print(f"model 'person' pickled: {len(data) / 1024:.0f} KiB (sent once per worker per model version)")
+    path = "/data/VOC2007/JPEGImages/000034.jpg"
+    task = DetectTask(Path(path), tuple(sorted(dict(threshold=None, upsample=1, nms=0.5,
+                                                    bbox_prediction=True).items())))
+    print(f"DetectTask: {len(pickle.dumps(task))} bytes")
+    print(f"LatentTask: {len(pickle.dumps(LatentTask(1, path, (1.0, 2.0, 3.0, 4.0), 10, 0.7, 100.0)))} bytes")
+    print(f"MineTask:   {len(pickle.dumps(MineTask(1, path, 5, -1.0002, 1000)))} bytes")
+    dim = max(c.dim(model) for c in model.components)
+    print(f"a hard negative (one example of the largest component): about {4 * dim + 28} bytes; "
+          f"a MineTask result: at most 1000 of them, {1000 * (4 * dim + 28) / 2 ** 20:.1f} MiB")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--images", type=int, default=200)
+    t.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("W", "H"))
+    t.add_argument("--model", default="person")
+    s = sub.add_parser("stream")
+    s.add_argument("--images", type=int, default=200_000)
+    s.add_argument("--jobs", type=int, default=2)
+    sub.add_parser("sizes")
+    args = ap.parse_args()
+    {"throughput": throughput, "stream": stream, "sizes": sizes}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()

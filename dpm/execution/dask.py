@@ -1,0 +1,213 @@
+"""The Dask distributed backend: ``DaskExecutor(client)``.
+
+Tasks run on the workers of a ``distributed.Client``; the guarantees are the
+local backends' (:mod:`dpm.execution`):
+
+* **Model once per content**: the model is pickled once, keyed by the SHA-256
+  of its bytes (:func:`~dpm.execution.base.model_payload`), and submitted as
+  one small task ``dpm-model-<sha256>`` that unpickles it; every task of the
+  map depends on it, so a worker receives the model once (from the worker
+  that made it, or a peer) and keeps it while tasks need it.  The bytes stay
+  with the scheduler as that task's definition, so a model lost with a dead
+  worker is simply made again.
+* **One error boundary per task**: each task runs inside
+  :func:`~dpm.execution.base.run_guarded` on the worker, so whatever it raises
+  (an image the worker cannot read, a decoder error, ``MemoryError``) comes
+  back as that task's :class:`~dpm.execution.TaskFailed`.
+* **Worker loss**: Dask itself runs again, elsewhere, the tasks of a worker
+  that died (and recomputes results it held and the model).  A task whose
+  workers keep dying while running it (``distributed.scheduler.allowed-failures``,
+  3 by default) ends as a ``WorkerDied`` :class:`~dpm.execution.TaskFailed`
+  for that task only.
+* **Bounded, in input order**: tasks are read lazily and submitted in input
+  order; at most ``tasks_per_thread x`` (the cluster's worker threads) are in
+  flight and at most four times that not yet yielded; results come back in
+  input order and are released on the cluster as soon as they are read.
+* **Cancellation**: Ctrl+C (or closing the result iterator) cancels the
+  outstanding futures.
+
+``distributed`` is imported only when this backend is used; without it,
+:func:`import_distributed` raises :class:`~dpm.execution.MissingDependency`
+saying how to install it.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import pickle
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .base import Executor, MissingDependency, model_payload, one_line, run_guarded, task_failure, worker_died
+from .window import in_order
+
+__all__ = ["DaskExecutor", "connect", "import_distributed", "is_dask_client", "CONNECT_TIMEOUT"]
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait for a scheduler before giving up with one line.
+CONNECT_TIMEOUT = 5.0
+# How often the executor asks the scheduler how many worker threads there are.
+_REFRESH_SECONDS = 2.0
+
+
+def import_distributed():
+    """The ``distributed`` package, or :class:`MissingDependency` naming the remedy."""
+    try:
+        import distributed
+    except ImportError:
+        raise MissingDependency("Dask is not installed: pip install 'dpm[distributed]'") from None
+    return distributed
+
+
+def is_dask_client(obj) -> bool:
+    """Whether ``obj`` is a ``distributed.Client`` (without importing Dask when it is not loaded)."""
+    import sys
+
+    mod = sys.modules.get("distributed")
+    return mod is not None and isinstance(obj, mod.Client)
+
+
+def connect(address: str | None = None, *, scheduler_file=None, timeout: float = CONNECT_TIMEOUT):
+    """A ``distributed.Client`` of the scheduler at ``address`` or named in ``scheduler_file``.
+
+    With neither, Dask's own setting ``scheduler-address`` (the environment
+    variable ``DASK_SCHEDULER_ADDRESS``) is used.  The client is not made
+    Dask's default client.
+
+    Raises
+    ------
+    MissingDependency
+        Dask is not installed.
+    FileNotFoundError
+        ``scheduler_file`` does not exist.
+    ValueError
+        No scheduler given at all.
+    OSError
+        The scheduler cannot be reached within ``timeout`` seconds.
+    """
+    distributed = import_distributed()
+    import dask
+
+    if scheduler_file is not None:
+        if not Path(scheduler_file).is_file():
+            raise FileNotFoundError(errno.ENOENT, "no such scheduler file (the file 'dask scheduler "
+                                    "--scheduler-file FILE' writes)", str(scheduler_file))
+        where = f"the scheduler of {scheduler_file}"
+    else:
+        address = address or dask.config.get("scheduler-address", None)
+        if not address:
+            raise ValueError("no Dask scheduler given: pass address or scheduler_file "
+                             "(or set DASK_SCHEDULER_ADDRESS)")
+        where = f"the Dask scheduler at {address}"
+    try:
+        client = distributed.Client(address, scheduler_file=None if scheduler_file is None else str(scheduler_file),
+                                    timeout=timeout, set_as_default=False)
+    except (OSError, ValueError) as exc:
+        why = "" if "timed out" in str(exc).lower() else f" ({one_line(exc)})"
+        raise OSError(f"cannot reach {where} within {timeout:g} s{why}; is 'dask scheduler' running there, "
+                      "and reachable from this machine?") from None
+    n = sum(client.nthreads().values())
+    log.info("connected to %s: %d worker(s), %d thread(s)", client.scheduler.address,
+             len(client.nthreads()), n)
+    if n == 0:
+        log.warning("the scheduler %s has no workers yet: tasks wait until one connects",
+                    client.scheduler.address)
+    return client
+
+
+class DaskExecutor(Executor):
+    """Run tasks on a Dask cluster through ``client``; see the module docstring.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        Kept open by :meth:`close` unless ``own_client``.
+    tasks_per_thread : int, default 2
+        Tasks in flight per worker thread of the cluster.
+    own_client : bool, default False
+        Close ``client`` in :meth:`close` (the executor made it, e.g. :meth:`connect`).
+    """
+
+    def __init__(self, client, *, tasks_per_thread: int = 2, own_client: bool = False):
+        if not is_dask_client(client):
+            raise ValueError(f"client must be a distributed.Client, got {type(client).__name__}")
+        if int(tasks_per_thread) < 1:
+            raise ValueError(f"tasks_per_thread must be at least 1, got {tasks_per_thread}")
+        self.client = client
+        self.tasks_per_thread = int(tasks_per_thread)
+        self._own = own_client
+        self._threads, self._asked = 1, float("-inf")
+
+    @classmethod
+    def connect(cls, address: str | None = None, *, scheduler_file=None, timeout: float = CONNECT_TIMEOUT,
+                **kwargs) -> "DaskExecutor":
+        """An executor on its own client of a running scheduler (see :func:`connect`)."""
+        return cls(connect(address, scheduler_file=scheduler_file, timeout=timeout), own_client=True, **kwargs)
+
+    @property
+    def n_jobs(self) -> int:
+        return self._cluster_threads()
+
+    def _cluster_threads(self) -> int:
+        now = time.monotonic()
+        if now - self._asked > _REFRESH_SECONDS:
+            try:
+                self._threads = max(1, sum(self.client.nthreads().values()))
+            except Exception as exc:  # noqa: BLE001 - keep the last count; results will tell
+                log.debug("cannot ask the scheduler for its workers: %s", exc)
+            self._asked = now
+        return self._threads
+
+    def _map(self, tasks, model):
+        distributed = import_distributed()
+        client = self.client
+        model_ref = None
+        if model is not None:
+            key, data = model_payload(model)
+            model_ref = client.submit(pickle.loads, data, key=f"dpm-model-{key}", pure=False)
+
+        def submit(task):
+            return client.submit(run_guarded, task, model_ref, pure=False,
+                                 key=f"dpm-{type(task).__name__}-{uuid.uuid4().hex}")
+
+        def result(task, future):
+            try:
+                return future.result()
+            except distributed.KilledWorker as exc:
+                log.debug("%s", exc)
+                return worker_died(task, ", on every worker that tried it")
+            except Exception as exc:  # noqa: BLE001 - cancelled, lost, cannot be read back
+                if client.status not in ("running", "connecting"):
+                    raise OSError(f"lost the connection to the Dask scheduler {client.scheduler.address} "
+                                  f"({client.status})") from None
+                return task_failure(task, exc)
+            finally:
+                future.release()
+
+        def wait_first(futures):
+            # distributed.wait would use Dask's default client, which need not be this one
+            ready = threading.Event()
+            for f in futures:
+                f.add_done_callback(lambda _: ready.set())
+            while not ready.wait(0.5) and not any(f.done() for f in futures):
+                pass
+
+        def cancel(futures):
+            try:
+                client.cancel(futures)
+            except Exception as exc:  # noqa: BLE001 - the connection may be gone already
+                log.debug("cannot cancel %d task(s): %s", len(futures), exc)
+
+        try:
+            yield from in_order(tasks, submit, result, wait_first, cancel,
+                                lambda: self.tasks_per_thread * self._cluster_threads())
+        finally:
+            if model_ref is not None:
+                model_ref.release()
+
+    def close(self):
+        if self._own:
+            self.client.close()
