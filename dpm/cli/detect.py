@@ -1,4 +1,4 @@
-"""``dpm-detect MODEL IMAGE_OR_DIR...``: detect objects in images."""
+"""``dpm-detect MODEL[,MODEL...] IMAGE_OR_DIR...``: detect objects in images, with one model or several."""
 from __future__ import annotations
 
 import argparse
@@ -19,16 +19,23 @@ def build_parser() -> argparse.ArgumentParser:
                     "Boxes are 1-based inclusive pixel coordinates [x1 y1 x2 y2], as in PASCAL VOC.",
         epilog="examples:\n"
                "  dpm-detect person image.jpg\n"
+               "  dpm-detect voc2007 photos/ --draw out/          (all 20 VOC2007 classes in one pass)\n"
+               "  dpm-detect voc2007/car,voc2007/bus street.jpg --format voc -o results/\n"
                "  dpm-detect person_final.mat photos/ --format voc -o comp3_det_test_person.txt -j 2\n"
                "  dpm-detect model.npz frame.png --upsample 2 --draw out/ --parts",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", nargs="?", help="model file (.mat from voc-release3.1 or .npz from dpm-train), "
-                                 "or the name of a built-in model (see --list-models)")
+    p.add_argument("model", nargs="?", metavar="MODEL[,MODEL...]",
+                   help="model file (.mat from voc-release3.1 or .npz from dpm-train), the name of a built-in "
+                        "model or of a group of them (see --list-models); several, separated by commas, "
+                        "run in one pass (one model per class)")
     p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--format", choices=("csv", "json", "voc"), default="csv",
                    help="output format: csv (default), json, or voc (PASCAL results file: "
-                        "'image_id score x1 y1 x2 y2' per box)")
-    p.add_argument("-o", "--output", metavar="FILE",
+                        "'image_id score x1 y1 x2 y2' per box; with several models one file per class, "
+                        "comp3_det_<split>_<class>.txt, in the folder given by -o)")
+    p.add_argument("--split", default="test",
+                   help="with --format voc and several models: the <split> of the file names; default test")
+    p.add_argument("-o", "--output", metavar="FILE_OR_DIR",
                    help="write detections here (default: stdout); written atomically and locked "
                         "against a second run; on Ctrl+C the finished images are kept, marked "
                         "partial (see docs/output.md)")
@@ -56,11 +63,11 @@ def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(PROG, args)
-    from ..data import builtin_models, resolve_model
+    from ..data import model_table, resolve_models
 
     if args.list_models:
-        for name, desc in builtin_models().items():
-            print(f"{name}\t{desc}")
+        for row in model_table():
+            print("\t".join(row))
         return EXIT_OK
     if args.model is None:
         parser.error("no model given (a model file or a built-in model name, see --list-models)")
@@ -72,15 +79,26 @@ def _main(argv) -> int:
         raise ValueError(f"--nms must be an overlap between 0 and 1, got {args.nms}")
 
     from ..batch import detect_files, list_images
-    from ..output import Drawings, ResultsWriter, write_batch
+    from ..multiclass import as_model_dict
+    from ..output import Drawings, PerClassWriter, ResultsWriter, write_batch
 
-    model = resolve_model(args.model)
+    models = resolve_models(args.model)
+    model = models[0] if len(models) == 1 else tuple(models)
+    classes = list(as_model_dict(models)) if len(models) > 1 else []
+    if classes and args.format == "voc":
+        if args.output is None:
+            raise ValueError("--format voc with several models writes one file per class: give a folder "
+                             "with -o")
     paths = list_images(args.inputs)
+    if classes and args.format == "voc":
+        writer = PerClassWriter(args.output, classes, split=args.split, total=len(paths))
+    else:
+        writer = ResultsWriter(args.output, args.format, total=len(paths))
     drawings = Drawings(args.draw, paths, parts=args.parts) if args.draw else None
-    log.info("%s: %d image(s), model %s, threshold %g", "detecting", len(paths), args.model,
-             model.thresh if args.threshold is None else args.threshold)
+    log.info("%s: %d image(s), %d model(s) (%s), threshold %s", "detecting", len(paths), len(models),
+             args.model, "the models' own" if args.threshold is None else f"{args.threshold:g}")
     t0 = time.perf_counter()
-    with ResultsWriter(args.output, args.format, total=len(paths)) as out:
+    with writer as out:
         status = write_batch(
             detect_files(paths, model, n_jobs=args.jobs, progress=show_progress(args),
                          threshold=args.threshold, upsample=args.upsample,

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..model import Model, load_model
 
 __all__ = ["MODELS", "GROUPS", "ZOO", "builtin_models", "builtin_model_path", "resolve_model",
-           "resolve_models", "zoo_source"]
+           "resolve_models", "zoo_source", "model_table"]
 
 HERE = Path(__file__).parent
 
@@ -110,3 +110,21 @@ def resolve_models(spec) -> list[Model]:
         seen[cls] = name
         models.append(model)
     return models
+
+
+def model_table() -> list[tuple[str, ...]]:
+    """``dpm-detect --list-models``: a header and one row per installed model and group.
+
+    Columns: name, source, components, parts per component, default threshold.
+    """
+    rows = [("name", "source", "components", "parts", "threshold")]
+    for name in builtin_models():
+        m = load_model(builtin_model_path(name))
+        source = f"voc-release3.1 {ZOO[name]}" if name in ZOO else m.info.get("trained_by", "dpm-train")
+        rows.append((name, source, str(len(m.components)), "/".join(str(len(c.parts)) for c in m.components),
+                     f"{m.thresh:.4g}"))
+    installed = builtin_models()
+    for group, names in GROUPS.items():
+        if all(n in installed for n in names):
+            rows.append((group, f"group: the {len(names)} models {group}/<class>", "", "", ""))
+    return rows
