@@ -81,8 +81,10 @@ def resolve_model(spec) -> Model:
         return load_model(p)
     if str(spec) in MODELS:
         return load_model(builtin_model_path(str(spec)))
-    raise FileNotFoundError(f"{spec}: no such model file, and not a built-in model or group name "
-                            f"(built-in {_available()}; see --list-models)")
+    near = [n for n in builtin_models() if n.endswith(f"/{spec}")]
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    raise FileNotFoundError(f"{spec}: no such model file, and not a built-in model or group name ({hint}"
+                            f"built-in {_available()}; see --list-models)")
 
 
 def resolve_models(spec) -> list[Model]:

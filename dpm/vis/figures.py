@@ -26,10 +26,11 @@ __all__ = [
 
 ROOT_COLOUR = "red"     # showboxes.m: root boxes red, part boxes blue
 PART_COLOUR = "blue"
-# One colour per class when several classes are drawn (matplotlib's tab20, in the models' order).
-CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                 "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-                 "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
+# One colour per class when several classes are drawn, in the models' order: 20 distinct colours,
+# all dark enough for the white score labels.
+CLASS_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080", "#f032e6", "#9a6324",
+                 "#800000", "#808000", "#000075", "#469990", "#2f4f4f", "#1e90ff", "#ff1493", "#228b22",
+                 "#b8860b", "#8b008b", "#ff4500", "#4b0082")
 PANEL_TITLES = {"root": "root", "parts": "parts", "deformation": "deformation"}
 
 
