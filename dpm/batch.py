@@ -5,7 +5,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .detection import check_image_size, detect
+from .detection import check_image_size
+from .model import Model
+from .multiclass import as_model_dict, detect
 from .execution import make_executor, resolve_jobs
 from .image import read_image
 
@@ -91,8 +93,21 @@ class DetectTask:
     def run(self, model):
         kwargs = dict(self.options)
         image = read_image(self.path)
-        check_image_size(image.shape, model, kwargs.get("upsample", 1))
+        check_image_sizes(image.shape, model, kwargs.get("upsample", 1))
         return detect(image, model, **kwargs)
+
+
+def check_image_sizes(shape, models, upsample: int = 1) -> None:
+    """:func:`dpm.detection.check_image_size` for one model or several: raise only if no model fits."""
+    models = [models] if isinstance(models, Model) else list(as_model_dict(models).values())
+    errors = []
+    for m in models:
+        try:
+            check_image_size(shape, m, upsample)
+            return
+        except ValueError as exc:
+            errors.append(exc)
+    raise errors[0]
 
 
 def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, executor=None, **detect_kwargs):
@@ -103,7 +118,9 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, execut
     paths : iterable of path-like
         Read lazily: a long stream of paths costs memory for the images in
         flight only.
-    model : Model
+    model : Model, or several (a tuple of Models or a ``{class: Model}`` dict)
+        Several models: each result is a dict of class name to Detections
+        (:func:`dpm.multiclass.detect`, one feature pyramid per image).
     n_jobs : int, default 1
         Processes working on images (``-1``: one per core): the calling
         process and ``n_jobs - 1`` worker processes (:mod:`dpm.execution`).

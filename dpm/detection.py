@@ -38,7 +38,7 @@ from .features import feature_pyramid
 from .image import as_rgb, upsample_image
 from .model import Model
 
-__all__ = ["Detections", "detect", "detect_raw", "check_image_size", "LevelScores", "PartArgmax",
+__all__ = ["Detections", "detect", "detect_raw", "finish_detections", "upsampled", "check_image_size", "LevelScores", "PartArgmax",
            "score_levels"]
 
 # Precision of the filter responses in detection (see ``detect``'s ``dtype``).
@@ -68,6 +68,8 @@ class Detections:
         0-based pyramid level of the root.
     image_shape : tuple
         ``(height, width)`` of the image.
+    class_name : str
+        The class the model detects (``Model.class_name``; empty if unknown).
     """
 
     boxes: np.ndarray
@@ -77,6 +79,7 @@ class Detections:
     part_boxes: np.ndarray
     levels: np.ndarray
     image_shape: tuple = field(default=(0, 0))
+    class_name: str = ""
 
     def __len__(self):
         return int(self.scores.shape[0])
@@ -86,12 +89,12 @@ class Detections:
         if idx.ndim == 0:
             idx = idx.reshape(1)
         return Detections(self.boxes[idx], self.scores[idx], self.components[idx], self.root_boxes[idx],
-                          self.part_boxes[idx], self.levels[idx], self.image_shape)
+                          self.part_boxes[idx], self.levels[idx], self.image_shape, self.class_name)
 
     @classmethod
-    def empty(cls, num_parts: int = 0, image_shape=(0, 0)) -> "Detections":
+    def empty(cls, num_parts: int = 0, image_shape=(0, 0), class_name: str = "") -> "Detections":
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.intp), np.zeros((0, 4)),
-                   np.zeros((0, num_parts, 4)), np.zeros(0, dtype=np.intp), tuple(image_shape))
+                   np.zeros((0, num_parts, 4)), np.zeros(0, dtype=np.intp), tuple(image_shape), class_name)
 
     def to_raw(self) -> np.ndarray:
         """The original ``detect.m`` row layout: ``[root box, part boxes..., component (1-based), score]``."""
@@ -402,7 +405,7 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
             px, py = _part_positions(model, ci, ls, ys, xs)
             found.append((ci, ls.level, ls.cell, ys, xs, px, py, score[ys, xs]))
     if not found:
-        return Detections.empty(nparts, image.shape[:2])
+        return Detections.empty(nparts, image.shape[:2], model.class_name)
     comps = np.concatenate([np.full(f[3].size, f[0], dtype=np.intp) for f in found])
     levels = np.concatenate([np.full(f[3].size, f[1], dtype=np.intp) for f in found])
     scores = np.concatenate([f[7] for f in found])
@@ -418,7 +421,7 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
                            np.concatenate([np.full(f[3].size, f[2]) for f in mine]))
         root[where] = r
         parts[where] = p
-    return Detections(root.copy(), scores, comps, root, parts, levels, tuple(image.shape[:2]))
+    return Detections(root.copy(), scores, comps, root, parts, levels, tuple(image.shape[:2]), model.class_name)
 
 
 def detect(image, model: Model, *, threshold: float | None = None, upsample: int = 1, nms: float | None = 0.5,
@@ -464,23 +467,37 @@ def detect(image, model: Model, *, threshold: float | None = None, upsample: int
     """
     tune_malloc()
     image = as_rgb(image)
+    work = upsampled(image, upsample)
+    raw = detect_raw(work, model, threshold, dtype=dtype)
+    return finish_detections(raw, model, image.shape[:2], upsample=upsample, nms=nms,
+                             bbox_prediction=bbox_prediction, clip=clip)
+
+
+def upsampled(image, upsample: int):
+    """``image`` enlarged ``upsample`` times for detection (itself for 1); checks the factor."""
     if not isinstance(upsample, (int, np.integer)) or upsample < 1:
         raise ValueError(f"upsample must be a positive integer factor, got {upsample!r}")
-    shape = image.shape[:2]
-    work = upsample_image(image, int(upsample)) if upsample > 1 else image
-    raw = detect_raw(work, model, threshold, dtype=dtype)
+    return upsample_image(image, int(upsample)) if upsample > 1 else image
+
+
+def finish_detections(raw: Detections, model: Model, shape, *, upsample: int = 1, nms: float | None = 0.5,
+                      bbox_prediction: bool = True, clip: bool = True) -> Detections:
+    """:func:`detect_raw`'s detections on the image enlarged ``upsample`` times, made final as
+    :func:`detect` does: mapped back to an image of ``shape``, boxes predicted, suppressed, clipped."""
+    shape = tuple(shape)
     if upsample > 1:
         raw = _unscale(raw, int(upsample), shape)
     boxes = raw.root_boxes
     if bbox_prediction:
         boxes = predict_boxes(raw.root_boxes, raw.part_boxes, raw.components,
                               [c.bbox_regressor for c in model.components])
-    dets = Detections(boxes, raw.scores, raw.components, raw.root_boxes, raw.part_boxes, raw.levels, shape)
+    dets = Detections(boxes, raw.scores, raw.components, raw.root_boxes, raw.part_boxes, raw.levels, shape,
+                      model.class_name)
     if nms is not None and len(dets):
         dets = dets[nms_indices(dets.boxes, dets.scores, nms)]
     if clip and len(dets):
         dets = Detections(clip_boxes(dets.boxes, shape), dets.scores, dets.components, dets.root_boxes,
-                          dets.part_boxes, dets.levels, shape)
+                          dets.part_boxes, dets.levels, shape, model.class_name)
     return dets
 
 
@@ -494,4 +511,4 @@ def _unscale_boxes(b: np.ndarray, k: int) -> np.ndarray:
 
 def _unscale(d: Detections, k: int, shape) -> Detections:
     return Detections(_unscale_boxes(d.boxes, k), d.scores, d.components, _unscale_boxes(d.root_boxes, k),
-                      _unscale_boxes(d.part_boxes, k), d.levels, tuple(shape))
+                      _unscale_boxes(d.part_boxes, k), d.levels, tuple(shape), d.class_name)

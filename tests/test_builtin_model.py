@@ -25,7 +25,8 @@ def test_person_is_installed_and_described():
 
 
 def test_unknown_builtin_name_is_a_clear_error():
-    with pytest.raises(FileNotFoundError, match="not a built-in model name"):
+    with pytest.raises(FileNotFoundError, match="not a built-in model or group name "
+                                                "\\(did you mean voc2007/bicycle\\?"):
         resolve_model("bicycle")
 
 
@@ -58,7 +59,9 @@ def test_list_models_needs_no_other_argument(capsys):
     status = main(["--list-models"])
     out, err = capsys.readouterr()
     assert status == 0, err
-    assert out.startswith("person\t")
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert lines[0] == ["name", "source", "components", "parts", "threshold"]
+    assert lines[1][0] == "person" and lines[1][2:4] == ["1", "6"]
 
 
 def test_missing_model_argument_is_a_usage_error(capsys):

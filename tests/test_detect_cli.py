@@ -42,7 +42,8 @@ def test_csv_json_and_output_file(capsys, person, models_dir, tmp_path):
     status, out, _ = run_main(capsys, person, models_dir / "000061.jpg", "--threshold", "0")
     assert status == 0
     rows = out.splitlines()
-    assert rows[0] == "image,score,x1,y1,x2,y2,component" and len(rows) == 3
+    assert rows[0] == "image,score,x1,y1,x2,y2,component,class" and len(rows) == 3
+    assert all(r.endswith(',"person"') for r in rows[1:])   # the class of the model (person_final.mat)
     target = tmp_path / "d.json"
     status, out, _ = run_main(capsys, person, models_dir / "000061.jpg", "--threshold", "0",
                               "--format", "json", "-o", target)
@@ -50,6 +51,7 @@ def test_csv_json_and_output_file(capsys, person, models_dir, tmp_path):
     doc = json.loads(target.read_text())
     dets = doc["images"][0]["detections"]
     assert len(dets) == 2 and len(dets[0]["part_boxes"]) == 6 and dets[0]["component"] in (1, 2)
+    assert {d["class"] for d in dets} == {"person"}
 
 
 def test_parallel_equals_serial(capsys, inria, models_dir, tmp_path):

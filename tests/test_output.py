@@ -35,7 +35,7 @@ def test_csv_round_trips_any_file_name(tmp_path):
             out.write(name, d)
     with open(target, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["image", "score", "x1", "y1", "x2", "y2", "component"]
+    assert rows[0] == ["image", "score", "x1", "y1", "x2", "y2", "component", "class"]
     got = {}
     for r in rows[1:]:
         got.setdefault(r[0], []).append([float(v) for v in r[1:6]])

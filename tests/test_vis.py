@@ -533,3 +533,20 @@ def test_show_features_figure():
     assert arr.shape == (8 * 16, 13 * 16)              # (80/8 - 2) x (120/8 - 2) cells at bs = 16
     # the HOG picture is drawn over the pixels its cells summarise
     assert hog_ax.get_images()[0].get_extent() == [7.5, 14 * 8 - 0.5, 9 * 8 - 0.5, 7.5]
+
+
+def test_several_classes_are_drawn_in_their_own_colours_with_labels():
+    from matplotlib.colors import to_rgba
+
+    from dpm.detection import Detections
+    from dpm.vis.figures import CLASS_COLOURS, draw_detections
+
+    def one(cls, x):
+        b = np.array([[x, 5.0, x + 10, 20.0]])
+        return Detections(b, np.array([0.5]), np.zeros(1, int), b.copy(), np.zeros((1, 0, 4)),
+                          np.zeros(1, int), (40, 60), cls)
+
+    ax = draw_detections(np.zeros((40, 60, 3)), {"car": one("car", 5), "cat": one("cat", 30)})
+    assert sorted(t.get_text() for t in ax.texts) == ["car 0.50", "cat 0.50"]
+    edges = [p.get_edgecolor() for p in ax.patches]
+    assert edges == [to_rgba(CLASS_COLOURS[0]), to_rgba(CLASS_COLOURS[1])]

@@ -1,4 +1,4 @@
-"""``dpm-detect MODEL IMAGE_OR_DIR...``: detect objects in images."""
+"""``dpm-detect MODEL[,MODEL...] IMAGE_OR_DIR...``: detect objects in images, with one model or several."""
 from __future__ import annotations
 
 import argparse
@@ -21,26 +21,33 @@ def build_parser() -> argparse.ArgumentParser:
                     "Boxes are 1-based inclusive pixel coordinates [x1 y1 x2 y2], as in PASCAL VOC.",
         epilog="examples:\n"
                "  dpm-detect person image.jpg\n"
+               "  dpm-detect voc2007 photos/ --draw out/          (all 20 VOC2007 classes in one pass)\n"
+               "  dpm-detect voc2007/car,voc2007/bus street.jpg --format voc -o results/\n"
                "  dpm-detect person_final.mat photos/ --format voc -o comp3_det_test_person.txt -j 2\n"
                "  dpm-detect model.npz frame.png --upsample 2 --draw out/ --parts\n"
                "  find /archive -name '*.jpg' | dpm-detect person --list - -o dets.csv "
                "--scheduler tcp://head:8786\n"
                "  dpm-detect person --list paths.txt -o dets.csv --resume   # after an interruption",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", nargs="?", help="model file (.mat from voc-release3.1 or .npz from dpm-train), "
-                                 "or the name of a built-in model (see --list-models)")
+    p.add_argument("model", nargs="?", metavar="MODEL[,MODEL...]",
+                   help="model file (.mat from voc-release3.1 or .npz from dpm-train), the name of a built-in "
+                        "model or of a group of them (see --list-models); several, separated by commas, "
+                        "run in one pass (one model per class)")
     p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--format", choices=("csv", "json", "voc", "coco"), default="csv",
                    help="output format: csv (default), json, voc (PASCAL results file: "
-                        "'image_id score x1 y1 x2 y2' per box) or coco (COCO results list: image_id, "
-                        "category_id, bbox [x, y, w, h], score)")
+                        "'image_id score x1 y1 x2 y2' per box; with several models one file per class, "
+                        "comp3_det_<split>_<class>.txt, in the folder given by -o) or coco (COCO results "
+                        "list: image_id, category_id, bbox [x, y, w, h], score)")
+    p.add_argument("--split", default="test",
+                   help="with --format voc and several models: the <split> of the file names; default test")
     p.add_argument("--coco", metavar="FILE",
                    help="with --format coco: COCO instances file giving the image ids (looked up by file "
                         "name) and the category id (of the model's class, or --class); without it the "
                         "image id is the file name's number (000000397133.jpg: 397133) and the category 1")
     p.add_argument("--class", dest="cls", metavar="NAME",
                    help="with --coco: the category to report the detections as (default: the model's class)")
-    p.add_argument("-o", "--output", metavar="FILE",
+    p.add_argument("-o", "--output", metavar="FILE_OR_DIR",
                    help="write detections here (default: stdout); written atomically and locked "
                         "against a second run; on Ctrl+C the finished images are kept, marked "
                         "partial (see docs/output.md)")
@@ -75,11 +82,11 @@ def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(PROG, args)
-    from ..data import builtin_models, resolve_model
+    from ..data import model_table, resolve_models
 
     if args.list_models:
-        for name, desc in builtin_models().items():
-            print(f"{name}\t{desc}")
+        for row in model_table():
+            print("\t".join(row))
         return EXIT_OK
     if args.model is None:
         parser.error("no model given (a model file or a built-in model name, see --list-models)")
@@ -101,9 +108,19 @@ def _main(argv) -> int:
         parser.error("--class only applies with --coco")
 
     from ..batch import detect_files, list_images, read_image_list
-    from ..output import Drawings, ResultsWriter, write_batch
+    from ..multiclass import as_model_dict
+    from ..output import Drawings, PerClassWriter, ResultsWriter, write_batch
 
-    model = resolve_model(args.model)
+    models = resolve_models(args.model)
+    model = models[0] if len(models) == 1 else tuple(models)
+    classes = list(as_model_dict(models)) if len(models) > 1 else []
+    per_class = bool(classes) and args.format == "voc"
+    if per_class and args.output is None:
+        raise ValueError("--format voc with several models writes one file per class: give a folder with -o")
+    if per_class and args.resume:
+        raise ValueError("--resume continues one results file: not with --format voc and several models")
+    if classes and args.format == "coco":
+        raise ValueError("--format coco takes one model (one category); run once per class")
     if args.list_file is not None:
         if args.list_file != "-" and not Path(args.list_file).is_file():
             raise FileNotFoundError(f"{args.list_file}: no such list of images")
@@ -119,16 +136,19 @@ def _main(argv) -> int:
     drawings = Drawings(args.draw, paths, parts=args.parts) if args.draw else None
     options = dict(threshold=args.threshold, upsample=args.upsample, nms=None if args.nms >= 1 else args.nms,
                    bbox_prediction=not args.no_bbox_prediction)
-    log.info("detecting in %s, model %s, threshold %g",
+    log.info("detecting in %s, %d model(s) (%s), threshold %s",
              f"{total} image(s)" if total is not None else f"the images listed in {args.list_file}",
-             args.model, model.thresh if args.threshold is None else args.threshold)
+             len(models), args.model, "the models' own" if args.threshold is None else f"{args.threshold:g}")
     key = {"model": model_key(model), "format": args.format, "inputs": args.list_file or list(map(str, args.inputs)),
            **{k: v for k, v in options.items()}}
+    if per_class:
+        writer = PerClassWriter(args.output, classes, split=args.split, total=total)
+    else:
+        writer = ResultsWriter(args.output, fmt, total=total, resumable=args.output is not None,
+                               resume=args.resume, key=key)
     t0 = time.perf_counter()
-    with cluster_executor(args) as executor, \
-            ResultsWriter(args.output, fmt, total=total, resumable=args.output is not None,
-                          resume=args.resume, key=key) as out:
-        todo = skip_done(paths, out.resumed, out.resumed_last)
+    with cluster_executor(args) as executor, writer as out:
+        todo = skip_done(paths, getattr(out, "resumed", 0), getattr(out, "resumed_last", None))
         if executor is not None:
             results = on_workers(todo, lambda ps: detect_files(ps, model, executor=executor,
                                                                progress=show_progress(args), **options))
@@ -136,7 +156,7 @@ def _main(argv) -> int:
             results = detect_files(todo, model, n_jobs=jobs(args), progress=show_progress(args), **options)
         status = write_batch(results, out, image_ids=image_ids, drawings=drawings)
     log.info("%d image(s) written, %.3f s per image%s", status.written,
-             (time.perf_counter() - t0) / max(1, status.done - out.resumed),
+             (time.perf_counter() - t0) / max(1, status.done - getattr(out, "resumed", 0)),
              " (drawing included)" if drawings is not None else "")
     return report_failures(PROG, status)
 

@@ -15,16 +15,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["RecordError", "RunStatus", "ResultsFormat", "CsvFormat", "JsonFormat", "VocFormat", "CocoFormat",
-           "FORMATS", "PARTIAL_MARK", "get_format", "format_number", "check_voc_image_id"]
+           "FORMATS", "PARTIAL_MARK", "get_format", "format_number", "check_voc_image_id", "per_class"]
 
 BOX_CONVENTION = "1-based inclusive pixels [x1, y1, x2, y2]; components 1-based"
-CSV_HEADER = ("image", "score", "x1", "y1", "x2", "y2", "component")
+CSV_HEADER = ("image", "score", "x1", "y1", "x2", "y2", "component", "class")
 PARTIAL_MARK = "# partial:"
 
 
@@ -96,6 +97,15 @@ def check_voc_image_id(image_id: str, image=None) -> str:
     return image_id
 
 
+def per_class(dets) -> list:
+    """The Detections of one image's result: one (a Detections) or several (a dict by class)."""
+    return list(dets.values()) if isinstance(dets, Mapping) else [dets]
+
+
+def _class_of(dets) -> str:
+    return getattr(dets, "class_name", "") or ""
+
+
 def _finite_arrays(image, dets):
     scores = np.asarray(dets.scores, dtype=np.float64).reshape(-1)
     boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
@@ -131,7 +141,10 @@ class ResultsFormat:
 
 
 class CsvFormat(ResultsFormat):
-    """``image,score,x1,y1,x2,y2,component``, one row per detection.
+    """``image,score,x1,y1,x2,y2,component,class``, one row per detection.
+
+    With several models, the rows of an image come class by class, in the
+    models' order, each class in suppression order.
 
     The image is always quoted (RFC 4180: commas, quotes and newlines in file
     names read back exactly with any CSV reader), numbers never, so a line
@@ -144,12 +157,13 @@ class CsvFormat(ResultsFormat):
         return ",".join(CSV_HEADER) + "\n"
 
     def record(self, image, image_id, dets) -> str:
-        scores, boxes = _finite_arrays(image, dets)
-        comps = np.asarray(dets.components).reshape(-1)
         buf = io.StringIO()
         w = csv.writer(buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        for s, b, c in zip(scores.tolist(), boxes.tolist(), comps.tolist()):
-            w.writerow([str(image), s, *b, int(c) + 1])
+        for d in per_class(dets):
+            scores, boxes = _finite_arrays(image, d)
+            comps = np.asarray(d.components).reshape(-1)
+            for s, b, c in zip(scores.tolist(), boxes.tolist(), comps.tolist()):
+                w.writerow([str(image), s, *b, int(c) + 1, _class_of(d)])
         return buf.getvalue()
 
 
@@ -174,7 +188,11 @@ class VocFormat(ResultsFormat):
         if earlier != str(image):
             raise RecordError(f"{image}: image id {image_id!r} is already used by {earlier} in this "
                               "VOC results file; rename one of them or use the csv or json format")
-        scores, boxes = _finite_arrays(image, dets)
+        classes = per_class(dets)
+        if len(classes) != 1:
+            raise RecordError(f"{image}: a VOC results file holds one class, got {len(classes)}; write one "
+                              "file per class (dpm.output.PerClassWriter, dpm-detect --format voc -o FOLDER)")
+        scores, boxes = _finite_arrays(image, classes[0])
         return "".join(f"{image_id} {format_number(s)} {' '.join(format_number(v) for v in b)}\n"
                        for s, b in zip(scores.tolist(), boxes.tolist()))
 
@@ -203,15 +221,20 @@ class JsonFormat(ResultsFormat):
         return "{" + f'"box_convention": {json.dumps(BOX_CONVENTION)},\n"images": [\n'
 
     def record(self, image, image_id, dets) -> str:
-        scores, boxes = _finite_arrays(image, dets)
-        h, w = (int(v) for v in dets.image_shape[:2])
-        doc = {"image": str(image), "height": h, "width": w, "detections": [{
-            "score": scores[i].item(),
-            "box": boxes[i].tolist(),
-            "component": int(dets.components[i]) + 1,
-            "root_box": [float(v) for v in dets.root_boxes[i]],
-            "part_boxes": [[float(v) for v in pb] for pb in dets.part_boxes[i]],
-        } for i in range(len(scores))]}
+        classes = per_class(dets)
+        h, w = (int(v) for v in classes[0].image_shape[:2])
+        found = []
+        for d in classes:
+            scores, boxes = _finite_arrays(image, d)
+            found.extend({
+                "score": scores[i].item(),
+                "box": boxes[i].tolist(),
+                "component": int(d.components[i]) + 1,
+                "class": _class_of(d),
+                "root_box": [float(v) for v in d.root_boxes[i]],
+                "part_boxes": [[float(v) for v in pb] for pb in d.part_boxes[i]],
+            } for i in range(len(scores)))
+        doc = {"image": str(image), "height": h, "width": w, "detections": found}
         try:
             text = json.dumps(doc, allow_nan=False)
         except ValueError:

@@ -9,6 +9,7 @@ imported inside the functions, so ``import dpm.vis`` stays cheap.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,11 @@ __all__ = [
 
 ROOT_COLOUR = "red"     # showboxes.m: root boxes red, part boxes blue
 PART_COLOUR = "blue"
+# One colour per class when several classes are drawn, in the models' order: 20 distinct colours,
+# all dark enough for the white score labels.
+CLASS_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#008080", "#f032e6", "#9a6324",
+                 "#800000", "#808000", "#000075", "#469990", "#2f4f4f", "#1e90ff", "#ff1493", "#228b22",
+                 "#b8860b", "#8b008b", "#ff4500", "#4b0082")
 PANEL_TITLES = {"root": "root", "parts": "parts", "deformation": "deformation"}
 
 
@@ -230,10 +236,12 @@ def draw_detections(image, detections, *, parts=False, ax=None):
     ----------
     image : (H, W, 3) or (H, W) array_like
         Values 0..255.
-    detections : dpm.detection.Detections or (N, 4) / (N, 5) array_like
+    detections : dpm.detection.Detections, dict of class name to Detections, or (N, 4) / (N, 5) array_like
         Boxes ``[x1 y1 x2 y2]`` in **1-based inclusive pixel coordinates**
         (optionally a score column).  Anything with ``boxes``, ``scores`` and
-        ``part_boxes`` attributes works.
+        ``part_boxes`` attributes works.  A dict (several classes,
+        :func:`dpm.multiclass.detect`) draws each class in its own colour
+        (:data:`CLASS_COLOURS`) with ``class score`` labels.
     parts : bool
         Also draw each detection's part boxes.
     ax : matplotlib.axes.Axes, optional
@@ -252,7 +260,6 @@ def draw_detections(image, detections, *, parts=False, ax=None):
     if img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
         raise ValueError(f"expected an (H, W) or (H, W, 3) image, got shape {img.shape}")
     H, W = img.shape[:2]
-    boxes, scores, part_boxes = _detection_arrays(detections)
     if ax is None:
         from matplotlib.figure import Figure
         fig = Figure(figsize=(W / 100.0, H / 100.0), dpi=100)
@@ -261,19 +268,26 @@ def draw_detections(image, detections, *, parts=False, ax=None):
     ax.set_xlim(-0.5, W - 0.5)
     ax.set_ylim(H - 0.5, -0.5)
     ax.set_axis_off()
-    order = np.argsort(scores, kind="stable") if scores is not None else np.arange(len(boxes))
-    for i in order:
-        if parts and part_boxes is not None:
-            for pb in part_boxes[i]:
-                x, y, bw, bh = box_patch_geometry(pb)
-                ax.add_patch(Rectangle((x, y), bw, bh, fill=False, edgecolor=PART_COLOUR, linewidth=1.0))
-        x, y, bw, bh = box_patch_geometry(boxes[i])
-        ax.add_patch(Rectangle((x, y), bw, bh, fill=False, edgecolor=ROOT_COLOUR, linewidth=2.0))
-        if scores is not None:
-            above = y > 0.04 * H
-            ax.text(x, y, f"{scores[i]:.2f}", color="white", fontsize=8, ha="left",
-                    va="bottom" if above else "top", clip_on=True,
-                    bbox=dict(facecolor=ROOT_COLOUR, edgecolor="none", pad=1.0, alpha=0.8))
+    if isinstance(detections, Mapping):
+        layers = [(dets, CLASS_COLOURS[k % len(CLASS_COLOURS)], f"{name} ")
+                  for k, (name, dets) in enumerate(detections.items())]
+    else:
+        layers = [(detections, ROOT_COLOUR, "")]
+    for dets, colour, label in layers:
+        boxes, scores, part_boxes = _detection_arrays(dets)
+        order = np.argsort(scores, kind="stable") if scores is not None else np.arange(len(boxes))
+        for i in order:
+            if parts and part_boxes is not None:
+                for pb in part_boxes[i]:
+                    x, y, bw, bh = box_patch_geometry(pb)
+                    ax.add_patch(Rectangle((x, y), bw, bh, fill=False, edgecolor=PART_COLOUR, linewidth=1.0))
+            x, y, bw, bh = box_patch_geometry(boxes[i])
+            ax.add_patch(Rectangle((x, y), bw, bh, fill=False, edgecolor=colour, linewidth=2.0))
+            if scores is not None:
+                above = y > 0.04 * H
+                ax.text(x, y, f"{label}{scores[i]:.2f}", color="white", fontsize=8, ha="left",
+                        va="bottom" if above else "top", clip_on=True,
+                        bbox=dict(facecolor=colour, edgecolor="none", pad=1.0, alpha=0.8))
     return ax
 
 

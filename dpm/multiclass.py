@@ -1,0 +1,108 @@
+"""Detection with several models in one pass: one feature pyramid per image, results per class.
+
+:func:`detect` runs every model of a list (or a ``{class: model}`` dict) on an
+image.  Models with the same ``sbin`` and ``interval`` share one feature
+pyramid; each is scored on it with its own padding (the padded levels are
+never formed, see :meth:`dpm.convolve.FilterBank.convolve`), so the
+detections of each model are exactly those :func:`dpm.detection.detect`
+gives with that model alone.  Suppression is per class, as in the original.
+
+Stacking the filters of all models into one filter bank per level was tried
+and measured slower: the models' paddings differ, and one bank needs the
+largest padding for all (benchmarks/bench_multiclass.py, docs/detection.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+from ._alloc import tune_malloc
+from .detection import DEFAULT_DTYPE, Detections, detect_raw, finish_detections, upsampled
+from .detection import detect as detect_one
+from .features import feature_pyramid
+from .image import as_rgb
+from .model import Model
+
+__all__ = ["detect", "as_model_dict", "pyramid_groups"]
+
+
+def as_model_dict(models) -> dict:
+    """``{class name: Model}`` from a Model, a sequence of Models or a mapping (kept as given).
+
+    Raises ``ValueError`` for no models, a model without a class name in a
+    sequence, or two models of the same class.
+    """
+    if isinstance(models, Model):
+        models = [models]
+    if isinstance(models, Mapping):
+        out = dict(models)
+    else:
+        out = {}
+        for i, m in enumerate(models):
+            if not isinstance(m, Model):
+                raise TypeError(f"models[{i}] is a {type(m).__name__}, not a dpm.Model")
+            if not m.class_name:
+                raise ValueError(f"models[{i}] has no class_name; pass a dict {{class name: model}} instead")
+            if m.class_name in out:
+                raise ValueError(f"models: class {m.class_name!r} is given twice; results and suppression are "
+                                 "per class, so give one model per class")
+            out[m.class_name] = m
+    if not out:
+        raise ValueError("models: no models given")
+    for name, m in out.items():
+        if not isinstance(m, Model):
+            raise TypeError(f"models[{name!r}] is a {type(m).__name__}, not a dpm.Model")
+    return out
+
+
+def pyramid_groups(models: dict) -> dict:
+    """``{(sbin, interval): [class names]}``: the models that share a feature pyramid, in order."""
+    groups = {}
+    for name, m in models.items():
+        groups.setdefault((m.sbin, m.interval), []).append(name)
+    return groups
+
+
+def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | None = 0.5,
+           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE):
+    """Detect objects with one model or several.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+    models : Model, sequence of Model, or mapping of class name to Model
+        One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect`,
+        returning one :class:`~dpm.detection.Detections`.  Several (a sequence
+        keyed by each model's ``class_name``, or a dict): a dict of class name
+        to :class:`~dpm.detection.Detections`, in the models' order, each
+        exactly what the model gives alone.
+    threshold : float or mapping of class name to float, optional
+        Default: each model's own ``thresh``.
+    upsample, nms, bbox_prediction, clip, dtype
+        As in :func:`dpm.detection.detect`; the same for every model.
+    """
+    kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
+    if isinstance(models, Model):
+        return detect_one(image, models, threshold=threshold, dtype=dtype, **kwargs)
+    models = as_model_dict(models)
+    if isinstance(threshold, Mapping):
+        unknown = sorted(set(threshold) - set(models))
+        if unknown:
+            raise ValueError(f"threshold: no model for class(es) {', '.join(map(repr, unknown))}")
+    tune_malloc()
+    image = as_rgb(image)
+    work = upsampled(image, upsample)
+    out = {}
+    for (sbin, interval), names in pyramid_groups(models).items():
+        pyramid = feature_pyramid(work, sbin, interval, dtype=dtype)
+        for name in names:
+            m = models[name]
+            t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
+            raw = detect_raw(work, m, t, pyramid=pyramid, dtype=dtype)
+            out[name] = finish_detections(raw, m, image.shape[:2], **kwargs)
+        del pyramid
+    return {name: _named(out[name], name) for name in models}
+
+
+def _named(dets: Detections, name: str) -> Detections:
+    return dets if dets.class_name == name else dataclasses.replace(dets, class_name=name)
