@@ -20,7 +20,8 @@ def test_person_is_installed_and_described():
     assert all(c.bbox_regressor is not None for c in model.components)
     # how it was made travels with it
     assert model.info["trained_by"] == "dpm-train"
-    assert model.info["command"].startswith("dpm-train person --voc person-voc --components 1")
+    assert model.info["seed"] == "0" and model.info["components"] == "1"
+    assert model.info["box_scale"] == "0.6 0.75" and len(model.info["training_data"]) == 64
     assert builtin_model_path("person").stat().st_size < 200_000
 
 
