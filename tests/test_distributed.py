@@ -28,7 +28,7 @@ from voc import training_data  # noqa: E402
 
 def _cluster():
     return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                    dashboard_address=None, silence_logs=50)
+                                    dashboard_address=":0", silence_logs=50)
 
 
 @pytest.fixture(scope="module")
