@@ -78,6 +78,8 @@ class StageConfig:
         None uses all of them.
     cont : bool
         Continue with the example set of the previous call (``cont``).
+    add_parts : bool
+        Add parts to every component before the stage (``addparts``).
     C_per_component : float
         Learner C divided by the number of components.
     J : float
@@ -93,6 +95,7 @@ class StageConfig:
     keep_support_vectors: bool
     num_negatives: int | None
     cont: bool = False
+    add_parts: bool = False
     C_per_component: float = 0.002   # voc-release3.1: train.m (C = 0.002*model.numcomponents)
     J: float = 1.0                   # voc-release3.1: train.m
 
@@ -208,7 +211,8 @@ class TrainConfig:
             # addparts; train(cls, model, pos, neg(1:200), 0, 0, 1, 4, 2^30, true, 0.7)
             StageConfig("parts", warp=False, random_negatives=False, iterations=1, negative_iterations=4,
                         cache_bytes=self.parts_cache_bytes, keep_support_vectors=True,
-                        num_negatives=self.num_hard_negatives, C_per_component=self.C_per_component, J=self.J),
+                        num_negatives=self.num_hard_negatives, add_parts=True,
+                        C_per_component=self.C_per_component, J=self.J),
             # train(cls, model, pos, neg(1:200), 0, 0, 6, 2, 2^30, true, 0.7, true)
             StageConfig("parts2", warp=False, random_negatives=False, iterations=6, negative_iterations=2,
                         cache_bytes=self.parts_cache_bytes, keep_support_vectors=True,

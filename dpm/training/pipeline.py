@@ -467,7 +467,7 @@ def _run_schedule(trainer: _Trainer, store: CheckpointStore, config: TrainConfig
             cursor = int(ck.state.get("cursor", 0))
             summary.add(name=stage.name, resumed=True, examples=len(examples) if examples else 0)
             continue
-        if stage.name == "parts":
+        if stage.add_parts:
             for ci in range(len(model.components)):
                 model = addparts(model, ci, config.num_parts, config=config)
         start_t = 0
