@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 import dpm.detection as D  # noqa: E402
 from dpm import load_model, read_image  # noqa: E402
-from dpm.batch import detect_files  # noqa: E402
+from dpm.detection.batch import detect_files  # noqa: E402
 
 SHARED = Path(os.environ.get("DPM_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 ORIGINAL_FASTEST_S = 0.9  # the original's per-image time with fconvblas on this kind of machine

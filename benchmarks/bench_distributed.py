@@ -55,7 +55,7 @@ def _images(folder: Path, n: int, size, seed=0):
 
 
 def _timed(paths, model, **kw):
-    from dpm.batch import detect_files
+    from dpm.detection.batch import detect_files
 
     t = time.perf_counter()
     out = list(detect_files(paths, model, progress=False, threshold=-0.5, **kw))
@@ -149,7 +149,7 @@ def stream(args):
 
 
 def sizes(args):
-    from dpm.batch import DetectTask
+    from dpm.detection.batch import DetectTask
     from dpm.data import resolve_model
     from dpm.execution.base import model_payload
     from dpm.training.tasks import LatentTask, MineTask

@@ -12,7 +12,7 @@ reports the median of each, their ratio (one pass / separate), the time of one
 feature pyramid, and whether every class's detections are identical.  Also
 times one convolution pass with all models' filters stacked into one bank per
 level (the largest padding for all) against each model's own bank and padding:
-the alternative :mod:`dpm.multiclass` does not use.
+the alternative :mod:`dpm.detection.multiclass` does not use.
 """
 import os
 
@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import dpm  # noqa: E402
 from dpm.convolve import FilterBank  # noqa: E402
 from dpm.data import resolve_models  # noqa: E402
-from dpm.detection import detect as detect_one  # noqa: E402
+from dpm.detection import detect_one  # noqa: E402
 from dpm.features import feature_pyramid  # noqa: E402
 
 SHARED = Path(os.environ.get("DPM_SHARED", Path(__file__).resolve().parents[2] / "shared"))

@@ -23,7 +23,7 @@ _EXPORTS = {
     "hog": "dpm.features", "resize": "dpm.features", "feature_pyramid": "dpm.features",
     "FeaturePyramid": "dpm.features", "flip_features": "dpm.features",
     # detection
-    "detect": "dpm.multiclass", "detect_raw": "dpm.detection", "Detections": "dpm.detection", "read_image": "dpm.image",
+    "detect": "dpm.detection", "detect_raw": "dpm.detection", "Detections": "dpm.detection", "read_image": "dpm.image",
     "nms": "dpm.boxes", "clip_boxes": "dpm.boxes",
     # learning and training
     "ExampleSet": "dpm.learn", "fit_lsvm": "dpm.learn", "LearnResult": "dpm.learn",

@@ -22,10 +22,10 @@ import numpy as np
 
 from . import _dt
 
-__all__ = ["distance_transform"]
+__all__ = ["MAX_SIDE", "check_coefficients", "distance_transform", "transform_unchecked"]
 
 # dt.cc squares offsets in a C int: sides up to 46340 keep (n - 1)**2 < 2**31.
-_MAX_SIDE = 46340
+MAX_SIDE = 46340
 
 
 def distance_transform(vals, ax, bx, ay, by, *, rows=None, cols=None, negate=False):
@@ -101,18 +101,18 @@ def distance_transform(vals, ax, bx, ay, by, *, rows=None, cols=None, negate=Fal
     >>> M.tolist(), Ix.tolist()
     ([[0.0, 1.0, 4.0]], [[0, 0, 0]])
     """
-    coeffs = _check_coefficients(ax, bx, ay, by)
+    coeffs = check_coefficients(ax, bx, ay, by)
     vals = np.asarray(vals)
     if vals.dtype not in _NATIVE:
         vals = vals.astype(np.float64)
     vals = np.ascontiguousarray(vals)
     if vals.ndim != 2 or vals.shape[0] < 1 or vals.shape[1] < 1:
         raise ValueError(f"vals must be a non-empty 2-D array, got shape {vals.shape}")
-    if max(vals.shape) > _MAX_SIDE:
-        raise ValueError(f"vals of shape {vals.shape} is too large (sides must be <= {_MAX_SIDE})")
+    if max(vals.shape) > MAX_SIDE:
+        raise ValueError(f"vals of shape {vals.shape} is too large (sides must be <= {MAX_SIDE})")
     start, step, nrows = _subset(rows, vals.shape[0], "rows")
     cstart, cstep, ncols = _subset(cols, vals.shape[1], "cols")
-    return _transform(vals, coeffs, start, step, nrows, bool(negate), cstart, cstep, ncols)
+    return transform_unchecked(vals, coeffs, start, step, nrows, bool(negate), cstart, cstep, ncols)
 
 
 def _subset(sel, size, name):
@@ -130,7 +130,7 @@ def _subset(sel, size, name):
 _NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _check_coefficients(ax, bx, ay, by):
+def check_coefficients(ax, bx, ay, by):
     """``(ax, bx, ay, by)`` as floats, or ``ValueError`` (see :func:`distance_transform`)."""
     coeffs = {"ax": ax, "bx": bx, "ay": ay, "by": by}
     for name, value in coeffs.items():
@@ -149,7 +149,7 @@ def _check_coefficients(ax, bx, ay, by):
     return coeffs["ax"], coeffs["bx"], coeffs["ay"], coeffs["by"]
 
 
-def _transform(vals, coeffs, start, step, nrows, negate, cstart=0, cstep=1, ncols=None):
+def transform_unchecked(vals, coeffs, start, step, nrows, negate, cstart=0, cstep=1, ncols=None):
     """Unchecked :func:`distance_transform`: ``vals`` a non-empty C-contiguous float32/float64
     map with sides <= 46340, ``coeffs`` checked, rows ``start + k*step`` (k < nrows) and
     columns ``cstart + k*cstep`` (k < ncols; default all) inside it."""

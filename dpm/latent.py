@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .boxes import box_area, iou
-from .detection import Detections, _boxes_at, score_levels
+from .detection import Detections, boxes_at, score_levels
 from .features import feature_pyramid
 from .features.flip import flip_features
 from .image import as_rgb
@@ -97,7 +97,7 @@ def _placement(model: Model, ls, ci: int, y: int, x: int, score: float) -> Place
         blocks.append((part.filter_block, np.asarray(f).ravel(order="F").astype(np.float32)))
         blocks.append((part.def_block, d.astype(np.float32)))
     X, Y = x + 1, y + 1
-    rb, pb = _boxes_at(model, ci, ls, np.array([y]), np.array([x]))
+    rb, pb = boxes_at(model, ci, ls, np.array([y]), np.array([x]))
     return Placement(score=float(score), component=ci, level=ls.level + 1,
                      xc=int(mround(X + rw / 2 - padx)), yc=int(mround(Y + rh / 2 - pady)),
                      root_box=rb[0], part_boxes=pb[0], blocks=blocks)

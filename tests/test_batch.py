@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from dpm.batch import detect_files
+from dpm.detection.batch import detect_files
 from dpm.execution import TaskFailed
 from dpm.model import load_model
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from dpm.boxes import clip_boxes, nms, predict_boxes
-from dpm.detection import Detections, _unscale_boxes, detect, detect_raw
+from dpm.detection import Detections, detect, detect_raw
+from dpm.detection.finish import unscale_boxes
 from dpm.model import load_model
 
 CASES = {
@@ -75,13 +76,13 @@ def test_default_precision_is_float32_and_float64_is_the_original(golden, loaded
 
 
 def test_level_scores_argmax_equals_full_transform(golden, loaded):
-    from dpm.detection import _Prepared, score_levels
+    from dpm.detection import PreparedModel, score_levels
     from dpm.dt import distance_transform
     from dpm.features import feature_pyramid
 
     image, model = loaded("i061")
     pyr = feature_pyramid(image, model.sbin, model.interval)
-    prepared = _Prepared(model)
+    prepared = PreparedModel(model)
     ls = next(score_levels(pyr, model, prepared))
     assert ls.root_features.dtype == np.float64 and ls.scores[0].dtype == np.float64
     resp = prepared.parts.convolve(ls.part_features)
@@ -131,8 +132,8 @@ def test_grey_and_float_images_equal_their_rgb_uint8(golden, loaded):
 def test_unscale_maps_pixels_back():
     # pixel p of the original is pixels 2p-1..2p of the 2x image
     b = np.array([[1.0, 3.0, 20.0, 40.0]])
-    np.testing.assert_allclose(_unscale_boxes(b, 2), [[1.0, 2.0, 10.0, 20.0]])
-    np.testing.assert_allclose(_unscale_boxes(np.array([[4.0, 7.0, 9.0, 12.0]]), 3), [[2.0, 3.0, 3.0, 4.0]])
+    np.testing.assert_allclose(unscale_boxes(b, 2), [[1.0, 2.0, 10.0, 20.0]])
+    np.testing.assert_allclose(unscale_boxes(np.array([[4.0, 7.0, 9.0, 12.0]]), 3), [[2.0, 3.0, 3.0, 4.0]])
 
 
 def test_upsample_finds_small_objects_at_half_the_coordinates(golden, loaded):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import REPO, write_good_image
-from dpm.batch import read_image_list
+from dpm.detection.batch import read_image_list
 from dpm.cli import detect as detect_cli
 from dpm.output import ResultsWriter
 
@@ -109,14 +109,14 @@ def test_resume_refuses_other_options_and_other_inputs(tmp_path, images, small_m
     args = [str(small_model_file), "--list", "list.txt", "-o", "d.csv", "-q"]
 
     def interrupted(*a, **k):   # the run stops after 10 images, keeping d.csv.partial
-        from dpm import batch
+        from dpm.detection import batch
 
         for i, pair in enumerate(real(*a, **k)):
             if i == 10:
                 raise KeyboardInterrupt
             yield pair
 
-    from dpm import batch
+    from dpm.detection import batch
     real = batch.detect_files
     monkeypatch.setattr(batch, "detect_files", interrupted)
     assert detect_cli.main(args + ["--threshold", "-10"]) == 130

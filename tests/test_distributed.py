@@ -15,7 +15,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from conftest import write_good_image  # noqa: E402
-from dpm.batch import detect_files  # noqa: E402
+from dpm.detection.batch import detect_files  # noqa: E402
 from dpm.cli import detect as detect_cli  # noqa: E402
 from dpm.execution import (DaskExecutor, FuturesExecutor, MissingDependency, TaskFailed,  # noqa: E402
                            connect, make_executor)

@@ -166,7 +166,7 @@ def _detection_available():
     try:
         import dpm
         dpm.detect, dpm.read_image  # noqa: B018
-        import dpm.batch  # noqa: F401
+        import dpm.detection.batch  # noqa: F401
     except (ImportError, AttributeError) as exc:
         return str(exc)
     return None

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import voc
-from dpm import batch as batch_module
+from dpm.detection import batch as batch_module
 from dpm.cli import detect as detect_cli
 from dpm.cli import eval as eval_cli
 from dpm.output import PARTIAL_MARK

@@ -11,7 +11,7 @@ import pytest
 import dpm
 from dpm.cli.detect import main
 from dpm.data import GROUPS, ZOO, builtin_model_path, builtin_models, resolve_models, zoo_source
-from dpm.detection import detect as detect_one
+from dpm.detection import detect_one
 from dpm.model import import_mat_model, load_model, model_to_payload
 from dpm.output import PerClassWriter
 

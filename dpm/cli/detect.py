@@ -107,8 +107,8 @@ def _main(argv) -> int:
     if args.cls is not None and args.coco is None:
         parser.error("--class only applies with --coco")
 
-    from ..batch import detect_files, list_images, read_image_list
-    from ..multiclass import as_model_dict
+    from ..detection.batch import detect_files, list_images, read_image_list
+    from ..detection.multiclass import as_model_dict
     from ..output import Drawings, PerClassWriter, ResultsWriter, write_batch
 
     models = resolve_models(args.model)

@@ -140,7 +140,7 @@ def _run_model(args, evalset, out_dir, model, cls):
     import numpy as np
 
     import voc
-    from ..batch import detect_files
+    from ..detection.batch import detect_files
     from ..output import ResultsWriter, write_batch
 
     # absolute: the workers of a cluster have their own working folder (the results name image ids)

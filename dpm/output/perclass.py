@@ -2,7 +2,7 @@
 
 :class:`PerClassWriter` takes the same calls as :class:`~dpm.output.ResultsWriter`
 (``with``, :meth:`~PerClassWriter.add`, ``status``) with per-image results that
-are dicts of class name to Detections (:func:`dpm.multiclass.detect`); each
+are dicts of class name to Detections (:func:`dpm.detection.multiclass.detect`); each
 class's file is a :class:`~dpm.output.ResultsWriter` of its own (atomic,
 locked, kept and marked partial on interruption).
 """

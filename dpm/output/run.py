@@ -8,7 +8,7 @@ log = logging.getLogger(__name__)
 
 
 def write_batch(results, writer, *, image_ids=None, drawings=None, on_result=None):
-    """Write ``(path, Detections or exception)`` pairs (as :func:`dpm.batch.detect_files` yields them).
+    """Write ``(path, Detections or exception)`` pairs (as :func:`dpm.detection.batch.detect_files` yields them).
 
     Parameters
     ----------

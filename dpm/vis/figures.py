@@ -240,7 +240,7 @@ def draw_detections(image, detections, *, parts=False, ax=None):
         Boxes ``[x1 y1 x2 y2]`` in **1-based inclusive pixel coordinates**
         (optionally a score column).  Anything with ``boxes``, ``scores`` and
         ``part_boxes`` attributes works.  A dict (several classes,
-        :func:`dpm.multiclass.detect`) draws each class in its own colour
+        :func:`dpm.detection.multiclass.detect`) draws each class in its own colour
         (:data:`CLASS_COLOURS`) with ``class score`` labels.
     parts : bool
         Also draw each detection's part boxes.

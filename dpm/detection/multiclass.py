@@ -4,7 +4,7 @@
 image.  Models with the same ``sbin`` and ``interval`` share one feature
 pyramid; each is scored on it with its own padding (the padded levels are
 never formed, see :meth:`dpm.convolve.FilterBank.convolve`), so the
-detections of each model are exactly those :func:`dpm.detection.detect`
+detections of each model are exactly those :func:`dpm.detection.detect_one`
 gives with that model alone.  Suppression is per class, as in the original.
 
 Stacking the filters of all models into one filter bank per level was tried
@@ -16,12 +16,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from ._alloc import tune_malloc
-from .detection import DEFAULT_DTYPE, Detections, detect_raw, finish_detections, upsampled
-from .detection import detect as detect_one
-from .features import feature_pyramid
-from .image import as_rgb
-from .model import Model
+from .._alloc import tune_malloc
+from ..features import feature_pyramid
+from ..image import as_rgb
+from ..model import Model
+from .finish import finish_detections, upsampled
+from .parse import DEFAULT_DTYPE, detect_raw
+from .results import Detections
+from .single import detect_one
 
 __all__ = ["detect", "as_model_dict", "pyramid_groups"]
 
@@ -71,7 +73,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     ----------
     image : (H, W, 3) or (H, W) ndarray
     models : Model, sequence of Model, or mapping of class name to Model
-        One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect`,
+        One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`,
         returning one :class:`~dpm.detection.Detections`.  Several (a sequence
         keyed by each model's ``class_name``, or a dict): a dict of class name
         to :class:`~dpm.detection.Detections`, in the models' order, each
@@ -79,7 +81,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     threshold : float or mapping of class name to float, optional
         Default: each model's own ``thresh``.
     upsample, nms, bbox_prediction, clip, dtype
-        As in :func:`dpm.detection.detect`; the same for every model.
+        As in :func:`dpm.detection.detect_one`; the same for every model.
     """
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
     if isinstance(models, Model):

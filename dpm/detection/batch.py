@@ -5,11 +5,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .detection import check_image_size
-from .model import Model
+from ..execution import make_executor, resolve_jobs
+from ..image import read_image
+from ..model import Model
 from .multiclass import as_model_dict, detect
-from .execution import make_executor, resolve_jobs
-from .image import read_image
+from .single import check_image_size
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "read_image_list", "detect_files", "DetectTask"]
 
@@ -98,7 +98,7 @@ class DetectTask:
 
 
 def check_image_sizes(shape, models, upsample: int = 1) -> None:
-    """:func:`dpm.detection.check_image_size` for one model or several: raise only if no model fits."""
+    """:func:`dpm.detection.single.check_image_size` for one model or several: raise only if no model fits."""
     models = [models] if isinstance(models, Model) else list(as_model_dict(models).values())
     errors = []
     for m in models:
@@ -120,7 +120,7 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, execut
         flight only.
     model : Model, or several (a tuple of Models or a ``{class: Model}`` dict)
         Several models: each result is a dict of class name to Detections
-        (:func:`dpm.multiclass.detect`, one feature pyramid per image).
+        (:func:`dpm.detection.detect`, one feature pyramid per image).
     n_jobs : int, default 1
         Processes working on images (``-1``: one per core): the calling
         process and ``n_jobs - 1`` worker processes (:mod:`dpm.execution`).
