@@ -8,7 +8,8 @@ VOC's trainval list), at the scales 0.25, 0.5 and 0.75 with 8-pixel cells
 (:func:`dpm.cascade.pca.hog_second_moment`), gives the uncentred second moment of
 its HOG cells; its eigenvectors by decreasing eigenvalue
 (:func:`dpm.cascade.pca.pca_of_hog`) are written with the eigenvalues, the
-number of images and cells, and this command.  ``--check`` writes nothing and
+number of images and cells, and this command (fixed zip timestamps: the same
+values give the same bytes).  ``--check`` writes nothing and
 fails if the shipped coefficients differ from what the images give by more
 than 1e-9 (the sums go through BLAS, whose last bits differ between machines).
 """
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dpm._io import atomic_write  # noqa: E402
+from dpm.files import write_npz  # noqa: E402
 from dpm.cascade.pca import HOG_PCA_FILE, PCA_SCALES, hog_second_moment, load_hog_pca, pca_of_hog  # noqa: E402
 
 TOLERANCE = 1e-9
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     arrays = {"coeff": coeff, "eigenvalues": values, "images": np.array(nimages), "cells": np.array(ncells),
               "scales": np.array(PCA_SCALES), "sbin": np.array(8),
               "source": np.array(f"{command}: every image of {args.dataset.name}'s {args.split} split")}
-    atomic_write(args.out, lambda fh: np.savez(fh, **arrays))
+    atomic_write(args.out, lambda fh: write_npz(fh, arrays))
     print(f"wrote {args.out}")
     return 0
 

@@ -100,7 +100,8 @@ def stage_thresholds(projected, full, offset, order, threshold: float) -> np.nda
     n = two_n // 2
     if offset.shape != (m,):
         raise ValueError(f"offset must have one value per positive ({m}), got {offset.shape[0]}")
-    if order.shape != (two_n,) or sorted(order[:n]) != list(range(n)) or list(order[n:]) != list(order[:n]):
+    if (order.shape != (two_n,) or order[0] != 0 or sorted(order[:n]) != list(range(n))
+            or list(order[n:]) != list(order[:n])):
         raise ValueError(f"order must be [0, o_1 .. o_{n - 1}] twice (a permutation of the {n} filters), "
                          f"got {order.tolist()}")
     t = np.full(4 * n, np.inf)
