@@ -29,6 +29,8 @@ _EXPORTS = {
     "ExampleSet": "dpm.learn", "fit_lsvm": "dpm.learn", "LearnResult": "dpm.learn",
     "train": "dpm.training.pipeline", "TrainConfig": "dpm.training.config",
     "TrainingData": "dpm.training.data",
+    # star-cascade
+    "build_cascade": "dpm.cascade.build",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -57,7 +57,10 @@ class Placement:
     """One placement of a component, with its feature vector.
 
     ``label_ints`` are the ``.dat`` header's ``(level, xc, yc)`` (1-based level,
-    root centre in level cells); ``blocks`` the feature vector.
+    root centre in level cells); ``blocks`` the feature vector.  ``position``
+    is the root's 0-based ``(y, x)`` cell in the padded level ``level - 1`` and
+    ``part_positions`` the parts' 0-based ``(x, y)`` cells in the padded part
+    level (one octave finer), one row per part: where the filters were applied.
     """
 
     score: float
@@ -68,6 +71,8 @@ class Placement:
     root_box: np.ndarray
     part_boxes: np.ndarray
     blocks: list
+    position: tuple = (-1, -1)
+    part_positions: np.ndarray | None = None
 
 
 def _placement(model: Model, ls, ci: int, y: int, x: int, score: float) -> Placement:
@@ -77,10 +82,11 @@ def _placement(model: Model, ls, ci: int, y: int, x: int, score: float) -> Place
     blocks = [(comp.bias_block, np.ones(1, dtype=np.float32))]
     root = ls.root_features[y:y + rh, x:x + rw]
     blocks.append((comp.root_block, fold_window(root).ravel(order="F").astype(np.float32)))
-    windows, defs = [], []
+    windows, defs, where = [], [], []
     for j, part in enumerate(comp.parts):
         probey, probex = 2 * y + part.anchor[1], 2 * x + part.anchor[0]
         px, py = (int(v) for v in ls.argmax[ci][j].at(probey, probex))
+        where.append((px, py))
         ph, pw = part.size
         windows.append(ls.part_features[py:py + ph, px:px + pw])
         dx, dy = probex - px, probey - py
@@ -100,7 +106,8 @@ def _placement(model: Model, ls, ci: int, y: int, x: int, score: float) -> Place
     rb, pb = boxes_at(model, ci, ls, np.array([y]), np.array([x]))
     return Placement(score=float(score), component=ci, level=ls.level + 1,
                      xc=int(mround(X + rw / 2 - padx)), yc=int(mround(Y + rh / 2 - pady)),
-                     root_box=rb[0], part_boxes=pb[0], blocks=blocks)
+                     root_box=rb[0], part_boxes=pb[0], blocks=blocks, position=(int(y), int(x)),
+                     part_positions=np.array(where, dtype=np.intp).reshape(len(comp.parts), 2))
 
 
 def detect_latent(image, model: Model, bbox, overlap: float = 0.7, *, interval: int | None = None,

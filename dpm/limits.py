@@ -52,6 +52,10 @@ MODEL_RANGES = {
     "filter_side": (1, 64),          # cells, root and part filters
     # weights, biases, deformation costs, bbox regressors, thresh (voc-release3.1: all within +-10)
     "weight": (-1e6, 1e6),
+    # star-cascade: principal directions kept, half-width in cells of a part's search window
+    # (the distance transform's largest side, dpm.dt)
+    "cascade_dims": (1, 31),
+    "cascade_window": (0, 46340),
 }
 
 _ENV = {"MAX_MODEL_BYTES": "DPM_MAX_MODEL_BYTES", "MAX_ARRAY_BYTES": "DPM_MAX_ARRAY_BYTES",

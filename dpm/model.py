@@ -29,7 +29,9 @@ file that round-trips exactly.  Both are read by the bounded readers of
 :func:`dpm.model_check.validate_model` (field ranges, finite values).
 
 The learner's block layout (:func:`model_blocks`, :func:`model_from_blocks`)
-lives in :mod:`dpm.model_blocks` and is re-exported here.
+lives in :mod:`dpm.model_blocks` and is re-exported here.  A model may carry a
+star-cascade (:class:`dpm.cascade.Cascade`, made by :func:`dpm.build_cascade`),
+stored in the same file (:mod:`dpm.cascade.payload`).
 """
 from __future__ import annotations
 
@@ -37,14 +39,18 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._io import atomic_write
-from .files import read_mat, read_npz
+from .files import read_mat, read_npz, write_npz
 from .model_blocks import fold_half, model_blocks, model_from_blocks, unfold_half
 from .model_check import NUM_FEATURES, validate_model
 from .model_r31 import r31_payload
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cascade import Cascade
 
 __all__ = [
     "NUM_FEATURES", "Block", "Part", "Component", "Model",
@@ -138,6 +144,8 @@ class Model:
     class_name : str
     info : dict of str to str
         Free-form provenance (training command, dataset, source file).
+    cascade : dpm.cascade.Cascade or None
+        The star-cascade for this model's weights (:func:`dpm.build_cascade`), if any.
     """
 
     components: list[Component]
@@ -147,6 +155,7 @@ class Model:
     thresh: float = 0.0
     class_name: str = ""
     info: dict = field(default_factory=dict)
+    cascade: Cascade | None = None
 
     @property
     def maxsize(self) -> tuple[int, int]:
@@ -178,7 +187,8 @@ class Model:
     def __repr__(self):
         comps = ", ".join(f"{c.root_size[0]}x{c.root_size[1]}+{len(c.parts)}p" for c in self.components)
         return (f"Model(class_name={self.class_name!r}, components=[{comps}], sbin={self.sbin}, "
-                f"interval={self.interval}, thresh={self.thresh:g}, blocks={len(self.blocks)})")
+                f"interval={self.interval}, thresh={self.thresh:g}, blocks={len(self.blocks)}"
+                f"{', cascade' if self.cascade is not None else ''})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,20 +250,8 @@ def save_model(model: Model, path) -> Path:
     arrays["format"] = np.array(FORMAT_NAME)
     arrays["format_version"] = np.array(FORMAT_VERSION)
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
-    atomic_write(path, lambda fh: _write_npz(fh, arrays))
+    atomic_write(path, lambda fh: write_npz(fh, arrays))
     return path
-
-
-def _write_npz(fh, arrays: dict) -> None:
-    """``np.savez_compressed`` with fixed entry timestamps, so equal models give equal files."""
-    import zipfile
-
-    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in sorted(arrays):
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w", force_zip64=True) as entry:
-                np.lib.format.write_array(entry, np.asanyarray(arrays[name]), allow_pickle=False)
 
 
 def model_to_payload(model: Model) -> tuple[dict, dict]:
@@ -280,6 +278,11 @@ def model_to_payload(model: Model) -> tuple[dict, dict]:
     meta = {"sbin": int(model.sbin), "interval": int(model.interval), "thresh": float(model.thresh),
             "class_name": str(model.class_name), "info": {str(k): str(v) for k, v in model.info.items()},
             "components": comps, "blocks": blocks}
+    if model.cascade is not None:
+        from .cascade.payload import cascade_to_payload
+
+        meta["cascade"], more = cascade_to_payload(model.cascade)
+        arrays.update(more)
     return meta, arrays
 
 
@@ -319,6 +322,10 @@ def model_from_payload(meta: dict, arrays: dict, source="model") -> Model:
     model = Model(components=comps, blocks=blocks, sbin=int(meta["sbin"]), interval=int(meta["interval"]),
                   thresh=float(meta["thresh"]), class_name=str(meta.get("class_name", "")),
                   info={str(k): str(v) for k, v in dict(meta.get("info", {})).items()})
+    if "cascade" in meta:
+        from .cascade.payload import cascade_from_payload
+
+        model.cascade = cascade_from_payload(meta["cascade"], arrays)
     validate_model(model, source=source)
     return model
 

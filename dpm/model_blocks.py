@@ -67,7 +67,8 @@ def model_from_blocks(model: Model, blocks) -> Model:
 
     ``blocks`` is a list of 1-D arrays in block order or one concatenated vector
     (the ``.mod`` layout).  Fake parts are rebuilt from their partners: the filter
-    mirrored and the linear x deformation coefficient negated.
+    mirrored and the linear x deformation coefficient negated.  The copy has no
+    cascade: a cascade's thresholds belong to the weights they were learned for.
     """
     sizes = [b.size for b in model.blocks]
     if not isinstance(blocks, (list, tuple)):
@@ -78,6 +79,7 @@ def model_from_blocks(model: Model, blocks) -> Model:
     if len(blocks) != len(sizes):
         raise ValueError(f"got {len(blocks)} blocks, the model has {len(sizes)}")
     new = model.copy()
+    new.cascade = None
     for c in new.components:
         c.bias = float(blocks[c.bias_block][0])
         h, w, nf = c.root.shape

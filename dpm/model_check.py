@@ -16,7 +16,7 @@ import numpy as np
 
 from .limits import MODEL_RANGES
 
-__all__ = ["validate_model", "NUM_FEATURES"]
+__all__ = ["validate_model", "validate_cascade", "NUM_FEATURES"]
 
 NUM_FEATURES = 31
 
@@ -60,7 +60,8 @@ def validate_model(model, source="model") -> None:
     cannot overflow), deformation costs with non-negative
     quadratic terms, part anchors that keep the part inside its root's 2x grid,
     partners, block indices and block sizes that match the filters, finite
-    ``regmult``/``learnmult``, and lower bounds that are not NaN or ``+inf``.
+    ``regmult``/``learnmult``, lower bounds that are not NaN or ``+inf``, and
+    the model's cascade, if any (:func:`validate_cascade`).
     """
     _in_range(source, "sbin", model.sbin, "sbin")
     if model.sbin % 2:
@@ -133,3 +134,51 @@ def validate_model(model, source="model") -> None:
                 raise ValueError(f"{source}: component {ci} bbox regressor has shape {np.shape(reg)}, "
                                  f"expected (4, {3 + 2 * len(c.parts)})")
             _finite(source, f"component {ci} bbox regressor", reg)
+    if getattr(model, "cascade", None) is not None:
+        validate_cascade(model.cascade, model, source)
+
+
+_REBUILD = "rebuild it for this model (dpm.build_cascade or dpm-cascade)"
+
+
+def validate_cascade(cascade, model, source="model") -> None:
+    """Check that a star-cascade fits ``model``; ``ValueError`` naming the field and the remedy.
+
+    Checked: ``coeff`` is ``(31, k)`` with ``k`` in 1..31 and finite values
+    within the weight range; one entry per component; each component's
+    ``order`` has ``2n`` whole numbers (``n`` = 1 + its parts), ``[0, o_1 ..
+    o_{n-1}]`` twice with ``o`` a permutation of the parts 1..n-1; its
+    ``thresholds`` ``4n`` numbers, none NaN, the finite ones within the
+    weight range (``-inf`` and ``+inf`` are allowed: no pruning, never fires);
+    a finite global ``threshold`` and a ``window`` of 0..46340 cells.
+    """
+    where = f"{source}: cascade"
+    coeff = np.asarray(cascade.coeff)
+    if coeff.ndim != 2 or coeff.shape[0] != NUM_FEATURES:
+        raise ValueError(f"{where} coeff has shape {coeff.shape}, the model's features have {NUM_FEATURES} "
+                         f"values (expected ({NUM_FEATURES}, k)); {_REBUILD}")
+    _in_range(source, "cascade coeff columns (dims)", int(coeff.shape[1]), "cascade_dims")
+    _finite(source, "cascade coeff", coeff)
+    _finite(source, "cascade threshold", cascade.threshold)
+    _in_range(source, "cascade window", cascade.window, "cascade_window")
+    if len(cascade.components) != len(model.components):
+        raise ValueError(f"{where} has {len(cascade.components)} components, the model {len(model.components)}; "
+                         f"{_REBUILD}")
+    lo, hi = MODEL_RANGES["weight"]
+    for ci, (cc, comp) in enumerate(zip(cascade.components, model.components)):
+        n = 1 + len(comp.parts)
+        order, t = np.asarray(cc.order), np.asarray(cc.thresholds)
+        if order.shape != (2 * n,) or order.dtype.kind not in "iu":
+            raise ValueError(f"{where} component {ci} order has shape {order.shape} ({order.dtype}), expected "
+                             f"{2 * n} whole numbers (2 x (1 + {n - 1} parts)); {_REBUILD}")
+        if (sorted(order[:n].tolist()) != list(range(n)) or order[0] != 0
+                or order[n:].tolist() != order[:n].tolist()):
+            raise ValueError(f"{where} component {ci} order {order.tolist()} is not [0, o_1 .. o_{n - 1}] twice "
+                             f"with o a permutation of the parts 1..{n - 1}; {_REBUILD}")
+        if t.shape != (4 * n,) or t.dtype.kind != "f":
+            raise ValueError(f"{where} component {ci} thresholds have shape {t.shape} ({t.dtype}), expected "
+                             f"{4 * n} floats (4 x (1 + {n - 1} parts)); {_REBUILD}")
+        finite = t[np.isfinite(t)]
+        if np.isnan(t).any() or (finite.size and not (lo <= finite.min() and finite.max() <= hi)):
+            raise ValueError(f"{where} component {ci} thresholds hold NaN or a value out of {lo:g}..{hi:g}; "
+                             "the model is damaged")

@@ -6,6 +6,6 @@ hostile file cannot take the machine's memory.  One reader serves models,
 checkpoints and anything else.
 """
 from .mat import read_mat
-from .npz import read_npz
+from .npz import read_npz, write_npz
 
-__all__ = ["read_npz", "read_mat"]
+__all__ = ["read_npz", "write_npz", "read_mat"]

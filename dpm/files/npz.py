@@ -32,7 +32,7 @@ import numpy as np
 
 from ..limits import MAX_NPZ_MEMBERS, format_bytes, limit, too_big
 
-__all__ = ["read_npz"]
+__all__ = ["read_npz", "write_npz"]
 
 _CHUNK = 2 ** 20
 _MAX_HEADER = 65536
@@ -205,3 +205,14 @@ def _read_exact(fp, n: int, path: Path, name: str) -> bytes:
     if len(data) != n:
         raise ValueError(f"{path}: member {name!r} is truncated")
     return data
+
+
+def write_npz(fh, arrays: dict) -> None:
+    """``np.savez_compressed`` into ``fh`` with fixed entry timestamps and names in sorted order,
+    so equal arrays give equal bytes."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, np.asanyarray(arrays[name]), allow_pickle=False)
