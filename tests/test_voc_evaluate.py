@@ -359,6 +359,11 @@ def test_report_tables():
     assert classes == ["person", "car"] and rows == [("", [0.5, 1.0, 0.75])]
     with pytest.raises(ValueError, match="fmt"):
         voc.format_table(results, fmt="html")
+    # a class without a value left out of the mean (dpm-eval: classes without ground truth)
+    lines = voc.format_table(results, skip_missing=True).splitlines()
+    assert lines[1].split()[-1] == "0.375" and lines[2].split() == ["model", "B", "0.750", "-", "0.750"]
+    _, rows = voc.ap_table({"m": {"person": float("nan")}}, skip_missing=True)
+    assert math.isnan(rows[0][1][-1])
 
 
 def test_report_takes_ap_results():

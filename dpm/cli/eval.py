@@ -171,14 +171,15 @@ def _label(spec: str, names) -> str:
     return "+".join(Path(n).stem for n in names)
 
 
-def _evaluation_set(args, split):
+def _evaluation_set(args, split, *, listed=True):
+    """The split (``listed``: only the images of ``--list``; then ``--limit``)."""
     import coco
 
     if args.voc is not None:
         evalset = coco.voc_evaluation_set(args.voc, split or "test")
     else:
         evalset = coco.coco_evaluation_set(args.coco, args.images, split)
-    if args.list_file is not None:
+    if args.list_file is not None and listed:
         from .eval_run import restrict_to_list
 
         evalset = restrict_to_list(evalset, args.list_file)
@@ -275,10 +276,15 @@ def _score_results_file(args) -> int:
     split = args.split
     if args.voc is not None:            # a COCO split is a file, not a name
         split = split or name_split
-    evalset = _evaluation_set(args, split)
+    whole = _evaluation_set(args, split, listed=False)
+    evalset = whole
+    if args.list_file is not None:
+        from .eval_run import restrict_to_list
+
+        evalset = restrict_to_list(whole, args.list_file)
     coco_results = None
     if results_path.suffix.lower() == ".json":
-        coco_results = coco.read_results(results_path)
+        coco_results = _only_listed(coco.read_results(results_path), whole.coco_ids, evalset.coco_ids)
         if not cls:
             cats = sorted(set(coco_results.category_ids.tolist()))
             names = {c.id: c.name for c in evalset.instances.categories}
@@ -291,7 +297,8 @@ def _score_results_file(args) -> int:
     out_dir = _output_folder(Path(args.out) if args.out else results_path.parent)
     summary_path = out_dir / f"{cls}_{evalset.split}_summary.json"
     with exclusive_lock(summary_path, what="evaluation summary"):
-        results = None if coco_results is not None else voc.read_results(results_path, image_ids=gt.image_ids)
+        results = None if coco_results is not None else \
+            _only_listed(voc.read_results(results_path, image_ids=whole.voc_ids), whole.voc_ids, evalset.voc_ids)
         score = score_class(args, evalset, cls, gt, results, label=results_path.stem, out_dir=out_dir,
                             coco_results=coco_results)
         summary = {**score.summary, "model": None, "results": str(results_path), "seconds_per_image": None}
@@ -303,6 +310,21 @@ def _score_results_file(args) -> int:
         print(f"{cls} {evalset.split}: COCO {score.coco.format()}")
         sys.stdout.flush()
     return EXIT_OK
+
+
+def _only_listed(results, split_ids, listed_ids):
+    """Results (``voc.Results`` or ``coco.COCOResults``) without those on images of the split left out by
+    ``--list`` (detections on images outside the split stay, to be refused when scored)."""
+    if len(listed_ids) == len(split_ids):
+        return results
+    import numpy as np
+
+    ids = np.asarray(results.image_ids, dtype=object)
+    keep = np.isin(ids, np.asarray(listed_ids, dtype=object)) | ~np.isin(ids, np.asarray(split_ids, dtype=object))
+    if hasattr(results, "category_ids"):
+        return type(results)(results.image_ids[keep], results.category_ids[keep], results.bboxes[keep],
+                             results.scores[keep])
+    return type(results)(ids[keep].tolist(), results.scores[keep], results.boxes[keep])
 
 
 def main(argv=None) -> int:
