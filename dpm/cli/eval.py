@@ -205,16 +205,17 @@ def _main(argv) -> int:
     models = _models(args)
     evalset = _evaluation_set(args, args.split)
     label = _label(args.model, [n for _, n, _ in models])
-    out_dir = _output_folder(Path(args.out) if args.out else Path(f"eval-{label}-{evalset.split}"))
+    out = Path(args.out) if args.out else Path(f"eval-{label}-{evalset.split}")
     if len(models) == 1:
         cls, _, model = models[0]
         hint = f" (the model's class is {model.class_name!r}; give --class)" if not args.cls else ""
         gt = _ground_truth(evalset, cls, hint)
-        lock = out_dir / f"{cls}_{evalset.split}_summary.json"
+        lock = f"{cls}_{evalset.split}_summary.json"
     else:
         gt = None
-        lock = out_dir / f"ap_{evalset.split}.json"
-    with exclusive_lock(lock, what="evaluation summary"):
+        lock = f"ap_{evalset.split}.json"
+    out_dir = _output_folder(out)
+    with exclusive_lock(out_dir / lock, what="evaluation summary"):
         return _run_models(args, models, evalset, out_dir, gt)
 
 
