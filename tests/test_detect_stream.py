@@ -162,3 +162,12 @@ def test_resume_one_file_per_class(tmp_path, images, class_model_files, capsys, 
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
     assert sorted(p.name for p in (tmp_path / "cut").iterdir() if not p.name.endswith(".lock")) == \
         [f"comp3_det_test_{c}.txt" for c in ("bar", "cat", "person")]
+
+
+def test_one_file_per_class_counts_failed_images(tmp_path, images, class_model_files, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in" / "zz-broken.png").write_text("not an image\n")
+    models = ",".join(str(class_model_files[c]) for c in ("person", "bar"))
+    assert detect_cli.main([models, "in", "--format", "voc", "-o", "out", "-q"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "dpm-detect: error: 1 of 13 image(s) failed (12 written):" and "zz-broken.png" in err[1]

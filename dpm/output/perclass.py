@@ -57,6 +57,7 @@ class PerClassWriter:
                        if resumable or resume else None)
         self._in_image = False
         self.resumed, self.resumed_last = 0, None
+        self.last_failure = None
 
     def __enter__(self):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,8 @@ class PerClassWriter:
         if all(oks):
             self.status.written += 1
             return True
-        self.status.add_failure(image, next(w.last_failure for w, ok in zip(self._writers.values(), oks) if not ok))
+        self.last_failure = next(w.last_failure for w, ok in zip(self._writers.values(), oks) if not ok)
+        self.status.add_failure(image, self.last_failure)
         return False
 
     def __exit__(self, exc_type, exc, tb):
