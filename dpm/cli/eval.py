@@ -219,7 +219,7 @@ def _main(argv) -> int:
         return _run_models(args, models, evalset, out_dir, gt)
 
 
-def _settings(args, seconds, status, resumed) -> dict:
+def _settings(args, seconds, status) -> dict:
     return {"upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction, "n_jobs": jobs(args),
             "scheduler": args.scheduler or args.scheduler_file, "limit": args.limit,
             "list": None if args.list_file is None else str(args.list_file),
@@ -237,7 +237,7 @@ def _run_models(args, models, evalset, out_dir, gt) -> int:
     from .eval_run import detect_evaluation_set
 
     run_ = detect_evaluation_set(args, evalset, out_dir, {cls: model for cls, _, model in models})
-    settings = _settings(args, run_.seconds_per_image, run_.status, run_.resumed)
+    settings = _settings(args, run_.seconds_per_image, run_.status)
     scores = []
     for cls, name, model in models:
         class_gt = gt if gt is not None else evalset.voc_ground_truth(cls)
