@@ -238,9 +238,15 @@ def _run_models(args, models, evalset, out_dir, gt) -> int:
 
     run_ = detect_evaluation_set(args, evalset, out_dir, {cls: model for cls, _, model in models})
     settings = _settings(args, run_.seconds_per_image, run_.status)
+    truths = {cls: gt if gt is not None else evalset.voc_ground_truth(cls) for cls, _, _ in models}
+    missing = [cls for cls, t in truths.items() if t.n_positives == 0]
+    if missing:
+        log.warning("no ground truth (non-difficult objects) in split %s of %s for %d of %d classes: %s; "
+                    "reported as such and left out of the mean", evalset.split, evalset.name, len(missing),
+                    len(models), ", ".join(missing))
     scores = []
     for cls, name, model in models:
-        class_gt = gt if gt is not None else evalset.voc_ground_truth(cls)
+        class_gt = truths[cls]
         score = score_class(args, evalset, cls, class_gt, run_.results[cls], label=Path(name).stem,
                             out_dir=out_dir, write_coco=True)
         summary = {**score.summary, "model": _model_name(name), "results": str(run_.results_paths[cls]),

@@ -52,8 +52,13 @@ def score_class(args, evalset, cls, gt, results, *, label, out_dir: Path, coco_r
     split = evalset.split
     use_ignore = not args.coco_api_ignore
     coco_path = metrics = curve = None
-    if gt.n_positives == 0:
-        res = voc.evaluate(results, gt, cls, split, iou_threshold=args.iou)
+    if gt.n_positives == 0:      # the caller warns once for all such classes: voc's own warning is muted
+        quiet = logging.getLogger("voc.evaluate")
+        level, quiet.level = quiet.level, logging.ERROR
+        try:
+            res = voc.evaluate(results, gt, cls, split, iou_threshold=args.iou)
+        finally:
+            quiet.setLevel(level)
     elif coco_results is not None:
         res, metrics = evalset.evaluate_coco_results(cls, coco_results, iou_threshold=args.iou,
                                                      use_ignore_flag=use_ignore)
