@@ -56,6 +56,28 @@ class EvaluationSet:
         return replace(self, voc_ids=self.voc_ids[:n], coco_ids=self.coco_ids[:n], paths=self.paths[:n],
                        instances=self.instances.select(self.coco_ids[:n]))
 
+    def select(self, voc_ids, *, what: str = "list") -> "EvaluationSet":
+        """The images ``voc_ids`` only, in the set's own order (``what`` names the source in errors).
+
+        Raises
+        ------
+        ValueError
+            An id that is not in the set, or given twice (the first ones named).
+        """
+        pos = {i: k for k, i in enumerate(self.voc_ids)}
+        unknown = [i for i in voc_ids if i not in pos]
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            raise ValueError(f"{what}: {len(unknown)} image(s) not in split {self.split!r} of {self.name}: {shown}")
+        seen = set()
+        twice = [i for i in voc_ids if i in seen or seen.add(i)]
+        if twice:
+            raise ValueError(f"{what}: image {twice[0]!r} is listed twice")
+        keep = sorted(pos[i] for i in voc_ids)
+        coco_ids = [self.coco_ids[k] for k in keep]
+        return replace(self, voc_ids=[self.voc_ids[k] for k in keep], coco_ids=coco_ids,
+                       paths=[self.paths[k] for k in keep], instances=self.instances.select(coco_ids))
+
     def class_names(self) -> list:
         """Categories that have at least one annotation here."""
         used = {a.category_id for a in self.instances.annotations}

@@ -194,3 +194,55 @@ def make_voc(root: Path, n_pos=5, n_neg=4, seed=0, extra_positive_boxes=()):
     main.joinpath("trainval.txt").write_text("\n".join(ids_pos + ids_neg) + "\n")
     main.joinpath("train.txt").write_text("\n".join(ids_pos + ids_neg) + "\n")
     return root
+
+
+# -- several classes: a VOC folder with two of them, and a small random model per class ------------
+
+def make_two_class_voc(root: Path, n_pos=4, n_neg=4, seed=0, copies=1):
+    """:func:`make_voc` with a second class: the bar of each figure-free image is a ``bar`` object.
+
+    Every image is in ``ImageSets/Main/test.txt``.  ``copies`` > 1 repeats each
+    image under new ids (``pos00-c1``, ...) with the same objects: a larger
+    split for runs that must last a while.
+    """
+    make_voc(root, n_pos=n_pos, n_neg=n_neg, seed=seed)
+    for j in range(n_neg):
+        box = (31 + 20 * j, 30, 60 + 20 * j, 120)
+        obj = (f"<object><name>bar</name><difficult>0</difficult><bndbox><xmin>{box[0]}</xmin>"
+               f"<ymin>{box[1]}</ymin><xmax>{box[2]}</xmax><ymax>{box[3]}</ymax></bndbox></object>")
+        xml = root / "Annotations" / f"neg{j:02d}.xml"
+        xml.write_text(xml.read_text().replace("</annotation>", obj + "</annotation>"))
+    ids = [f"pos{i:02d}" for i in range(n_pos)] + [f"neg{j:02d}" for j in range(n_neg)]
+    for c in range(1, copies):
+        for i in ids[:n_pos + n_neg]:
+            new = f"{i}-c{c}"
+            (root / "JPEGImages" / f"{new}.jpg").write_bytes((root / "JPEGImages" / f"{i}.jpg").read_bytes())
+            (root / "Annotations" / f"{new}.xml").write_text(
+                (root / "Annotations" / f"{i}.xml").read_text().replace(f"<filename>{i}.jpg", f"<filename>{new}.jpg"))
+            ids.append(new)
+    (root / "ImageSets" / "Main" / "test.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def class_model_files(tmp_path_factory):
+    """``{class: path}`` of three small root-only ``.npz`` models with random weights: person, bar, cat.
+
+    Their windows (48x32 pixels) are the size of the objects of
+    :func:`make_two_class_voc`'s ``person`` and ``bar``; ``cat`` has no object there.
+    """
+    import dataclasses
+
+    from dpm.model import save_model
+    from dpm.training import initmodel
+
+    folder = tmp_path_factory.mktemp("class-models")
+    h, w = SMALL_MODEL_ROOT
+    out = {}
+    for seed, cls in enumerate(("person", "bar", "cat")):
+        model = initmodel(np.array([[1, 1, 8 * w, 8 * h]], float), size=(h, w))
+        root = model.components[0].root
+        root[:] = np.random.default_rng(20 + seed).standard_normal(root.shape) * 0.01
+        out[cls] = folder / f"{cls}.npz"
+        save_model(dataclasses.replace(model, class_name=cls), out[cls])
+    return out

@@ -132,3 +132,42 @@ def test_resume_refuses_other_options_and_other_inputs(tmp_path, images, small_m
     assert detect_cli.main(args + ["--threshold", "-10", "--resume"]) == 1
     assert detect_cli.main(args[:-3] + ["-o", "whole.csv", "-q", "--threshold", "-10"]) == 1
     assert (tmp_path / "d.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+
+
+def test_resume_one_file_per_class(tmp_path, images, class_model_files, capsys, monkeypatch):
+    """--format voc with several models: every class's file continues from the same image."""
+    from dpm.detection import batch
+
+    monkeypatch.chdir(tmp_path)
+    models = ",".join(str(class_model_files[c]) for c in ("person", "bar", "cat"))
+    args = [models, "in", "--threshold", "-10", "--format", "voc", "-q"]
+    real = batch.detect_files
+
+    def interrupted(*a, **k):   # the run stops after 5 images
+        for i, pair in enumerate(real(*a, **k)):
+            if i == 5:
+                raise KeyboardInterrupt
+            yield pair
+
+    monkeypatch.setattr(batch, "detect_files", interrupted)
+    assert detect_cli.main(args + ["-o", "cut"]) == 130
+    assert "# partial: 5 of 12 images done" in (tmp_path / "cut" / "comp3_det_test_bar.txt").read_text()
+    monkeypatch.setattr(batch, "detect_files", real)
+    capsys.readouterr()
+    assert detect_cli.main(args[:-1] + ["-o", "cut", "--resume"]) == 0
+    assert "cut/comp3_det_test_cat.txt: resuming after 5 image(s) done" in capsys.readouterr().err
+    assert detect_cli.main(args + ["-o", "whole"]) == 0
+    for c in ("person", "bar", "cat"):
+        name = f"comp3_det_test_{c}.txt"
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir() if not p.name.endswith(".lock")) == \
+        [f"comp3_det_test_{c}.txt" for c in ("bar", "cat", "person")]
+
+
+def test_one_file_per_class_counts_failed_images(tmp_path, images, class_model_files, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in" / "zz-broken.png").write_text("not an image\n")
+    models = ",".join(str(class_model_files[c]) for c in ("person", "bar"))
+    assert detect_cli.main([models, "in", "--format", "voc", "-o", "out", "-q"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "dpm-detect: error: 1 of 13 image(s) failed (12 written):" and "zz-broken.png" in err[1]

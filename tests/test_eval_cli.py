@@ -198,3 +198,23 @@ def test_model_on_three_pets_frames(tmp_path, capsys):
     assert again.ap == summary["ap"] and again.ap_area == summary["ap_area"]
     # The pretrained INRIA person model finds most of the people in these frames.
     assert summary["recall"] > 0.5 and summary["ap"] > 0.4
+
+
+def test_results_file_scored_on_the_listed_images(tiny, tmp_path, capsys):
+    lines = ["a 0.9 10 10 50 90", "c 0.8 1 1 30 30", "b 0.7 20 20 60 100", "c 0.6 5 5 40 40"]
+    whole = _write(tmp_path / "comp3_det_test_person.txt", lines)
+    (tmp_path / "only").mkdir()
+    only = _write(tmp_path / "only" / "comp3_det_test_person.txt", [ln for ln in lines if not ln.startswith("c")])
+    (tiny / "ImageSets" / "Main" / "ab.txt").write_text("a\nb\n")
+    listing = _write(tmp_path / "ids.txt", ["b", "a"])
+    assert main(["--results", str(whole), "--voc", str(tiny), "--list", str(listing), "--out",
+                 str(tmp_path / "listed"), "-q"]) == 0
+    listed = capsys.readouterr().out
+    assert main(["--results", str(only), "--voc", str(tiny), "--split", "ab", "--out", str(tmp_path / "ab"),
+                 "-q"]) == 0
+    assert listed.replace("person test:", "person ab:") == capsys.readouterr().out
+    assert "2 detections, 2 images" in listed
+    # an image outside the split is still refused
+    _write(whole, lines + ["zzz 0.5 1 1 9 9"])
+    _fails(["--results", str(whole), "--voc", str(tiny), "--list", str(listing)], capsys, "'zzz'",
+           "not in the image set")

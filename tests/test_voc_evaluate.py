@@ -1,16 +1,16 @@
 """Average precision with the VOC devkit's rules, PR curves and report tables."""
-import importlib
 import math
 
 import numpy as np
 import pytest
 
 import voc
+from voc import matching
+from voc.ap import VOC07_RECALL_LEVELS
 from voc.evaluate import GroundTruth, area_ap, evaluate, voc07_ap
 
 from conftest import shared_path
 
-ev = importlib.import_module("voc.evaluate")   # the module (voc.evaluate is also the function)
 
 
 # -- plain per-detection reference (VOCevaldet.m / VOCap.m, written as loops) -----
@@ -117,7 +117,7 @@ def test_evaluate_chunking_gives_same_answer(monkeypatch):
     ids, scores, boxes, gt = random_problem(rng, n_images=10, n_dets=300, max_gt=6)
     g = GroundTruth.from_mapping(gt)
     full = evaluate((ids, scores, boxes), g)
-    monkeypatch.setattr(ev, "_PAIRS_PER_CHUNK", 7)
+    monkeypatch.setattr(matching, "PAIRS_PER_CHUNK", 7)
     chunked = evaluate((ids, scores, boxes), g)
     np.testing.assert_array_equal(full.tp, chunked.tp)
     np.testing.assert_array_equal(full.fp, chunked.fp)
@@ -305,8 +305,8 @@ def test_evaluate_errors():
 def test_voc07_thresholds_follow_matlab_colon():
     # MATLAB's 0:0.1:1 has 3*0.1 = 0.30000000000000004 as its fourth element,
     # so a recall of exactly 0.3 (3 of 10) does not reach it.
-    np.testing.assert_array_equal(ev._T11[:5], [0.0, 0.1, 0.2, 3 * 0.1, 4 * 0.1])
-    assert ev._T11[6] == 1 - 4 * 0.1
+    np.testing.assert_array_equal(VOC07_RECALL_LEVELS[:5], [0.0, 0.1, 0.2, 3 * 0.1, 4 * 0.1])
+    assert VOC07_RECALL_LEVELS[6] == 1 - 4 * 0.1
     assert voc07_ap([3 / 10], [1.0]) == pytest.approx(3 / 11)
     assert voc07_ap([0.4], [1.0]) == pytest.approx(5 / 11)
 
@@ -359,6 +359,11 @@ def test_report_tables():
     assert classes == ["person", "car"] and rows == [("", [0.5, 1.0, 0.75])]
     with pytest.raises(ValueError, match="fmt"):
         voc.format_table(results, fmt="html")
+    # a class without a value left out of the mean (dpm-eval: classes without ground truth)
+    lines = voc.format_table(results, skip_missing=True).splitlines()
+    assert lines[1].split()[-1] == "0.375" and lines[2].split() == ["model", "B", "0.750", "-", "0.750"]
+    _, rows = voc.ap_table({"m": {"person": float("nan")}}, skip_missing=True)
+    assert math.isnan(rows[0][1][-1])
 
 
 def test_report_takes_ap_results():

@@ -13,8 +13,10 @@ Boxes are ``[x1 y1 x2 y2]`` in 1-based, inclusive pixel coordinates throughout,
 as in VOC and voc-release3.1.
 """
 from .dataset import Annotation, Negative, Positive, VOCDataset, VOCObject, read_annotation, training_data
-from .evaluate import (APResult, GroundTruth, area_ap, average_precision, box_overlaps, evaluate,
-                       voc07_ap)
+from .ap import area_ap, average_precision, voc07_ap
+from .evaluate import APResult, evaluate
+from .groundtruth import GroundTruth
+from .matching import box_overlaps
 from .plot import plot_pr_curves
 from .report import ap_table, format_table
 from .results import Results, read_results, results_filename, write_results

@@ -334,9 +334,9 @@ class VOCDataset:
 
         Returns
         -------
-        voc.evaluate.GroundTruth
+        voc.GroundTruth
         """
-        from .evaluate import GroundTruth
+        from .groundtruth import GroundTruth
 
         ids = self.image_ids(split)
         boxes, difficult = [], []

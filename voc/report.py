@@ -19,7 +19,7 @@ def _value(x, metric):
     return float(x)
 
 
-def ap_table(results, *, metric: str = "voc07", classes=None):
+def ap_table(results, *, metric: str = "voc07", classes=None, skip_missing: bool = False):
     """Arrange AP values as rows of a table.
 
     Parameters
@@ -32,6 +32,9 @@ def ap_table(results, *, metric: str = "voc07", classes=None):
         Which AP to take from ``APResult`` values.
     classes : sequence of str, optional
         Column order; default: classes in order of first appearance.
+    skip_missing : bool, default False
+        The mean of a row is over the classes that have a value (NaN if none
+        has); by default a row that misses any class has a NaN mean.
 
     Returns
     -------
@@ -39,7 +42,8 @@ def ap_table(results, *, metric: str = "voc07", classes=None):
     rows : list of (str, list of float)
         Per row: its name and one value per class followed by the mean. A
         missing class is NaN, and so is the mean of a row that misses any
-        class (a mean over fewer classes would not compare).
+        class (a mean over fewer classes would not compare), unless
+        ``skip_missing``.
     """
     if metric not in ("voc07", "area"):
         raise ValueError(f"metric must be 'voc07' or 'area', got {metric!r}")
@@ -55,14 +59,17 @@ def ap_table(results, *, metric: str = "voc07", classes=None):
     rows = []
     for name, per_class in results.items():
         values = [_value(per_class.get(c), metric) for c in classes]
-        mean = math.fsum(values) / len(values) if values and not any(map(math.isnan, values)) \
-            else math.nan
+        present = [v for v in values if not math.isnan(v)]
+        if skip_missing:
+            mean = math.fsum(present) / len(present) if present else math.nan
+        else:
+            mean = math.fsum(values) / len(values) if values and len(present) == len(values) else math.nan
         rows.append((str(name), values + [mean]))
     return classes, rows
 
 
 def format_table(results, *, fmt: str = "text", metric: str = "voc07", classes=None,
-                 digits: int = 3, percent: bool = False) -> str:
+                 digits: int = 3, percent: bool = False, skip_missing: bool = False) -> str:
     """Format AP per class plus the mean as a table.
 
     Parameters
@@ -77,6 +84,8 @@ def format_table(results, *, fmt: str = "text", metric: str = "voc07", classes=N
         Decimals shown.
     percent : bool
         Show AP as percentages.
+    skip_missing : bool
+        Means over the classes that have a value (see :func:`ap_table`).
 
     Returns
     -------
@@ -91,7 +100,7 @@ def format_table(results, *, fmt: str = "text", metric: str = "voc07", classes=N
     """
     if fmt not in ("text", "markdown"):
         raise ValueError(f"fmt must be 'text' or 'markdown', got {fmt!r}")
-    classes, rows = ap_table(results, metric=metric, classes=classes)
+    classes, rows = ap_table(results, metric=metric, classes=classes, skip_missing=skip_missing)
     header = [""] + classes + ["mean"]
     scale = 100.0 if percent else 1.0
     body = [[name] + ["-" if math.isnan(v) else f"{v * scale:.{digits}f}" for v in values]

@@ -72,9 +72,9 @@ class Results:
 
 def _flatten(detections):
     """(image_ids, scores (N,), boxes (N, 4)) from Results, a mapping or a tuple."""
-    from .evaluate import _flatten_detections
+    from .evaluate import flatten_detections
 
-    return _flatten_detections(detections)
+    return flatten_detections(detections)
 
 
 def write_results(path, detections) -> int:

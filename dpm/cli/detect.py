@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="with -o FILE: continue the interrupted run of FILE (FILE.partial) with the same "
                         "inputs and options, skipping the images it finished; the finished FILE is the "
-                        "one an uninterrupted run writes")
+                        "one an uninterrupted run writes (with --format voc and several models: the "
+                        "files of the -o folder)")
     add_execution(p)
     p.add_argument("--list-models", action="store_true", help="list the built-in models and exit")
     add_verbosity(p)
@@ -117,8 +118,6 @@ def _main(argv) -> int:
     per_class = bool(classes) and args.format == "voc"
     if per_class and args.output is None:
         raise ValueError("--format voc with several models writes one file per class: give a folder with -o")
-    if per_class and args.resume:
-        raise ValueError("--resume continues one results file: not with --format voc and several models")
     if classes and args.format == "coco":
         raise ValueError("--format coco takes one model (one category); run once per class")
     if args.list_file is not None:
@@ -142,7 +141,8 @@ def _main(argv) -> int:
     key = {"model": model_key(model), "format": args.format, "inputs": args.list_file or list(map(str, args.inputs)),
            **{k: v for k, v in options.items()}}
     if per_class:
-        writer = PerClassWriter(args.output, classes, split=args.split, total=total)
+        writer = PerClassWriter(args.output, classes, split=args.split, total=total, resumable=True,
+                                resume=args.resume, key=key)
     else:
         writer = ResultsWriter(args.output, fmt, total=total, resumable=args.output is not None,
                                resume=args.resume, key=key)

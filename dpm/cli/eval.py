@@ -2,15 +2,18 @@
 
 Two ways in, on a VOC folder or a COCO instances file::
 
-    dpm-eval MODEL (--voc DIR | --coco FILE --images DIR) [--split S] [--class person] [--upsample 2] [-j N]
+    dpm-eval MODEL[,MODEL...] (--voc DIR | --coco FILE --images DIR) [--split S] [--list FILE] [--resume] [-j N]
     dpm-eval --results FILE (--voc DIR | --coco FILE --images DIR) [--class person] [--split S]
 
-The first runs detection over the split (voc-release3.1 ``pascal_test.m``:
-the model's threshold, bounding-box prediction, non-maximum suppression 0.5,
-clipping) and writes the devkit results file and a COCO results file; both
-then score the detections with the devkit's rules (``pascal_eval.m``, spec
-§1.15) and with the COCO metrics, and write a precision-recall curve and a
-JSON summary.  Two lines with the results go to stdout.
+The first runs detection over the split with every model in one pass
+(voc-release3.1 ``pascal_test.m``: each model's threshold, bounding-box
+prediction, non-maximum suppression 0.5 per class, clipping) and writes per
+class the devkit results file (resumable, :mod:`.eval_run`) and a COCO
+results file; both then score the detections with the devkit's rules
+(``pascal_eval.m``, spec §1.15) and with the COCO metrics, and write per
+class a precision-recall curve and a JSON summary, and over several classes
+the table of ``report.m`` (:mod:`.eval_report`).  Two lines with the results
+of one class, or the table, go to stdout.
 
 This module glues :mod:`dpm` (models, detection) and the dataset packages
 :mod:`voc` and :mod:`coco` (datasets, evaluation); ``dpm`` imports neither.
@@ -18,22 +21,17 @@ This module glues :mod:`dpm` (models, detection) and the dataset packages
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
-import time
 from pathlib import Path
 
-from .._io import atomic_write, exclusive_lock
-from ._common import (EXIT_OK, add_execution, add_verbosity, cluster_executor, jobs, report_failures, run,
-                      setup_logging, show_progress)
+from .._io import exclusive_lock
+from ._common import EXIT_OK, add_execution, add_verbosity, jobs, report_failures, run, setup_logging
 
 log = logging.getLogger("dpm.cli.eval")
 
 PROG = "dpm-eval"
-
-# Models whose file name does not say which VOC class they detect.
 
 _RESULTS_NAME = re.compile(r"^comp\d+_det_(?P<split>.+)_(?P<cls>[^_]+)$")
 
@@ -46,20 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "or of an existing results file, with a precision-recall curve and a JSON summary. "
                     "The dataset is a VOC folder (--voc) or a COCO instances file and its images "
                     "(--coco, --images).",
-        epilog="outputs, in --out (default: ./eval-<model name>-<split> for a model, the\n"
-               "results file's folder for --results):\n"
+        epilog="outputs, in --out (default: ./eval-<model name>-<split> for models, the\n"
+               "results file's folder for --results); per class:\n"
                "  comp3_det_<split>_<class>.txt  detections, VOC devkit format (model runs only)\n"
                "  coco_det_<split>_<class>.json  detections, COCO results format (model runs only)\n"
                "  <class>_<split>_pr.png         precision-recall curve\n"
-               "  <class>_<split>_summary.json   AP both ways, COCO metrics, recall, counts, seconds per image\n\n"
+               "  <class>_<split>_summary.json   AP both ways, COCO metrics, recall, counts, seconds per image\n"
+               "and with several models, the table of AP per class and the mean:\n"
+               "  ap_<split>.txt, ap_<split>.md, ap_<split>.json\n\n"
                "examples:\n"
                "  dpm-eval inria_final.mat --voc person-voc --split test --upsample 2 -j 2\n"
+               "  dpm-eval voc2007 --voc VOCdevkit/VOC2007 -j 2          (all 20 classes, one pass)\n"
+               "  dpm-eval voc2007/car,voc2007/bus --voc VOC2007 --list ids.txt --resume\n"
                "  dpm-eval person --coco instances_val.json --images val2017/ -j 2\n"
                "  dpm-eval --results out/comp3_det_test_person.txt --voc VOCdevkit/VOC2007\n"
                "  dpm-eval --results dets.json --coco instances_val.json --images val2017/ --class person",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="model file (.mat from voc-release3.1 or .npz) or built-in model name")
+    p.add_argument("model", nargs="?", metavar="MODEL[,MODEL...]",
+                   help="model file (.mat from voc-release3.1 or .npz), built-in model name or group name "
+                        "(dpm-detect --list-models); several, separated by commas, run in one pass over the "
+                        "images and are scored per class (one model per class)")
     p.add_argument("--results", metavar="FILE",
                    help="score this results file instead of running a model: a devkit file "
                         "('image_id score x1 y1 x2 y2' lines) or a COCO results file (.json)")
@@ -74,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a list of image ids (default: every image of --coco)")
     p.add_argument("--class", dest="cls", metavar="NAME",
                    help="class to score (default: the model's class, or the class named by a "
-                        "comp3_det_<split>_<class>.txt results file)")
+                        "comp3_det_<split>_<class>.txt results file); one model only")
+    p.add_argument("--list", dest="list_file", metavar="FILE",
+                   help="only the images of the split listed in FILE ('-': standard input), one image id, "
+                        "path or file name per line; they keep the split's order")
     p.add_argument("--out", metavar="DIR", help="output folder (see below)")
     p.add_argument("--iou", type=float, default=0.5, metavar="T",
                    help="minimum overlap (IoU, inclusive pixels) of a true positive; default 0.5")
@@ -93,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, default=None, metavar="N",
                    help="only the first N images of the split (a quick check; AP is then over "
                         "those images only)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run of the same command (same models, images and options) "
+                        "from its results files in --out, without detecting its finished images again; the "
+                        "results are those of an uninterrupted run")
     add_verbosity(p)
     return p
 
@@ -109,7 +120,8 @@ def _check_args(parser, args):
         parser.error("give either MODEL or --results FILE (not both)")
     if args.results is not None:
         for opt, default in (("upsample", 1), ("threshold", None), ("no_bbox_prediction", False),
-                             ("jobs", None), ("scheduler", None), ("scheduler_file", None), ("limit", None)):
+                             ("jobs", None), ("scheduler", None), ("scheduler_file", None), ("limit", None),
+                             ("resume", False)):
             if getattr(args, opt) != default:
                 parser.error(f"--{opt.replace('_', '-')} only applies when running a MODEL")
     if args.upsample < 1:
@@ -130,46 +142,57 @@ def _ground_truth(evalset, cls, hint):
     return gt
 
 
-def _run_model(args, evalset, out_dir, model, cls):
-    """Detect over ``ids``, writing the results file as it goes.
+def _models(args):
+    """``[(class, name, Model)]`` of MODEL[,MODEL...] (files, built-in and group names)."""
+    from ..data import resolve_named_models
 
-    Returns (results path, Results, seconds per image, RunStatus).  An image
-    that fails is listed in the status and has no detections: as in the
-    devkit, its objects then count as missed.
-    """
-    import numpy as np
+    named = resolve_named_models(args.model)
+    if len(named) == 1:
+        name, model = named[0]
+        cls = args.cls or model.class_name or ""
+        if not cls:
+            raise ValueError(f"{args.model}: the model does not name its class; give --class")
+        return [(cls, name, model)]
+    if args.cls:
+        raise ValueError(f"--class names the class of one model; {args.model} has {len(named)}, each "
+                         "evaluated as its own class")
+    for name, model in named:
+        if not model.class_name:
+            raise ValueError(f"{name}: the model does not name its class; evaluate it alone with --class")
+    return [(model.class_name, name, model) for name, model in named]
 
-    import voc
-    from ..detection.batch import detect_files
-    from ..output import ResultsWriter, write_batch
 
-    # absolute: the workers of a cluster have their own working folder (the results name image ids)
-    paths, ids, split = [Path(p).absolute() for p in evalset.paths], evalset.voc_ids, evalset.split
-    if not any(p.is_file() for p in paths):
-        raise ValueError(f"none of the {len(paths)} images of split {split!r} is there "
-                         f"(first: {paths[0]})")
-    log.info("detecting %s in %d image(s) of split %s of %s (threshold %g, upsample %d, %d job(s))",
-             cls, len(paths), split, evalset.name,
-             model.thresh if args.threshold is None else args.threshold, args.upsample, jobs(args))
-    det_ids, scores, boxes = [], [], []
+def _label(spec: str, names) -> str:
+    """The default output folder's model part: the group name, a model's stem, or the stems joined with +."""
+    from ..data import GROUPS
 
-    def keep(path, image_id, dets):
-        det_ids.extend([image_id] * len(dets))
-        scores.append(np.asarray(dets.scores, dtype=np.float64))
-        boxes.append(np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4))
+    if spec in GROUPS or len(names) == 1:
+        return Path(spec).stem if spec not in GROUPS else spec
+    return "+".join(Path(n).stem for n in names)
 
-    t0 = time.perf_counter()
-    results_path = out_dir / voc.results_filename(split, cls)
-    with cluster_executor(args) as executor, ResultsWriter(results_path, "voc", total=len(ids)) as out:
-        status = write_batch(
-            detect_files(paths, model, n_jobs=jobs(args), executor=executor, progress=show_progress(args),
-                         threshold=args.threshold, upsample=args.upsample,
-                         bbox_prediction=not args.no_bbox_prediction),
-            out, image_ids=ids, on_result=keep)
-    seconds = (time.perf_counter() - t0) / max(1, len(ids))
-    results = voc.Results(det_ids, np.concatenate(scores) if scores else np.zeros(0),
-                          np.concatenate(boxes) if boxes else np.zeros((0, 4)))
-    return results_path, results, seconds, status
+
+def _evaluation_set(args, split, *, listed=True):
+    """The split (``listed``: only the images of ``--list``; then ``--limit``)."""
+    import coco
+
+    if args.voc is not None:
+        evalset = coco.voc_evaluation_set(args.voc, split or "test")
+    else:
+        evalset = coco.coco_evaluation_set(args.coco, args.images, split)
+    if args.list_file is not None and listed:
+        from .eval_run import restrict_to_list
+
+        evalset = restrict_to_list(evalset, args.list_file)
+    if args.limit is not None:
+        evalset = evalset.head(args.limit)
+    return evalset
+
+
+def _output_folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: is a file, not a folder; give an output folder with --out")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _main(argv) -> int:
@@ -177,34 +200,98 @@ def _main(argv) -> int:
     args = parser.parse_args(argv)
     _check_args(parser, args)
     setup_logging(PROG, args)
-    import coco
-
-    cls = args.cls
-    model = None
-    split = args.split
     if args.results is not None:
-        results_path = Path(args.results)
-        name_cls, name_split = _class_and_split_from_name(results_path)
-        cls = cls or name_cls
-        if args.voc is not None:            # a COCO split is a file, not a name
-            split = split or name_split
-        label = results_path.stem
+        return _score_results_file(args)
+    models = _models(args)
+    evalset = _evaluation_set(args, args.split)
+    label = _label(args.model, [n for _, n, _ in models])
+    out = Path(args.out) if args.out else Path(f"eval-{label}-{evalset.split}")
+    if len(models) == 1:
+        cls, _, model = models[0]
+        hint = f" (the model's class is {model.class_name!r}; give --class)" if not args.cls else ""
+        gt = _ground_truth(evalset, cls, hint)
+        lock = f"{cls}_{evalset.split}_summary.json"
     else:
-        from ..data import resolve_model
+        gt = None
+        lock = f"ap_{evalset.split}.json"
+    out_dir = _output_folder(out)
+    with exclusive_lock(out_dir / lock, what="evaluation summary"):
+        return _run_models(args, models, evalset, out_dir, gt)
 
-        model = resolve_model(args.model)
-        if not cls:
-            cls = model.class_name or ""
-            if not cls:
-                raise ValueError(f"{args.model}: the model does not name its class; give --class")
-        label = Path(args.model).stem
-    if args.voc is not None:
-        evalset = coco.voc_evaluation_set(args.voc, split or "test")
+
+def _settings(args, seconds, status) -> dict:
+    return {"upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction, "n_jobs": jobs(args),
+            "scheduler": args.scheduler or args.scheduler_file, "limit": args.limit,
+            "list": None if args.list_file is None else str(args.list_file),
+            "seconds_per_image": seconds, "n_failed_images": status.n_failed,
+            "failed_images": [msg for _, msg in status.failures]}
+
+
+def _model_name(name: str) -> str:
+    return str(Path(name).resolve()) if Path(name).exists() else name
+
+
+def _run_models(args, models, evalset, out_dir, gt) -> int:
+    """Detect with every model in one pass over the images, then score and report each class."""
+    from .eval_report import class_line, score_class, write_summary, write_tables
+    from .eval_run import detect_evaluation_set
+
+    run_ = detect_evaluation_set(args, evalset, out_dir, {cls: model for cls, _, model in models})
+    settings = _settings(args, run_.seconds_per_image, run_.status)
+    truths = {cls: gt if gt is not None else evalset.voc_ground_truth(cls) for cls, _, _ in models}
+    missing = [cls for cls, t in truths.items() if t.n_positives == 0]
+    if missing:
+        log.warning("no ground truth (non-difficult objects) in split %s of %s for %d of %d classes: %s; "
+                    "reported as such and left out of the mean", evalset.split, evalset.name, len(missing),
+                    len(models), ", ".join(missing))
+    scores = []
+    for cls, name, model in models:
+        class_gt = truths[cls]
+        score = score_class(args, evalset, cls, class_gt, run_.results[cls], label=Path(name).stem,
+                            out_dir=out_dir, write_coco=True)
+        summary = {**score.summary, "model": _model_name(name), "results": str(run_.results_paths[cls]),
+                   **({"voc": str(Path(args.voc).resolve())} if args.voc is not None else {}),
+                   "threshold": float(model.thresh if args.threshold is None else args.threshold), **settings}
+        write_summary(out_dir / f"{cls}_{evalset.split}_summary.json", summary)
+        scores.append(score)
+    if len(models) == 1:
+        print(class_line(scores[0], run_.seconds_per_image))
+        print(f"{scores[0].cls} {evalset.split}: COCO {scores[0].coco.format()}")
     else:
-        evalset = coco.coco_evaluation_set(args.coco, args.images, split)
+        info = {"dataset": str(Path(evalset.name).resolve()), "dataset_format": "voc" if args.voc else "coco",
+                "model": args.model, "models": {cls: _model_name(name) for cls, name, _ in models},
+                "n_images": len(evalset), "iou_threshold": args.iou, "coco_ignore_flag": not args.coco_api_ignore,
+                "threshold": args.threshold, **settings}
+        text, paths = write_tables(out_dir, evalset.split, scores, info)
+        log.info("wrote %s, %s, %s and per class the results, figure and summary in %s",
+                 paths["text"].name, paths["markdown"].name, paths["json"].name, out_dir)
+        print(text, end="")
+    sys.stdout.flush()
+    return report_failures(PROG, run_.status)
+
+
+def _score_results_file(args) -> int:
+    """``--results FILE``: score an existing devkit or COCO results file (one class)."""
+    import coco
+    import voc
+
+    from .eval_report import class_line, score_class, write_summary
+
+    results_path = Path(args.results)
+    name_cls, name_split = _class_and_split_from_name(results_path)
+    cls = args.cls or name_cls
+    split = args.split
+    if args.voc is not None:            # a COCO split is a file, not a name
+        split = split or name_split
+    whole = _evaluation_set(args, split, listed=False)
+    evalset = whole
+    if args.list_file is not None:
+        from .eval_run import restrict_to_list
+
+        evalset = restrict_to_list(whole, args.list_file)
     coco_results = None
-    if args.results is not None and results_path.suffix.lower() == ".json":
-        coco_results = coco.read_results(results_path)
+    if results_path.suffix.lower() == ".json":
+        coco_results = _only_listed(coco.read_results(results_path), whole.coco_ids, evalset.coco_ids)
         if not cls:
             cats = sorted(set(coco_results.category_ids.tolist()))
             names = {c.id: c.name for c in evalset.instances.categories}
@@ -213,85 +300,38 @@ def _main(argv) -> int:
     if not cls:
         raise ValueError(f"{results_path}: cannot tell the class from the file name "
                          "(not comp<N>_det_<split>_<class>.txt); give --class")
-    if model is not None:
-        hint = f" (the model's class is {model.class_name!r}; give --class)" if not args.cls else ""
-    else:
-        hint = "; give --class" if not args.cls else ""
-
-    if args.limit is not None:
-        evalset = evalset.head(args.limit)
-    gt = _ground_truth(evalset, cls, hint)
-
-    if args.out:
-        out_dir = Path(args.out)
-    elif model is not None:
-        out_dir = Path(f"eval-{label}-{evalset.split}")
-    else:
-        out_dir = results_path.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-
+    gt = _ground_truth(evalset, cls, "; give --class" if not args.cls else "")
+    out_dir = _output_folder(Path(args.out) if args.out else results_path.parent)
     summary_path = out_dir / f"{cls}_{evalset.split}_summary.json"
     with exclusive_lock(summary_path, what="evaluation summary"):
-        return _evaluate(args, model, evalset, cls, gt, label, out_dir, summary_path,
-                         None if model is not None else results_path, coco_results)
+        results = None if coco_results is not None else \
+            _only_listed(voc.read_results(results_path, image_ids=whole.voc_ids), whole.voc_ids, evalset.voc_ids)
+        score = score_class(args, evalset, cls, gt, results, label=results_path.stem, out_dir=out_dir,
+                            coco_results=coco_results)
+        summary = {**score.summary, "model": None, "results": str(results_path), "seconds_per_image": None}
+        if args.voc is not None:
+            summary["voc"] = str(Path(args.voc).resolve())
+        write_summary(summary_path, summary)
+        log.info("wrote %s, %s", score.summary["pr_curve"], summary_path)
+        print(class_line(score))
+        print(f"{cls} {evalset.split}: COCO {score.coco.format()}")
+        sys.stdout.flush()
+    return EXIT_OK
 
 
-def _evaluate(args, model, evalset, cls, gt, label, out_dir, summary_path, results_path, coco_results):
-    import coco
-    import voc
+def _only_listed(results, split_ids, listed_ids):
+    """Results (``voc.Results`` or ``coco.COCOResults``) without those on images of the split left out by
+    ``--list`` (detections on images outside the split stay, to be refused when scored)."""
+    if len(listed_ids) == len(split_ids):
+        return results
+    import numpy as np
 
-    seconds, status, coco_path = None, None, None
-    split = evalset.split
-    use_ignore = not args.coco_api_ignore
-    if coco_results is not None:
-        res, metrics = evalset.evaluate_coco_results(cls, coco_results, iou_threshold=args.iou,
-                                                     use_ignore_flag=use_ignore)
-    else:
-        if model is None:
-            results = voc.read_results(results_path, image_ids=gt.image_ids)
-        else:
-            results_path, results, seconds, status = _run_model(args, evalset, out_dir, model, cls)
-            coco_path = out_dir / f"coco_det_{split}_{cls}.json"
-            coco.write_results(coco_path, (evalset.coco_ids_of(results.image_ids), results.scores,
-                                           results.boxes), category_id=evalset.category_id(cls))
-        res, metrics = evalset.evaluate(cls, results, iou_threshold=args.iou, use_ignore_flag=use_ignore)
-
-    dataset_name = Path(evalset.name).name or evalset.name
-    curve = voc.plot_pr_curves({label: res}, out_dir / f"{cls}_{split}_pr.png", metric="both",
-                               title=f"{cls}, {dataset_name} {split} (IoU >= {args.iou:g})")
-    summary = {
-        **res.summary(),
-        "coco": metrics.summary(),
-        "coco_ignore_flag": use_ignore,
-        "split": split,
-        "dataset": str(Path(evalset.name).resolve()),
-        "dataset_format": "voc" if args.voc is not None else "coco",
-        "model": str(Path(args.model).resolve()) if model is not None and Path(args.model).exists()
-        else args.model,
-        "results": str(results_path),
-        "coco_results": None if coco_path is None else str(coco_path),
-        "pr_curve": str(curve),
-        "n_images": len(gt),
-        "seconds_per_image": seconds,
-    }
-    if args.voc is not None:
-        summary["voc"] = str(Path(args.voc).resolve())
-    if model is not None:
-        summary.update({"threshold": float(model.thresh if args.threshold is None else args.threshold),
-                        "upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction,
-                        "n_jobs": jobs(args), "scheduler": args.scheduler or args.scheduler_file, "limit": args.limit})
-    if status is not None:
-        summary["n_failed_images"] = status.n_failed
-        summary["failed_images"] = [msg for _, msg in status.failures]
-    atomic_write(summary_path, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
-    log.info("wrote %s, %s", curve, summary_path)
-
-    speed = f", {seconds:.2f} s/image" if seconds is not None else ""
-    print(f"{cls} {split}: AP {res.ap:.4f} (VOC2007 11-point), {res.ap_area:.4f} (all-point), "
-          f"recall {res.max_recall:.4f}, {res.n_detections} detections, {len(gt)} images{speed}")
-    print(f"{cls} {split}: COCO {metrics.format()}")
-    sys.stdout.flush()
-    return report_failures(PROG, status) if status is not None else EXIT_OK
+    ids = np.asarray(results.image_ids, dtype=object)
+    keep = np.isin(ids, np.asarray(listed_ids, dtype=object)) | ~np.isin(ids, np.asarray(split_ids, dtype=object))
+    if hasattr(results, "category_ids"):
+        return type(results)(results.image_ids[keep], results.category_ids[keep], results.bboxes[keep],
+                             results.scores[keep])
+    return type(results)(ids[keep].tolist(), results.scores[keep], results.boxes[keep])
 
 
 def main(argv=None) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..model import Model, load_model
 
 __all__ = ["MODELS", "GROUPS", "ZOO", "builtin_models", "builtin_model_path", "resolve_model",
-           "resolve_models", "zoo_source", "model_table"]
+           "resolve_models", "resolve_named_models", "zoo_source", "model_table"]
 
 HERE = Path(__file__).parent
 
@@ -95,6 +95,11 @@ def resolve_models(spec) -> list[Model]:
     ``ValueError`` if two of the models detect the same class (results and
     suppression are per class).
     """
+    return [model for _, model in resolve_named_models(spec)]
+
+
+def resolve_named_models(spec) -> list[tuple[str, Model]]:
+    """:func:`resolve_models` with the name each model was found by (a file or a built-in name), in order."""
     spec = str(spec)
     items = [spec] if Path(spec).exists() else [s.strip() for s in spec.split(",")]
     if not all(items):
@@ -110,7 +115,7 @@ def resolve_models(spec) -> list[Model]:
             raise ValueError(f"class {cls!r} is given twice (by {seen[cls]} and {name}); results and "
                              "suppression are per class, so give one model per class")
         seen[cls] = name
-        models.append(model)
+        models.append((name, model))
     return models
 
 

@@ -14,6 +14,12 @@ recorded length, skips the images the state counts, and appends.  Since
 records are written in input order and are a function of the image alone,
 the finished file is byte-identical to an uninterrupted run's.  On success
 ``FILE.partial`` is fsynced and renamed over ``FILE`` and the state removed.
+
+Several results files written image by image together (one per class,
+:class:`dpm.output.PerClassWriter`) share one state file through a
+:class:`PartialGroup`: every sync makes all their ``FILE.partial`` durable and
+records their lengths at the same image in one atomic write, so a resume cuts
+them all back to the same image.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from pathlib import Path
 
 from .._io import atomic_write, fsync_dir
 
-__all__ = ["PartialFile", "STATE_VERSION"]
+__all__ = ["PartialFile", "PartialGroup", "STATE_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +41,27 @@ STATE_VERSION = 1
 class PartialFile:
     """``FILE.partial`` and ``FILE.resume`` of results file ``target``; see the module docstring."""
 
-    def __init__(self, target, key=None, *, sync_seconds: float = 2.0, sync_images: int = 1000):
+    def __init__(self, target, key=None, *, sync_seconds: float = 2.0, sync_images: int = 1000, group=None):
         self.target = Path(target)
         self.path = self.target.with_name(self.target.name + ".partial")
-        self.state_path = self.target.with_name(self.target.name + ".resume")
-        self.key = key
+        self.group = group                    # a PartialGroup syncs this file with others (its members)
+        self.state_path = (self.target.with_name(self.target.name + ".resume") if group is None
+                           else group.state_path)
+        self.key = key if group is None else group.key
+        self.snapshot = None                  # in a group: what to record of this file at the next sync
         self.sync_seconds, self.sync_images = float(sync_seconds), int(sync_images)
         self.fh = None
         self._since, self._last_sync = 0, time.monotonic()
 
     def open(self, resume: bool) -> dict | None:
         """Open ``FILE.partial``: the interrupted run's state if ``resume`` and there is one, else ``None``."""
-        state = self._load() if resume else None
+        state = (self.group.member_state(self) if self.group is not None else self._load()) if resume else None
         if state is not None:
             self.fh = open(self.path, "r+b")
             self.fh.truncate(int(state["bytes"]))
             self.fh.seek(0, os.SEEK_END)
             return state
-        if resume:
+        if resume and self.group is None:
             log.warning("%s: no interrupted run to resume (%s is absent): starting from the first image",
                         self.target, self.path.name)
         elif self.path.exists():
@@ -66,36 +75,34 @@ class PartialFile:
     def _load(self):
         if not (self.path.is_file() and self.state_path.is_file()):
             return None
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-            size = self.path.stat().st_size
-            ok = state.get("version") == STATE_VERSION and 0 <= int(state["bytes"]) <= size
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{self.state_path}: cannot resume from it ({exc}); remove {self.path.name} and "
-                             f"{self.state_path.name} to start over") from None
-        if not ok:
-            raise ValueError(f"{self.state_path}: does not match {self.path.name} (written by another "
-                             f"version, or the file was cut); remove both to start over")
-        if state.get("key") != self.key:
-            raise ValueError(f"{self.path}: the interrupted run used other options or another model "
-                             f"({_difference(state.get('key'), self.key)}); run with those, or without "
-                             "--resume to start over")
+        state = read_state(self.state_path, self.key, self.path)
+        check_length(state, self.path, self.state_path)
         return state
 
     def write(self, data: bytes) -> None:
         self.fh.write(data)
 
     def tick(self, snapshot) -> None:
-        """One more image handled: sync if it is time (``snapshot()`` gives the state to record)."""
+        """One more image handled: sync if it is time (``snapshot()`` gives the state to record).
+
+        In a group the group decides when to sync (:meth:`PartialGroup.tick`).
+        """
+        if self.group is not None:
+            self.snapshot = snapshot
+            return
         self._since += 1
         if self._since >= self.sync_images or time.monotonic() - self._last_sync >= self.sync_seconds:
             self.sync(snapshot())
 
-    def sync(self, state: dict) -> None:
-        """Make ``FILE.partial`` durable up to here, then record ``state`` with that length."""
+    def durable(self) -> int:
+        """Flush and fsync ``FILE.partial``; its length."""
         self.fh.flush()
         os.fsync(self.fh.fileno())
-        state = {"version": STATE_VERSION, "key": self.key, "bytes": self.fh.tell(), **state}
+        return self.fh.tell()
+
+    def sync(self, state: dict) -> None:
+        """Make ``FILE.partial`` durable up to here, then record ``state`` with that length."""
+        state = {"version": STATE_VERSION, "key": self.key, "bytes": self.durable(), **state}
         atomic_write(self.state_path, json.dumps(state).encode("utf-8"))
         self._since, self._last_sync = 0, time.monotonic()
 
@@ -112,13 +119,22 @@ class PartialFile:
         except OSError:
             pass
         os.replace(self.path, self.target)
-        self.state_path.unlink(missing_ok=True)
+        if self.group is None:
+            self.state_path.unlink(missing_ok=True)
         fsync_dir(self.target.parent if str(self.target.parent) else Path("."))
+        if self.group is not None:
+            self.group.committed(self)
 
     def keep(self, state: dict, trailer: bytes) -> None:
-        """Stop early: sync (a later ``--resume`` continues here) and write ``FILE`` marked partial."""
-        self.sync(state)
-        size = self.fh.tell()
+        """Stop early: sync (a later ``--resume`` continues here) and write ``FILE`` marked partial.
+
+        In a group the group records the state (:meth:`PartialGroup.sync`, by its owner).
+        """
+        if self.group is None:
+            self.sync(state)
+            size = self.fh.tell()
+        else:
+            size = self.durable()
         self.fh.close()
         with open(self.path, "rb") as src:
             def copy(dst):
@@ -139,6 +155,105 @@ class PartialFile:
         self.close()
         self.path.unlink(missing_ok=True)
         self.state_path.unlink(missing_ok=True)
+
+
+class PartialGroup:
+    """One state file for several ``FILE.partial`` written together (one per class); see the module docstring.
+
+    The group's owner makes each member with :meth:`member` (in a fixed order),
+    hands every member its images as a plain :class:`PartialFile` would get
+    them, and calls :meth:`tick` once after each image, when every member has
+    had it: only then is it time to sync, so the recorded state is the same
+    image for all members.  ``snapshot()`` (given to :meth:`tick`) is the
+    owner's own state, recorded alongside (:meth:`owner_state` after a resume).
+    """
+
+    def __init__(self, state_path, key=None, *, sync_seconds: float = 2.0, sync_images: int = 1000):
+        self.state_path = Path(state_path)
+        self.key = key
+        self.sync_seconds, self.sync_images = float(sync_seconds), int(sync_images)
+        self.members = []
+        self._loaded = None
+        self._committed = 0
+        self._since, self._last_sync = 0, time.monotonic()
+
+    def member(self, target) -> PartialFile:
+        """A :class:`PartialFile` of ``target`` whose state this group records."""
+        m = PartialFile(target, group=self)
+        self.members.append(m)
+        return m
+
+    def _state(self):
+        if self._loaded is None:
+            self._loaded = (read_state(self.state_path, self.key, self.state_path)
+                            if self.state_path.is_file() else {})
+            if not self._loaded:
+                log.warning("%s: no interrupted run to resume (it is absent): starting from the first image",
+                            self.state_path)
+        return self._loaded
+
+    def member_state(self, member: PartialFile) -> dict | None:
+        """The recorded state of ``member`` (``None``: nothing to resume)."""
+        state = self._state().get("members", {}).get(member.target.name)
+        if state is None or not member.path.is_file():
+            return None
+        check_length(state, member.path, self.state_path)
+        return state
+
+    def owner_state(self) -> dict | None:
+        """The owner's state recorded with the members' (``None``: nothing to resume)."""
+        return self._state().get("owner")
+
+    def tick(self, snapshot) -> None:
+        """Every member has had one more image: sync if it is time."""
+        self._since += 1
+        if self._since >= self.sync_images or time.monotonic() - self._last_sync >= self.sync_seconds:
+            self.sync(snapshot())
+
+    def sync(self, owner: dict) -> None:
+        """Make every member durable up to here, then record all their states (and ``owner``) at once."""
+        if any(m.snapshot is None or m.fh is None or m.fh.closed for m in self.members):
+            return
+        members = {m.target.name: {"bytes": m.durable(), **m.snapshot()} for m in self.members}
+        state = {"version": STATE_VERSION, "key": self.key, "members": members, "owner": owner}
+        atomic_write(self.state_path, json.dumps(state).encode("utf-8"))
+        self._since, self._last_sync = 0, time.monotonic()
+
+    def committed(self, member: PartialFile) -> None:
+        """``member`` is renamed into place; the state goes once all are."""
+        self._committed += 1
+        if self._committed == len(self.members):
+            self.state_path.unlink(missing_ok=True)
+
+
+def read_state(state_path: Path, key, what: Path) -> dict:
+    """The JSON state of an interrupted run, checked for its version and ``key`` (``what``: for messages)."""
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        ok = isinstance(state, dict) and state.get("version") == STATE_VERSION
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{state_path}: cannot resume from it ({exc}); remove it and the .partial file(s) "
+                         "next to it to start over") from None
+    if not ok:
+        raise ValueError(f"{state_path}: written by another version; remove it and the .partial file(s) next "
+                         "to it to start over")
+    if state.get("key") != key:
+        raise ValueError(f"{what}: the interrupted run used other options or another model "
+                         f"({_difference(state.get('key'), key)}); run with those, or without "
+                         "--resume to start over")
+    return state
+
+
+def check_length(state: dict, path: Path, state_path: Path) -> None:
+    """``ValueError`` unless ``path`` holds at least the bytes ``state`` records."""
+    try:
+        ok = 0 <= int(state["bytes"]) <= path.stat().st_size
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{state_path}: cannot resume from it ({exc}); remove {path.name} and "
+                         f"{state_path.name} to start over") from None
+    if not ok:
+        raise ValueError(f"{state_path}: does not match {path.name} (written by another "
+                         f"version, or the file was cut); remove both to start over")
 
 
 def _copy_bytes(src, dst, n: int) -> None:

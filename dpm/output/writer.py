@@ -81,6 +81,9 @@ class ResultsWriter:
     key : JSON-able, optional
         What identifies the run (model, options): a resume with another key
         is refused with a ``ValueError``.
+    group : PartialGroup, optional
+        A resumable run's state is recorded with other files' by this group
+        (its owner syncs them together; :class:`~dpm.output.PerClassWriter`).
 
     Attributes
     ----------
@@ -92,7 +95,7 @@ class ResultsWriter:
     """
 
     def __init__(self, path=None, format="csv", *, total=None, stream=None, lock=True, partial=True,
-                 resumable=False, resume=False, key=None):
+                 resumable=False, resume=False, key=None, group=None):
         self.path = None if path is None else Path(path)
         self.format = get_format(format)
         self.status = RunStatus(total=total)
@@ -106,6 +109,7 @@ class ResultsWriter:
         self._resume = bool(resume)
         self._resumable = bool(resumable or resume)
         self._key = key
+        self._group = group
         self._journal = None                  # PartialFile of a resumable run
         self._last = None
         self.resumed, self.resumed_last = 0, None
@@ -131,7 +135,8 @@ class ResultsWriter:
                 if self._lock:
                     stack.enter_context(exclusive_lock(self.path, what="results file"))
                 if self._resumable:
-                    self._journal = PartialFile(self.path, self._key)
+                    self._journal = (PartialFile(self.path, self._key) if self._group is None
+                                     else self._group.member(self.path))
                     self._restore(self._journal.open(self._resume))
                     self._out = self._journal
                 else:
