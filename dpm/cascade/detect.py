@@ -84,6 +84,8 @@ class CascadeStats:
         ``2 n``).
     responses : (int, int)
         Part filter responses computed: full, projected.
+    stages : list of int
+        Per component, its number of stages ``2 n`` (n = 1 + parts).
     blocks : list of (N, 2 (P + 1), 2) ndarray
         With ``blocks=True``: per call, per raw detection (in order), the
         deformation and filter score added at each stage (stage 0 the
@@ -95,17 +97,16 @@ class CascadeStats:
     seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     passed: np.ndarray = None
     responses: tuple = (0, 0)
+    stages: list = field(default_factory=list)
     recorded: list = field(default_factory=list)
 
     def pruned(self) -> list:
-        """Per component: the fraction of visited root positions pruned before each stage
-        1 .. 2n - 1 and by the final threshold check is not included."""
-        out = []
-        for row in self.passed if self.passed is not None else []:
-            last = int(np.flatnonzero(row)[-1]) if row.any() else 0
-            visited = max(int(row[0]), 1)
-            out.append([(int(row[s - 1]) - int(row[s])) / visited for s in range(1, last + 1)])
-        return out
+        """Per component: the fraction of the visited root positions pruned at the check before
+        each stage ``s = 1 .. 2n - 1`` (the rest completed every stage)."""
+        if self.passed is None:
+            return []
+        return [[(int(row[s - 1]) - int(row[s])) / max(int(row[0]), 1) for s in range(1, stages)]
+                for row, stages in zip(self.passed, self.stages)]
 
     def _add(self, key, seconds):
         self.seconds[key] = self.seconds.get(key, 0.0) + seconds
@@ -247,6 +248,7 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
         stats._add("part stages", proj_s)
         stats._add("full stages", full_s)
         stats._add("rest", kernel_seconds - proj_s - full_s + time.perf_counter() - clock)
+        stats.stages = [2 * (1 + len(c.parts)) for c in model.components]
         stats.passed = kernel.passed if stats.passed is None else stats.passed + kernel.passed
         stats.responses = tuple(a + b for a, b in zip(stats.responses, kernel.responses))
         if stats.blocks:
