@@ -6,8 +6,8 @@
  * accumulated in 8 partial sums, sum (i mod 8), in increasing i (the last
  * n mod 8 products go to sums 0 .. n mod 8 - 1), then combined as
  * ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)).  The vector code holds
- * the 8 sums in two vectors of 4 (AVX) or four of 2 (SSE2); the scalar loop
- * for other compilers does the same arithmetic.  No fused multiply-add
+ * the 8 sums in two vectors of 4; the scalar loop for other compilers does
+ * the same arithmetic.  No fused multiply-add
  * (the builds use -ffp-contract=off and the AVX2 build -mno-fma).
  */
 #ifndef DPM_CASCADE_DOT_H
@@ -16,14 +16,10 @@
 #include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
-#if defined(__AVX__)
+/* 4-double vectors: one AVX register, or two SSE2 registers the compiler pairs. */
 typedef double dpm_cdv __attribute__((vector_size(32)));
 #define DPM_CD_W 4
-#else
-typedef double dpm_cdv __attribute__((vector_size(16)));
-#define DPM_CD_W 2
-#endif
-#define DPM_CD_NV (8 / DPM_CD_W)
+#define DPM_CD_NV 2
 
 static inline double dpm_cascade_dot(const double *a, const double *b, int n)
 {
