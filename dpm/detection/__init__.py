@@ -26,11 +26,11 @@ voc-release3.1 code (MIT-style licence).
 """
 from .finish import finish_detections, upsampled
 from .multiclass import as_model_dict, detect, pyramid_groups
-from .parse import DEFAULT_DTYPE, boxes_at, detect_raw
+from .parse import DEFAULT_DTYPE, boxes_at, detect_raw, detections_from_placements
 from .results import Detections
 from .scores import LevelScores, PartArgmax, PreparedModel, score_levels
 from .single import check_image_size, detect_one
 
 __all__ = ["DEFAULT_DTYPE", "Detections", "LevelScores", "PartArgmax", "PreparedModel", "as_model_dict", "boxes_at",
-           "check_image_size", "detect", "detect_one", "detect_raw", "finish_detections", "pyramid_groups",
+           "check_image_size", "detect", "detect_one", "detect_raw", "detections_from_placements", "finish_detections", "pyramid_groups",
            "score_levels", "upsampled"]

@@ -17,7 +17,7 @@ from ..model import Model
 from .results import Detections
 from .scores import LevelScores, PreparedModel, score_levels
 
-__all__ = ["DEFAULT_DTYPE", "boxes_at", "boxes_from", "detect_raw", "part_positions"]
+__all__ = ["DEFAULT_DTYPE", "boxes_at", "boxes_from", "detect_raw", "detections_from_placements", "part_positions"]
 
 # Precision of the filter responses in detection (see ``dpm.detection.detect``'s ``dtype``).
 DEFAULT_DTYPE = np.float32
@@ -91,7 +91,6 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
         # Levels straight in the responses' precision (float32: the float64
         # features rounded once, what casting each level would give).
         pyramid = feature_pyramid(image, model.sbin, model.interval, dtype=prepared.dtype)
-    nparts = model.num_parts
     # Per (level, component) with detections: positions, part positions, cell size; the boxes are
     # computed per component at the end (the same arithmetic per detection, fewer array calls).
     found = []
@@ -102,8 +101,22 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
                 continue
             px, py = part_positions(model, ci, ls, ys, xs)
             found.append((ci, ls.level, ls.cell, ys, xs, px, py, score[ys, xs]))
+    return detections_from_placements(model, found, image.shape[:2])
+
+
+def detections_from_placements(model: Model, found, image_shape) -> Detections:
+    """Raw :class:`Detections` (boxes = root boxes) from placements grouped per (level, component).
+
+    ``found``: a list of ``(component, level, cell, ys, xs, px, py, scores)``
+    in the detections' order: 0-based root positions ``(ys, xs)`` of the
+    padded root level, 1-based part positions ``px``, ``py`` ``(N, P)`` of the
+    padded part level, ``cell`` the level's cell size in pixels.  The boxes
+    are those of :func:`detect_raw` (which uses it); the star-cascade
+    detector (:mod:`dpm.cascade.detect`) uses it too.
+    """
+    nparts = model.num_parts
     if not found:
-        return Detections.empty(nparts, image.shape[:2], model.class_name)
+        return Detections.empty(nparts, image_shape, model.class_name)
     comps = np.concatenate([np.full(f[3].size, f[0], dtype=np.intp) for f in found])
     levels = np.concatenate([np.full(f[3].size, f[1], dtype=np.intp) for f in found])
     scores = np.concatenate([f[7] for f in found])
@@ -119,4 +132,4 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
                            np.concatenate([np.full(f[3].size, f[2]) for f in mine]))
         root[where] = r
         parts[where] = p
-    return Detections(root.copy(), scores, comps, root, parts, levels, tuple(image.shape[:2]), model.class_name)
+    return Detections(root.copy(), scores, comps, root, parts, levels, tuple(image_shape), model.class_name)

@@ -1,0 +1,534 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+#
+# Star-cascade search of one pyramid level: a port of the algorithm of
+# voc-release5 ``star-cascade/cascade.cc`` (Felzenszwalb, Girshick,
+# McAllester; MIT-style licence, see the release's COPYING), for this
+# project's release-3.1 models and pyramids.  Spec star-cascade.md §C.5.
+#
+# For each component and each visited root position (rx, ry) of a root
+# level (the projected root response, computed densely by the caller, plus
+# the component's bias is stage 0), the stages s = 1 .. 2n-1 of the
+# cascade's order (n = 1 + number of parts):
+#   - stage s is entered only if score >= t[2s-1] (hypothesis pruning);
+#   - order[s] = i > 0 places part i (projected filters while s < n, full
+#     filters after): its score is the best, over the placements (x, y) of
+#     the part level within +-S cells of the probe (2 rx + ax, 2 ry + ay)
+#     and clipped to the part level's valid placements, of
+#         R(x, y) - deformation cost(probe - (x, y)),
+#     where R is the filter response; a placement whose response is not yet
+#     known and whose deformation score is below t[2s] - score is skipped
+#     (deformation pruning); responses are computed one at a time and
+#     memoised per (level, filter, placement), so a later hypothesis uses
+#     every response computed so far, pruned or not (cascade.cc's rule);
+#   - a projected part's score is added; a full part's score replaces its
+#     projected one; order[s] = 0 (stage n) replaces the projected root
+#     response by the full root's at (rx, ry).
+# A hypothesis that completes every stage with score > threshold is a
+# detection; its part placements are the argmaxes of its full-filter stages.
+#
+# Conventions (those of the exact detector, dpm/detection.py, so that scores
+# and placements are comparable): positions are 0-based in the zero-padded
+# levels (root level padded by (pady, padx), part level by twice that; the
+# padding is virtual here, the feature maps are read unpadded); the
+# deformation cost of a part at (x, y) for probe (px, py) is
+#     ax*kx^2 + bx*kx + ay*ky^2 + by*ky,  kx = px - x, ky = py - y,
+# and the window maximum is evaluated as dt.cc evaluates it on the negated
+# responses: per column the first strict minimum of (-R + ay ky^2) + by ky
+# over y, then the first strict minimum over x of (that + ax kx^2) + bx kx,
+# so with an unbounded window and no pruning the value and the placement are
+# exactly the distance transform's.  A probe outside the part's response map
+# scores -inf, as in the exact detector (cascade.cc would read outside its
+# arrays there).
+#
+# Precision: float64 features, filters and responses; a response is summed
+# in a fixed order (rows of the filter in order, each row one contiguous run
+# of w*d products, see _cascade_dot.h), so it agrees with the exact
+# detector's float64 responses to rounding (about 1e-13).
+#
+# Memoisation: cascade.cc also memoises each part score per (level, part,
+# probe); in a release-3.1 model a probe belongs to one root position and a
+# part to one component, so each entry would be written once and read only
+# for the detection's part boxes: the argmaxes are kept per hypothesis
+# instead.  Response memos are flat planes per (filter, projected/full) with
+# a level stamp per entry, so no plane is cleared between levels.
+
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from libc.math cimport INFINITY
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+import numpy as np
+
+
+cdef struct Map:
+    # A feature map or filter, row-major (h, w, d); a map is read as if
+    # padded with (pady, padx) zero cells on each side.
+    const double* data
+    int h, w, d
+    int pady, padx
+
+
+cdef struct PartK:
+    Map full, proj        # filters
+    int ax, ay            # probe offsets: probe = (2 rx + ax, 2 ry + ay)
+    int memo              # index of the part's memo planes
+    const double* cost    # (4, 2S+1): ax k^2, bx k, ay k^2, by k at [k + S]
+
+
+cdef struct CompK:
+    Map root              # full root filter
+    double bias
+    int nparts
+    const PartK* parts
+    const long long* order      # (2n,)
+    const double* t             # (4n,)
+
+
+cdef struct Memo:
+    double* val
+    unsigned int* stamp
+    unsigned int cur
+    long long* off        # (2 m + 1): plane offset of part memo m, projected (1) or full (0)
+
+
+cdef struct Out:
+    int n
+    int* pos              # (cap, 3): component, rx, ry
+    double* score         # (cap,)
+    int* parts            # (cap, maxparts, 2): x, y on the padded part level
+    double* blocks        # (cap, maxstages, 2): deformation, filter score per stage; or NULL
+    int maxparts, maxstages
+
+
+cdef struct Stats:
+    long long* passed     # (ncomp, maxstages + 1): [0] visited, [s] entered stage s, [2n] completed
+    long long nconv[2]    # responses computed: full, projected
+    double seconds[2]     # projected part stages, full stages (when timing)
+    bint timing
+
+
+cdef struct Run:
+    const CompK* comps
+    int ncomp
+    int S
+    bint skip_border
+    double threshold
+    Map root              # root level (unpadded map, pady/padx set)
+    Map part[2]           # part level: full, projected
+    const double* const* scores  # per component: projected root response (no bias)
+    const int* shape      # per component: (h, w) of the response
+    double* col           # scratch, >= part level width + 1
+    int* coly
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef extern from "_cascade_dot.h":
+    double dpm_cascade_dot(const double* a, const double* b, int n) noexcept nogil
+
+
+cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept nogil:
+    # Filter f placed with its top-left cell at (x, y) of the padded map m.
+    cdef int r0 = y - m.pady, c0 = x - m.padx
+    cdef int ra = 0 if r0 >= 0 else -r0
+    cdef int rb = f.h if r0 + f.h <= m.h else m.h - r0
+    cdef int ca = 0 if c0 >= 0 else -c0
+    cdef int cb = f.w if c0 + f.w <= m.w else m.w - c0
+    cdef int d = m.d, r
+    cdef double s = 0.0
+    if ca >= cb:
+        return 0.0
+    for r in range(ra, rb):
+        s += dpm_cascade_dot(m.data + ((r0 + r) * m.w + c0 + ca) * d, f.data + (r * f.w + ca) * d, (cb - ca) * d)
+    return s
+
+
+cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca, int px, int py,
+                        double defthresh, int* argx, int* argy, double* filt) noexcept nogil:
+    # Best placement of part p in the window around probe (px, py); see the header.
+    cdef const Map* lev = &run.part[pca]
+    cdef const Map* f = &p.proj if pca else &p.full
+    cdef int H = lev.h + 2 * lev.pady - f.h + 1
+    cdef int W = lev.w + 2 * lev.padx - f.w + 1
+    cdef int S = run.S
+    cdef const double* qx = p.cost
+    cdef const double* lx = p.cost + (2 * S + 1)
+    cdef const double* qy = p.cost + 2 * (2 * S + 1)
+    cdef const double* ly = p.cost + 3 * (2 * S + 1)
+    cdef double* val = memo.val + memo.off[2 * p.memo + pca]
+    cdef unsigned int* stamp = memo.stamp + memo.off[2 * p.memo + pca]
+    cdef unsigned int cur = memo.cur
+    cdef double* col = run.col
+    cdef int* coly = run.coly
+    cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by
+    cdef long long i
+    cdef double v, best
+    argx[0] = -1
+    argy[0] = -1
+    filt[0] = -INFINITY
+    if px < 0 or py < 0 or px >= W or py >= H:
+        return -INFINITY
+    xa = px - S if px - S > 0 else 0
+    xb = px + S if px + S < W - 1 else W - 1
+    ya = py - S if py - S > 0 else 0
+    yb = py + S if py + S < H - 1 else H - 1
+    for x in range(xa, xb + 1):
+        col[x - xa] = INFINITY
+        coly[x - xa] = -1
+    for y in range(ya, yb + 1):
+        ky = py - y + S
+        for x in range(xa, xb + 1):
+            kx = px - x + S
+            i = <long long>y * W + x
+            if stamp[i] != cur:
+                if -(qx[kx] + lx[kx]) - (qy[ky] + ly[ky]) < defthresh:
+                    continue
+                val[i] = _response(lev, f, x, y)
+                stamp[i] = cur
+                st.nconv[pca] += 1
+            v = (-val[i] + qy[ky]) + ly[ky]
+            if v < col[x - xa]:
+                col[x - xa] = v
+                coly[x - xa] = y
+    best = INFINITY
+    bx = -1
+    by = -1
+    for x in range(xa, xb + 1):
+        if coly[x - xa] < 0:
+            continue
+        kx = px - x + S
+        v = (col[x - xa] + qx[kx]) + lx[kx]
+        if v < best:
+            best = v
+            bx = x
+            by = coly[x - xa]
+    if bx < 0:
+        return -INFINITY
+    argx[0] = bx
+    argy[0] = by
+    filt[0] = val[<long long>by * W + bx]
+    return -best
+
+
+cdef void _search(Run* run, Memo* memo, Out* out, Stats* st) noexcept nogil:
+    cdef int c, n, nst, stage, part, pca, rx, ry, hs, ws, bx_, by_, j
+    cdef int x0, x1, y0, y1
+    cdef const CompK* comp
+    cdef const PartK* p
+    cdef const double* sc
+    cdef const double* t
+    cdef double score, r, ps, full, filt, t0 = 0.0, t1 = 0.0
+    cdef double pscore[64]
+    cdef int ax_[64]
+    cdef int ay_[64]
+    cdef double blk[2 * 130]
+    cdef long long* passed
+    cdef int k, ms = out.maxstages
+    for c in range(run.ncomp):
+        comp = &run.comps[c]
+        n = comp.nparts + 1
+        nst = 2 * n
+        t = comp.t
+        sc = run.scores[c]
+        hs = run.shape[2 * c]
+        ws = run.shape[2 * c + 1]
+        passed = st.passed + c * (ms + 1)
+        x0 = 0
+        y0 = 0
+        if run.skip_border:
+            # cascade.cc: ceil(pad / 2) positions skipped at each border.
+            x0 = (run.root.padx + 1) // 2
+            y0 = (run.root.pady + 1) // 2
+        x1 = ws - x0
+        y1 = hs - y0
+        for rx in range(x0, x1):
+            for ry in range(y0, y1):
+                r = sc[ry * ws + rx]
+                score = r + comp.bias
+                pscore[0] = r
+                passed[0] += 1
+                if out.blocks != NULL:
+                    blk[0] = 0.0
+                    blk[1] = r
+                stage = 1
+                if st.timing:
+                    t0 = _now()
+                    t1 = t0
+                while stage < nst:
+                    if score < t[2 * stage - 1]:
+                        break
+                    passed[stage] += 1
+                    pca = stage < n
+                    part = <int>comp.order[stage]
+                    if part == 0:
+                        if st.timing:
+                            t1 = _now()
+                        full = _response(&run.root, &comp.root, rx, ry)
+                        score += full - pscore[0]
+                        if out.blocks != NULL:
+                            blk[2 * stage] = 0.0
+                            blk[2 * stage + 1] = full
+                    else:
+                        p = &comp.parts[part - 1]
+                        ps = _part_score(run, memo, st, p, pca, 2 * rx + p.ax, 2 * ry + p.ay,
+                                         t[2 * stage] - score, &bx_, &by_, &filt)
+                        if pca:
+                            pscore[part] = ps
+                            score += ps
+                        else:
+                            score += ps - pscore[part]
+                            ax_[part] = bx_
+                            ay_[part] = by_
+                        if out.blocks != NULL:
+                            blk[2 * stage] = ps - filt
+                            blk[2 * stage + 1] = filt
+                    stage += 1
+                if st.timing:
+                    if stage > n:
+                        st.seconds[0] += t1 - t0
+                        st.seconds[1] += _now() - t1
+                    else:
+                        st.seconds[0] += _now() - t0
+                if stage == nst:
+                    passed[nst] += 1
+                    if score > run.threshold:
+                        k = out.n
+                        out.pos[3 * k] = c
+                        out.pos[3 * k + 1] = rx
+                        out.pos[3 * k + 2] = ry
+                        out.score[k] = score
+                        for j in range(comp.nparts):
+                            out.parts[2 * (k * out.maxparts + j)] = ax_[j + 1]
+                            out.parts[2 * (k * out.maxparts + j) + 1] = ay_[j + 1]
+                        if out.blocks != NULL:
+                            for j in range(2 * nst):
+                                out.blocks[2 * k * ms + j] = blk[j]
+                        out.n += 1
+
+
+# Bounds of the fixed-size scratch arrays in _search.
+MAX_PARTS = 63
+
+
+cdef Map _map(double[:, :, ::1] a, int pady, int padx):
+    cdef Map m
+    m.data = &a[0, 0, 0] if a.shape[0] * a.shape[1] * a.shape[2] > 0 else NULL
+    m.h = <int>a.shape[0]
+    m.w = <int>a.shape[1]
+    m.d = <int>a.shape[2]
+    m.pady = pady
+    m.padx = padx
+    return m
+
+
+cdef class CascadeKernel:
+    """A model and its cascade packed for :meth:`level` (built by ``dpm.cascade.detect``).
+
+    ``components``: one dict per component with ``root`` (full root filter,
+    (h, w, d) float64 C-contiguous), ``bias``, ``order`` ((2n,) int64),
+    ``thresholds`` ((4n,) float64) and ``parts``: dicts with ``full`` and
+    ``proj`` (filters), ``anchor`` ((ax, ay), the 0-based probe offsets) and
+    ``cost`` ((4, 2 window + 1) float64, see the module header).  ``padding``
+    is the root level's (pady, padx).  Everything is trusted: the Python
+    wrapper validates it.  ``blocks`` records the per-stage scores of each
+    detection; ``timing`` measures the part stages (adds clock reads).
+    """
+
+    cdef object _keep
+    cdef CompK* comps
+    cdef PartK* parts
+    cdef int ncomp, nmemo, S, pady, padx, maxparts, maxstages
+    cdef bint skip_border, want_blocks
+    cdef double threshold
+    cdef double* memo_val
+    cdef unsigned int* memo_stamp
+    cdef long long memo_cap
+    cdef unsigned int stamp
+    cdef Stats st
+    cdef object _passed
+
+    def __cinit__(self, components, *, int window, bint skip_border, double threshold, padding,
+                  bint blocks=False, bint timing=False):
+        cdef int c, j, m = 0
+        cdef double[:, :, ::1] a
+        cdef double[:, ::1] cost
+        cdef long long[::1] order
+        cdef double[::1] t
+        self.ncomp = len(components)
+        self.nmemo = sum(len(comp["parts"]) for comp in components)
+        self.S = window
+        self.skip_border = skip_border
+        self.threshold = threshold
+        self.pady, self.padx = int(padding[0]), int(padding[1])
+        self.want_blocks = blocks
+        self.maxparts = max([len(comp["parts"]) for comp in components] + [0])
+        self.maxstages = 2 * (self.maxparts + 1)
+        if self.maxparts > MAX_PARTS:
+            raise ValueError(f"a component has more than {MAX_PARTS} parts")
+        self._keep = []
+        self.comps = <CompK*>malloc(max(1, self.ncomp) * sizeof(CompK))
+        self.parts = <PartK*>malloc(max(1, self.nmemo) * sizeof(PartK))
+        self.memo_val = NULL
+        self.memo_stamp = NULL
+        self.memo_cap = 0
+        self.stamp = 0
+        if self.comps == NULL or self.parts == NULL:
+            raise MemoryError()
+        for c, comp in enumerate(components):
+            a = comp["root"]
+            self.comps[c].root = _map(a, 0, 0)
+            self.comps[c].bias = float(comp["bias"])
+            self.comps[c].nparts = len(comp["parts"])
+            self.comps[c].parts = &self.parts[m]
+            order = comp["order"]
+            t = comp["thresholds"]
+            self.comps[c].order = &order[0]
+            self.comps[c].t = &t[0]
+            self._keep += [comp["root"], comp["order"], comp["thresholds"]]
+            for j, part in enumerate(comp["parts"]):
+                a = part["full"]
+                self.parts[m].full = _map(a, 0, 0)
+                a = part["proj"]
+                self.parts[m].proj = _map(a, 0, 0)
+                self.parts[m].ax = int(part["anchor"][0])
+                self.parts[m].ay = int(part["anchor"][1])
+                self.parts[m].memo = m
+                cost = part["cost"]
+                self.parts[m].cost = &cost[0, 0]
+                self._keep += [part["full"], part["proj"], part["cost"]]
+                m += 1
+        self._passed = np.zeros((self.ncomp, self.maxstages + 1), dtype=np.int64)
+        self.st.nconv[0] = self.st.nconv[1] = 0
+        self.st.seconds[0] = self.st.seconds[1] = 0.0
+        self.st.timing = timing
+
+    def __dealloc__(self):
+        free(self.comps)
+        free(self.parts)
+        free(self.memo_val)
+        free(self.memo_stamp)
+
+    cdef int _memo_layout(self, Map* part, long long[::1] off, int[::1] width) except -1:
+        # Planes for this level's part map; grows the memo when needed.
+        cdef long long total = 0, need
+        cdef int m, pca, H, W
+        cdef const Map* f
+        for m in range(self.nmemo):
+            for pca in range(2):
+                f = &self.parts[m].proj if pca else &self.parts[m].full
+                H = part.h + 2 * part.pady - f.h + 1
+                W = part.w + 2 * part.padx - f.w + 1
+                off[2 * m + pca] = total
+                total += max(H, 0) * <long long>max(W, 0)
+                width[m] = max(W, 0)
+        if total > self.memo_cap:
+            free(self.memo_val)
+            free(self.memo_stamp)
+            self.memo_val = <double*>malloc(max(total, 1) * sizeof(double))
+            self.memo_stamp = <unsigned int*>malloc(max(total, 1) * sizeof(unsigned int))
+            if self.memo_val == NULL or self.memo_stamp == NULL:
+                self.memo_cap = 0
+                raise MemoryError()
+            memset(self.memo_stamp, 0, max(total, 1) * sizeof(unsigned int))
+            self.memo_cap = total
+            self.stamp = 0
+        return 0
+
+    def level(self, root, part, part_proj, scores):
+        """Detections of one root level.
+
+        ``root``: the root level's features (h, w, d), unpadded; ``part``
+        and ``part_proj``: the part level's features and their projection,
+        unpadded; ``scores``: per component, the projected root filter's
+        response over the padded root level (no bias).  Returns ``(pos,
+        score, parts, blocks)``: ``pos`` (N, 3) int32 component, rx, ry;
+        ``score`` (N,); ``parts`` (N, P, 2) int32 x, y of each part on the
+        padded part level; ``blocks`` (N, 2 (P + 1), 2) deformation and
+        filter score of each stage, or None.
+        """
+        cdef Run run
+        cdef Memo memo
+        cdef Out out
+        cdef double[:, :, ::1] a
+        cdef int c, cap = 0, widest
+        cdef long long[::1] off = np.empty(2 * max(1, self.nmemo), dtype=np.int64)
+        cdef int[::1] width = np.zeros(max(1, self.nmemo), dtype=np.intc)
+        cdef int[::1] shape = np.empty(2 * max(1, self.ncomp), dtype=np.intc)
+        cdef double[:, ::1] s
+        cdef long long[:, ::1] passed = self._passed
+        run.comps = self.comps
+        run.ncomp = self.ncomp
+        run.S = self.S
+        run.skip_border = self.skip_border
+        run.threshold = self.threshold
+        a = root
+        run.root = _map(a, self.pady, self.padx)
+        a = part
+        run.part[0] = _map(a, 2 * self.pady, 2 * self.padx)
+        a = part_proj
+        run.part[1] = _map(a, 2 * self.pady, 2 * self.padx)
+        keep = [np.ascontiguousarray(x, dtype=np.float64) for x in scores]
+        ptrs = np.empty(max(1, self.ncomp), dtype=np.uintp)
+        for c in range(self.ncomp):
+            s = keep[c]
+            shape[2 * c] = <int>s.shape[0]
+            shape[2 * c + 1] = <int>s.shape[1]
+            ptrs[c] = <size_t>&s[0, 0] if s.shape[0] * s.shape[1] > 0 else 0
+            cap += <int>(s.shape[0] * s.shape[1])
+        cdef size_t[::1] pv = ptrs
+        run.scores = <const double* const*>&pv[0]
+        run.shape = &shape[0]
+        self._memo_layout(&run.part[0], off, width)
+        self.stamp += 1
+        memo.val = self.memo_val
+        memo.stamp = self.memo_stamp
+        memo.cur = self.stamp
+        memo.off = &off[0]
+        widest = max(list(width) + [1]) + 1
+        col = np.empty(widest, dtype=np.float64)
+        coly = np.empty(widest, dtype=np.intc)
+        cdef double[::1] colv = col
+        cdef int[::1] colyv = coly
+        run.col = &colv[0]
+        run.coly = &colyv[0]
+        pos = np.empty((max(cap, 1), 3), dtype=np.intc)
+        score = np.empty(max(cap, 1), dtype=np.float64)
+        partpos = np.empty((max(cap, 1), max(self.maxparts, 1), 2), dtype=np.intc)
+        blocks = np.empty((max(cap, 1) if self.want_blocks else 1, self.maxstages, 2), dtype=np.float64)
+        cdef int[:, ::1] posv = pos
+        cdef double[::1] scorev = score
+        cdef int[:, :, ::1] partv = partpos
+        cdef double[:, :, ::1] blockv = blocks
+        out.n = 0
+        out.pos = &posv[0, 0]
+        out.score = &scorev[0]
+        out.parts = &partv[0, 0, 0]
+        out.blocks = &blockv[0, 0, 0] if self.want_blocks else NULL
+        out.maxparts = max(self.maxparts, 1)
+        out.maxstages = self.maxstages
+        self.st.passed = &passed[0, 0]
+        with nogil:
+            _search(&run, &memo, &out, &self.st)
+        k = out.n
+        return (pos[:k], score[:k], partpos[:k, :self.maxparts],
+                blocks[:k] if self.want_blocks else None)
+
+    @property
+    def passed(self):
+        """(components, 2 (P + 1) + 1) int64: root positions visited ([:, 0]), that entered stage s
+        ([:, s]), that completed every stage ([:, 2 n]); summed over the levels searched."""
+        return self._passed.copy()
+
+    @property
+    def responses(self):
+        """Part filter responses computed: (full, projected)."""
+        return int(self.st.nconv[0]), int(self.st.nconv[1])
+
+    @property
+    def seconds(self):
+        """Time in the projected part stages and in the full stages (0 unless ``timing``)."""
+        return float(self.st.seconds[0]), float(self.st.seconds[1])

@@ -1,0 +1,56 @@
+/*
+ * Dot product of two contiguous runs of doubles for the star-cascade kernel
+ * (dpm/cascade/_cascade.pyx): one row of a filter placed on a feature map.
+ *
+ * Summation order (the same in every build): the products a[i]*b[i] are
+ * accumulated in 8 partial sums, sum (i mod 8), in increasing i (the last
+ * n mod 8 products go to sums 0 .. n mod 8 - 1), then combined as
+ * ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)).  The vector code holds
+ * the 8 sums in two vectors of 4; the scalar loop for other compilers does
+ * the same arithmetic.  No fused multiply-add
+ * (the builds use -ffp-contract=off and the AVX2 build -mno-fma).
+ */
+#ifndef DPM_CASCADE_DOT_H
+#define DPM_CASCADE_DOT_H
+
+#include <string.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+/* 4-double vectors: one AVX register, or two SSE2 registers the compiler pairs. */
+typedef double dpm_cdv __attribute__((vector_size(32)));
+#define DPM_CD_W 4
+#define DPM_CD_NV 2
+
+static inline double dpm_cascade_dot(const double *a, const double *b, int n)
+{
+    dpm_cdv s[DPM_CD_NV], va, vb;
+    double t[8];
+    int i = 0, v;
+    for (v = 0; v < DPM_CD_NV; v++)
+        s[v] = (dpm_cdv){0};
+    for (; i + 8 <= n; i += 8)
+        for (v = 0; v < DPM_CD_NV; v++) {
+            memcpy(&va, a + i + v * DPM_CD_W, sizeof va);
+            memcpy(&vb, b + i + v * DPM_CD_W, sizeof vb);
+            s[v] += va * vb;
+        }
+    memcpy(t, s, sizeof t);
+    for (v = 0; i < n; i++, v++)
+        t[v] += a[i] * b[i];
+    return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
+}
+#else
+static inline double dpm_cascade_dot(const double *a, const double *b, int n)
+{
+    double t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0, v;
+    for (; i + 8 <= n; i += 8)
+        for (v = 0; v < 8; v++)
+            t[v] += a[i + v] * b[i + v];
+    for (v = 0; i < n; i++, v++)
+        t[v] += a[i] * b[i];
+    return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
+}
+#endif
+
+#endif /* DPM_CASCADE_DOT_H */

@@ -1,0 +1,306 @@
+"""Star-cascade detection (spec star-cascade.md §C.5; ``cascade_detect.m`` and ``cascade.cc`` of voc-release5).
+
+The pipeline::
+
+    image -> feature pyramid (float64) -> its projection onto the cascade's
+    PCA directions -> per root level and component: projected root response
+    everywhere -> per root position, the cascade's stages with pruning
+    (dpm/cascade/_cascade.pyx) -> raw detections -> the exact detector's
+    finish (bbox prediction, suppression, clipping; :func:`dpm.detection.finish_detections`)
+
+:func:`detect_cascade_raw` returns the same :class:`dpm.detection.Detections`
+as :func:`dpm.detection.detect_raw` (root and part boxes, components, scores,
+levels, in the same order and coordinates), so everything downstream of the
+exact detector applies unchanged.  A detection's score is the full model's
+score with each part restricted to its window (``cascade.window`` cells
+around its anchor probe): with every threshold at ``-inf``, a window that
+covers the part levels and ``skip_border=False`` it is exactly the exact
+detector's (float64) detection.
+
+Departures from ``cascade.cc``, for this project's release-3.1 pyramids
+(docs/detection.md, "Star-cascade detection"):
+
+- part windows are clipped to the part level as the exact detector pads it
+  (twice the root padding); release 5 pads every level alike and clips to
+  that, which is the same rule for its own pyramids;
+- a hypothesis is a detection when its score is ``> threshold`` (the exact
+  detector's test), not ``>=``;
+- the window maximum is evaluated as the distance transform evaluates it
+  (same expression, same tie rule), not as a brute-force sum: the same value
+  to rounding, the exact detector's placement on ties.
+
+``skip_border=True`` (the default) visits the root positions cascade.cc
+visits: ``ceil(pad / 2)`` positions are skipped at each border of the padded
+root level.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _cpu
+from .._alloc import tune_malloc
+from ..convolve import FilterBank
+from ..detection import Detections, detections_from_placements, finish_detections, upsampled
+from ..features import feature_pyramid
+from ..image import as_rgb
+from ..model import Model
+from .types import Cascade, project
+
+_kernel = _cpu.best_build(__package__ + "._cascade")
+
+__all__ = ["CascadeStats", "check_cascade", "detect_cascade", "detect_cascade_raw", "project_pyramid"]
+
+# Time split keys of CascadeStats.seconds, in pipeline order.
+STAGES = ("features", "projection", "projected root", "part stages", "full stages", "rest")
+
+
+@dataclass
+class CascadeStats:
+    """What one cascade detection did; pass one to :func:`detect_cascade` to have it filled.
+
+    Parameters
+    ----------
+    timing : bool, default True
+        Measure the kernel's projected and full stages (two clock reads per
+        root position that enters stage 1; adds a little time).
+    blocks : bool, default False
+        Record the per-stage scores of every raw detection.
+
+    Attributes (filled by the detection; summed over calls)
+    ----------
+    seconds : dict of str to float
+        Time split: ``features``, ``projection`` (pyramid and filters onto
+        the PCA directions), ``projected root`` (dense projected root
+        responses), ``part stages`` (the projected part stages), ``full
+        stages`` (full root and parts: the rescoring), ``rest`` (the
+        kernel's root loop, boxes, suppression).
+    passed : (components, 2 (P + 1) + 1) int64 ndarray
+        Per component: root positions visited (column 0), that entered
+        stage ``s`` (column ``s``), that completed every stage (column
+        ``2 n``).
+    responses : (int, int)
+        Part filter responses computed: full, projected.
+    stages : list of int
+        Per component, its number of stages ``2 n`` (n = 1 + parts).
+    blocks : list of (N, 2 (P + 1), 2) ndarray
+        With ``blocks=True``: per call, per raw detection (in order), the
+        deformation and filter score added at each stage (stage 0 the
+        projected root).
+    """
+
+    timing: bool = True
+    blocks: bool = False
+    seconds: dict = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    passed: np.ndarray = None
+    responses: tuple = (0, 0)
+    stages: list = field(default_factory=list)
+    recorded: list = field(default_factory=list)
+
+    def pruned(self) -> list:
+        """Per component: the fraction of the visited root positions pruned at the check before
+        each stage ``s = 1 .. 2n - 1`` (the rest completed every stage)."""
+        if self.passed is None:
+            return []
+        return [[(int(row[s - 1]) - int(row[s])) / max(int(row[0]), 1) for s in range(1, stages)]
+                for row, stages in zip(self.passed, self.stages)]
+
+    def _add(self, key, seconds):
+        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+
+def check_cascade(model: Model, cascade: Cascade) -> None:
+    """Raise ``ValueError`` naming the problem if ``cascade`` does not fit ``model``."""
+    if not isinstance(cascade, Cascade):
+        raise ValueError(f"cascade must be a dpm.cascade.Cascade, got {type(cascade).__name__}")
+    coeff = np.asarray(cascade.coeff)
+    nf = model.components[0].root.shape[2]
+    if coeff.ndim != 2 or coeff.shape[0] != nf or coeff.shape[1] < 1 or not np.all(np.isfinite(coeff)):
+        raise ValueError(f"cascade.coeff must be a finite ({nf}, k) array for this model's {nf}-dimensional "
+                         f"features, got shape {coeff.shape}; build the cascade for this model")
+    if len(cascade.components) != len(model.components):
+        raise ValueError(f"the cascade has {len(cascade.components)} components, the model "
+                         f"{len(model.components)}; build the cascade for this model")
+    if not isinstance(cascade.window, (int, np.integer)) or cascade.window < 0:
+        raise ValueError(f"cascade.window must be a non-negative integer, got {cascade.window!r}")
+    for c, (comp, cc) in enumerate(zip(model.components, cascade.components)):
+        n = 1 + len(comp.parts)
+        order = np.asarray(cc.order)
+        thresholds = np.asarray(cc.thresholds, dtype=np.float64)
+        perm = sorted(range(1, n))
+        if (order.shape != (2 * n,) or order[0] != 0 or order[n] != 0
+                or sorted(order[1:n].tolist()) != perm or sorted(order[n + 1:].tolist()) != perm):
+            raise ValueError(f"cascade.components[{c}].order must be [0, a permutation of 1..{n - 1}, 0, "
+                             f"a permutation of 1..{n - 1}] for a component with {n - 1} parts, got "
+                             f"{order.tolist()}; build the cascade for this model")
+        if thresholds.shape != (4 * n,) or np.isnan(thresholds).any():
+            raise ValueError(f"cascade.components[{c}].thresholds must hold {4 * n} numbers (not NaN) for a "
+                             f"component with {n - 1} parts, got shape {thresholds.shape}")
+        for j, part in enumerate(comp.parts):
+            ax, bx, ay, by = np.asarray(part.deformation, dtype=np.float64)
+            if not np.all(np.isfinite([ax, bx, ay, by])) or ax < 0 or ay < 0:
+                raise ValueError(f"part {j} of component {c} has deformation coefficients "
+                                 f"{[ax, bx, ay, by]}: they must be finite, with ax, ay >= 0")
+
+
+def project_pyramid(pyramid, coeff) -> list:
+    """The pyramid's levels projected onto ``coeff`` ``(d, k)``: a list of ``(h, w, k)`` float64 maps."""
+    return [project(level, coeff) for level in pyramid.levels]
+
+
+def _cost_table(deformation, window: int) -> np.ndarray:
+    """(4, 2 window + 1): ``ax k^2``, ``bx k``, ``ay k^2``, ``by k`` for ``k = -window .. window``
+    (the products the distance transform forms)."""
+    ax, bx, ay, by = (float(v) for v in deformation)
+    k = np.arange(-window, window + 1)
+    return np.ascontiguousarray(np.stack([ax * (k * k), bx * k, ay * (k * k), by * k]), dtype=np.float64)
+
+
+def _kernel_for(model: Model, cascade: Cascade, threshold: float, window: int, skip_border: bool,
+                stats: CascadeStats | None):
+    coeff = np.asarray(cascade.coeff, dtype=np.float64)
+    comps = []
+    for comp, cc in zip(model.components, cascade.components):
+        parts = [dict(full=np.ascontiguousarray(p.filter, dtype=np.float64), proj=project(p.filter, coeff),
+                      anchor=(int(p.anchor[0]), int(p.anchor[1])), cost=_cost_table(p.deformation, window))
+                 for p in comp.parts]
+        comps.append(dict(root=np.ascontiguousarray(comp.root, dtype=np.float64), bias=float(comp.bias),
+                          order=np.ascontiguousarray(cc.order, dtype=np.int64),
+                          thresholds=np.ascontiguousarray(cc.thresholds, dtype=np.float64), parts=parts))
+    roots = FilterBank([project(c.root, coeff) for c in model.components], dtype=np.float64)
+    kernel = _kernel.CascadeKernel(comps, window=window, skip_border=skip_border, threshold=threshold,
+                                   padding=model.padding, blocks=bool(stats and stats.blocks),
+                                   timing=bool(stats and stats.timing))
+    return kernel, roots
+
+
+def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float | None = None, *, pyramid=None,
+                       window: int | None = None, skip_border: bool = True,
+                       stats: CascadeStats | None = None) -> Detections:
+    """Star-cascade detection without bbox prediction, suppression or clipping.
+
+    The cascade counterpart of :func:`dpm.detection.detect_raw` (same
+    output).  ``threshold=None`` uses ``cascade.threshold`` (the global
+    threshold its pruning thresholds were computed for); ``window=None``
+    uses ``cascade.window``; ``pyramid`` a float64
+    :class:`dpm.features.FeaturePyramid` of ``image`` (computed if None).
+    See :func:`detect_cascade`.
+    """
+    tune_malloc()
+    check_cascade(model, cascade)
+    image = as_rgb(image)
+    thresh = float(cascade.threshold if threshold is None else threshold)
+    if math.isnan(thresh):
+        raise ValueError("threshold must be a number, got NaN")
+    window = cascade.window if window is None else window
+    if not isinstance(window, (int, np.integer)) or window < 0:
+        raise ValueError(f"window must be a non-negative integer (cells), got {window!r}")
+    clock = time.perf_counter()
+    if pyramid is None:
+        pyramid = feature_pyramid(image, model.sbin, model.interval, dtype=np.float64)
+    levels = [np.ascontiguousarray(f, dtype=np.float64) for f in pyramid.levels]
+    now = time.perf_counter()
+    times = {"features": now - clock}
+    clock = now
+    kernel, roots = _kernel_for(model, cascade, thresh, int(window), bool(skip_border), stats)
+    projected = project_pyramid(pyramid, cascade.coeff)
+    now = time.perf_counter()
+    times["projection"] = now - clock
+    clock = now
+    pady, padx = model.padding
+    maxh, maxw = model.maxsize
+    interval = pyramid.interval
+    found, recorded = [], []
+    root_seconds = kernel_seconds = 0.0
+    for lev in range(interval, len(levels)):
+        feat = levels[lev]
+        if feat.shape[0] + 2 * pady < maxh or feat.shape[1] + 2 * padx < maxw:
+            continue
+        t0 = time.perf_counter()
+        responses = roots.convolve(projected[lev], pad=(pady, padx))
+        t1 = time.perf_counter()
+        pos, score, parts, blocks = kernel.level(feat, levels[lev - interval], projected[lev - interval],
+                                                 responses)
+        kernel_seconds += time.perf_counter() - t1
+        root_seconds += t1 - t0
+        cell = model.sbin / pyramid.scales[lev]
+        for ci in range(len(model.components)):
+            mine = pos[:, 0] == ci
+            if not mine.any():
+                continue
+            xs, ys = pos[mine, 1].astype(np.intp), pos[mine, 2].astype(np.intp)
+            npc = len(model.components[ci].parts)
+            px = parts[mine, :npc, 0].astype(np.float64) + 1
+            py = parts[mine, :npc, 1].astype(np.float64) + 1
+            found.append((ci, lev, cell, ys, xs, px, py, score[mine]))
+            if blocks is not None:
+                recorded.append(blocks[mine])
+    clock = time.perf_counter()
+    raw = detections_from_placements(model, found, image.shape[:2])
+    if stats is not None:
+        proj_s, full_s = kernel.seconds
+        stats._add("features", times["features"])
+        stats._add("projection", times["projection"])
+        stats._add("projected root", root_seconds)
+        stats._add("part stages", proj_s)
+        stats._add("full stages", full_s)
+        stats._add("rest", kernel_seconds - proj_s - full_s + time.perf_counter() - clock)
+        stats.stages = [2 * (1 + len(c.parts)) for c in model.components]
+        stats.passed = kernel.passed if stats.passed is None else stats.passed + kernel.passed
+        stats.responses = tuple(a + b for a, b in zip(stats.responses, kernel.responses))
+        if stats.blocks:
+            stats.recorded.append(np.concatenate(recorded) if recorded else
+                                  np.zeros((0, 2 * (model.num_parts + 1), 2)))
+    return raw
+
+
+def detect_cascade(image, model: Model, cascade: Cascade, *, threshold: float | None = None, upsample: int = 1,
+                   nms: float | None = 0.5, bbox_prediction: bool = True, clip: bool = True,
+                   window: int | None = None, skip_border: bool = True,
+                   stats: CascadeStats | None = None) -> Detections:
+    """Detect objects with a model's star-cascade: :func:`dpm.detection.detect` with pruning.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        As for :func:`dpm.detection.detect`.
+    model : Model
+    cascade : Cascade
+        The model's cascade (PCA coefficients, stage order, thresholds).
+    threshold : float, optional
+        Keep detections scoring above this; default ``cascade.threshold``,
+        the global threshold the cascade's pruning thresholds were computed
+        for (the original re-builds the cascade for another threshold;
+        a lower one here finds no more than the pruning lets through).
+    upsample, nms, bbox_prediction, clip
+        As for :func:`dpm.detection.detect`.
+    window : int, optional
+        Half-width in cells of each part's search window around its anchor
+        probe (default ``cascade.window``, 4 as in the original).
+    skip_border : bool, default True
+        Skip ``ceil(pad / 2)`` root positions at each border of each padded
+        level, as ``cascade.cc`` does; False visits every position the exact
+        detector visits.
+    stats : CascadeStats, optional
+        Filled with the time split, the pruning counts and the number of
+        filter responses computed.
+
+    Returns
+    -------
+    Detections
+        In suppression order (highest score first), as :func:`dpm.detection.detect`.
+        Each score is the full model's float64 score with every part
+        restricted to its window.
+    """
+    image = as_rgb(image)
+    work = upsampled(image, upsample)
+    raw = detect_cascade_raw(work, model, cascade, threshold, window=window, skip_border=skip_border, stats=stats)
+    clock = time.perf_counter()
+    dets = finish_detections(raw, model, image.shape[:2], upsample=upsample, nms=nms,
+                             bbox_prediction=bbox_prediction, clip=clip)
+    if stats is not None:
+        stats._add("rest", time.perf_counter() - clock)
+    return dets
