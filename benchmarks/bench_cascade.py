@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 from dpm import load_model, read_image  # noqa: E402
 from dpm.boxes import iou  # noqa: E402
 from dpm.cascade import Cascade, CascadeComponent  # noqa: E402
-from dpm.cascade.detect import CascadeStats, detect_cascade, detect_cascade_raw  # noqa: E402
+from dpm.detection.cascade import CascadeStats, detect_cascade, detect_cascade_raw  # noqa: E402
 from dpm.detection import detect, detect_raw, upsampled  # noqa: E402
 from dpm.features import feature_pyramid  # noqa: E402
 

@@ -4,6 +4,7 @@ The files follow the data flow (spec §1.9, §1.10)::
 
     image -> feature pyramid (dpm.features)
           -> scores.py      root and part filter responses, part distance transforms, component scores
+             (cascade.py    or, for a model with a star-cascade, pruned scores: dpm/detection/_cascade.pyx)
           -> parse.py       positions above the threshold, backtracked to root and part boxes (raw detections)
           -> finish.py      bounding-box prediction (getboxes), non-maximum suppression, clipping
           -> results.py     Detections
@@ -24,6 +25,7 @@ Reference: P. Felzenszwalb, R. Girshick, D. McAllester, D. Ramanan, "Object
 Detection with Discriminatively Trained Part Based Models", PAMI 2010; the
 voc-release3.1 code (MIT-style licence).
 """
+from .cascade import CascadeStats, detect_cascade, detect_cascade_raw
 from .finish import finish_detections, upsampled
 from .multiclass import as_model_dict, detect, pyramid_groups
 from .parse import DEFAULT_DTYPE, boxes_at, detect_raw, detections_from_placements
@@ -31,6 +33,6 @@ from .results import Detections
 from .scores import LevelScores, PartArgmax, PreparedModel, score_levels
 from .single import check_image_size, detect_one
 
-__all__ = ["DEFAULT_DTYPE", "Detections", "LevelScores", "PartArgmax", "PreparedModel", "as_model_dict", "boxes_at",
+__all__ = ["CascadeStats", "DEFAULT_DTYPE", "Detections", "detect_cascade", "detect_cascade_raw", "LevelScores", "PartArgmax", "PreparedModel", "as_model_dict", "boxes_at",
            "check_image_size", "detect", "detect_one", "detect_raw", "detections_from_placements", "finish_detections", "pyramid_groups",
            "score_levels", "upsampled"]

@@ -16,14 +16,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+import numpy as np
+
 from .._alloc import tune_malloc
 from ..features import feature_pyramid
 from ..image import as_rgb
 from ..model import Model
 from .finish import finish_detections, upsampled
+from .cascade import detect_cascade_raw
 from .parse import DEFAULT_DTYPE, detect_raw
 from .results import Detections
-from .single import detect_one
+from .single import detect_one, use_cascade
 
 __all__ = ["detect", "as_model_dict", "pyramid_groups"]
 
@@ -66,7 +69,7 @@ def pyramid_groups(models: dict) -> dict:
 
 
 def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | None = 0.5,
-           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE):
+           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE, cascade: bool | None = None):
     """Detect objects with one model or several.
 
     Parameters
@@ -80,12 +83,13 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         exactly what the model gives alone.
     threshold : float or mapping of class name to float, optional
         Default: each model's own ``thresh``.
-    upsample, nms, bbox_prediction, clip, dtype
-        As in :func:`dpm.detection.detect_one`; the same for every model.
+    upsample, nms, bbox_prediction, clip, dtype, cascade
+        As in :func:`dpm.detection.detect_one`; the same for every model
+        (``cascade=None``: each model with its star-cascade if it has one).
     """
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
     if isinstance(models, Model):
-        return detect_one(image, models, threshold=threshold, dtype=dtype, **kwargs)
+        return detect_one(image, models, threshold=threshold, dtype=dtype, cascade=cascade, **kwargs)
     models = as_model_dict(models)
     if isinstance(threshold, Mapping):
         unknown = sorted(set(threshold) - set(models))
@@ -95,12 +99,19 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     image = as_rgb(image)
     work = upsampled(image, upsample)
     out = {}
+    cascaded = {name: use_cascade(m, cascade) for name, m in models.items()}
     for (sbin, interval), names in pyramid_groups(models).items():
-        pyramid = feature_pyramid(work, sbin, interval, dtype=dtype)
+        # The cascade reads float64 levels; the exact detector casts them to its dtype, which gives
+        # the same values as building them in that dtype.
+        pyramid = feature_pyramid(work, sbin, interval,
+                                  dtype=np.float64 if any(cascaded[n] for n in names) else dtype)
         for name in names:
             m = models[name]
             t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
-            raw = detect_raw(work, m, t, pyramid=pyramid, dtype=dtype)
+            if cascaded[name]:
+                raw = detect_cascade_raw(work, m, m.cascade, t, pyramid=pyramid)
+            else:
+                raw = detect_raw(work, m, t, pyramid=pyramid, dtype=dtype)
             out[name] = finish_detections(raw, m, image.shape[:2], **kwargs)
         del pyramid
     return {name: _named(out[name], name) for name in models}

@@ -112,7 +112,7 @@ def detections_from_placements(model: Model, found, image_shape) -> Detections:
     padded root level, 1-based part positions ``px``, ``py`` ``(N, P)`` of the
     padded part level, ``cell`` the level's cell size in pixels.  The boxes
     are those of :func:`detect_raw` (which uses it); the star-cascade
-    detector (:mod:`dpm.cascade.detect`) uses it too.
+    detector (:mod:`dpm.detection.cascade`) uses it too.
     """
     nparts = model.num_parts
     if not found:

@@ -4,11 +4,23 @@ from __future__ import annotations
 from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
+from .cascade import detect_cascade, detect_cascade_raw
 from .finish import finish_detections, upsampled
 from .parse import DEFAULT_DTYPE, detect_raw
 from .results import Detections
 
-__all__ = ["check_image_size", "detect_one"]
+__all__ = ["check_image_size", "detect_one", "use_cascade"]
+
+
+def use_cascade(model: Model, cascade: bool | None) -> bool:
+    """Whether ``model`` is detected with its star-cascade: ``cascade`` None means "if it has one"."""
+    if cascade is None:
+        return model.cascade is not None
+    if cascade and model.cascade is None:
+        name = f" ({model.class_name})" if model.class_name else ""
+        raise ValueError(f"cascade=True: the model{name} has no star-cascade; add one with dpm.build_cascade "
+                         "(dpm-cascade) or detect exactly (cascade=False)")
+    return bool(cascade)
 
 
 def check_image_size(shape, model: Model, upsample: int = 1) -> None:
@@ -29,8 +41,13 @@ def check_image_size(shape, model: Model, upsample: int = 1) -> None:
 
 
 def detect_one(image, model: Model, *, threshold: float | None = None, upsample: int = 1, nms: float | None = 0.5,
-           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE) -> Detections:
+               bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE,
+               cascade: bool | None = None) -> Detections:
     """Detect objects in an image: the ``process.m`` pipeline of voc-release3.1.
+
+    A model that carries a star-cascade (``model.cascade``, see
+    :func:`dpm.build_cascade`) is detected with it (:func:`dpm.detection.cascade.detect_cascade`)
+    unless ``cascade=False``; the exact detector otherwise.
 
     Parameters
     ----------
@@ -64,11 +81,21 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
         models, two thresholds each) every detection, box and argmax is the
         original's, with scores within 1.1e-6.  See docs/detection.md.
 
+    cascade : bool, optional
+        None (default): use the model's star-cascade if it has one.  False:
+        the exact detector.  True: the cascade (``ValueError`` if the model
+        has none).  With the cascade, ``threshold=None`` means the threshold
+        the cascade was built for (``model.cascade.threshold``) and ``dtype``
+        does not apply (its scores are float64).
+
     Returns
     -------
     Detections
         In suppression order (highest score first).
     """
+    if use_cascade(model, cascade):
+        return detect_cascade(image, model, model.cascade, threshold=threshold, upsample=upsample, nms=nms,
+                              bbox_prediction=bbox_prediction, clip=clip)
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)

@@ -5,7 +5,7 @@ The pipeline::
     image -> feature pyramid (float64) -> its projection onto the cascade's
     PCA directions -> per root level and component: projected root response
     everywhere -> per root position, the cascade's stages with pruning
-    (dpm/cascade/_cascade.pyx) -> raw detections -> the exact detector's
+    (dpm/detection/_cascade.pyx) -> raw detections -> the exact detector's
     finish (bbox prediction, suppression, clipping; :func:`dpm.detection.finish_detections`)
 
 :func:`detect_cascade_raw` returns the same :class:`dpm.detection.Detections`
@@ -44,11 +44,14 @@ import numpy as np
 from .. import _cpu
 from .._alloc import tune_malloc
 from ..convolve import FilterBank
-from ..detection import Detections, detections_from_placements, finish_detections, upsampled
+from ..cascade.types import Cascade, project
 from ..features import feature_pyramid
 from ..image import as_rgb
 from ..model import Model
-from .types import Cascade, project
+from ..model_check import validate_cascade
+from .finish import finish_detections, upsampled
+from .parse import detections_from_placements
+from .results import Detections
 
 _kernel = _cpu.best_build(__package__ + "._cascade")
 
@@ -113,37 +116,11 @@ class CascadeStats:
 
 
 def check_cascade(model: Model, cascade: Cascade) -> None:
-    """Raise ``ValueError`` naming the problem if ``cascade`` does not fit ``model``."""
+    """Raise ``ValueError`` naming the problem if ``cascade`` does not fit ``model``
+    (:func:`dpm.model_check.validate_cascade`, the check every loaded model passes)."""
     if not isinstance(cascade, Cascade):
         raise ValueError(f"cascade must be a dpm.cascade.Cascade, got {type(cascade).__name__}")
-    coeff = np.asarray(cascade.coeff)
-    nf = model.components[0].root.shape[2]
-    if coeff.ndim != 2 or coeff.shape[0] != nf or coeff.shape[1] < 1 or not np.all(np.isfinite(coeff)):
-        raise ValueError(f"cascade.coeff must be a finite ({nf}, k) array for this model's {nf}-dimensional "
-                         f"features, got shape {coeff.shape}; build the cascade for this model")
-    if len(cascade.components) != len(model.components):
-        raise ValueError(f"the cascade has {len(cascade.components)} components, the model "
-                         f"{len(model.components)}; build the cascade for this model")
-    if not isinstance(cascade.window, (int, np.integer)) or cascade.window < 0:
-        raise ValueError(f"cascade.window must be a non-negative integer, got {cascade.window!r}")
-    for c, (comp, cc) in enumerate(zip(model.components, cascade.components)):
-        n = 1 + len(comp.parts)
-        order = np.asarray(cc.order)
-        thresholds = np.asarray(cc.thresholds, dtype=np.float64)
-        perm = sorted(range(1, n))
-        if (order.shape != (2 * n,) or order[0] != 0 or order[n] != 0
-                or sorted(order[1:n].tolist()) != perm or sorted(order[n + 1:].tolist()) != perm):
-            raise ValueError(f"cascade.components[{c}].order must be [0, a permutation of 1..{n - 1}, 0, "
-                             f"a permutation of 1..{n - 1}] for a component with {n - 1} parts, got "
-                             f"{order.tolist()}; build the cascade for this model")
-        if thresholds.shape != (4 * n,) or np.isnan(thresholds).any():
-            raise ValueError(f"cascade.components[{c}].thresholds must hold {4 * n} numbers (not NaN) for a "
-                             f"component with {n - 1} parts, got shape {thresholds.shape}")
-        for j, part in enumerate(comp.parts):
-            ax, bx, ay, by = np.asarray(part.deformation, dtype=np.float64)
-            if not np.all(np.isfinite([ax, bx, ay, by])) or ax < 0 or ay < 0:
-                raise ValueError(f"part {j} of component {c} has deformation coefficients "
-                                 f"{[ax, bx, ay, by]}: they must be finite, with ax, ay >= 0")
+    validate_cascade(cascade, model, source="cascade")
 
 
 def project_pyramid(pyramid, coeff) -> list:

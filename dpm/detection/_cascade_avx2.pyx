@@ -2,6 +2,6 @@
 #
 # The star-cascade kernel of _cascade.pyx built for processors with AVX2
 # (setup.py compiles this module with -mavx2 -mno-fma where the compiler and
-# platform allow it; dpm.cascade.detect uses it instead of _cascade when the
+# platform allow it; dpm.detection.cascade uses it instead of _cascade when the
 # processor has AVX2).  Same source, same operations in the same order.
 include "_cascade.pyx"
