@@ -20,6 +20,7 @@ from .._alloc import tune_malloc
 from ..features import feature_pyramid
 from ..image import as_rgb
 from ..model import Model
+from ..model_r5 import StarModel
 from .finish import finish_detections, upsampled
 from .parse import DEFAULT_DTYPE, detect_raw
 from .results import Detections
@@ -72,8 +73,10 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     Parameters
     ----------
     image : (H, W, 3) or (H, W) ndarray
-    models : Model, sequence of Model, or mapping of class name to Model
-        One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`,
+    models : Model, StarModel, sequence of Model, or mapping of class name to Model
+        One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`;
+        one voc-release5 :class:`~dpm.model_r5.StarModel`:
+        :func:`dpm.detection.release5.detect_star` (``dtype`` does not apply),
         returning one :class:`~dpm.detection.Detections`.  Several (a sequence
         keyed by each model's ``class_name``, or a dict): a dict of class name
         to :class:`~dpm.detection.Detections`, in the models' order, each
@@ -84,6 +87,9 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         As in :func:`dpm.detection.detect_one`; the same for every model.
     """
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
+    if isinstance(models, StarModel):
+        from .release5 import detect_star
+        return detect_star(image, models, threshold=threshold, **kwargs)
     if isinstance(models, Model):
         return detect_one(image, models, threshold=threshold, dtype=dtype, **kwargs)
     models = as_model_dict(models)
