@@ -37,6 +37,9 @@ def as_model_dict(models) -> dict:
     """
     if isinstance(models, Model):
         models = [models]
+    if isinstance(models, StarModel):
+        raise TypeError("a voc-release5 StarModel runs on its own (dpm.detect(image, model)); several models "
+                        "at once and dpm-detect do not take release-5 models yet")
     if isinstance(models, Mapping):
         out = dict(models)
     else:
