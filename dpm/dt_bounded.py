@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from . import _dt_bounded
+from .dt import check_coefficients
 
 __all__ = ["DEFAULT_RANGE", "bounded_distance_transform"]
 
@@ -55,20 +56,15 @@ def bounded_distance_transform(vals, ax, bx, ay, by, range=DEFAULT_RANGE):
         ``ax`` or ``ay`` is not positive (the envelope divides by them), or
         ``range`` is negative or not finite.
     """
-    coeffs = []
-    for name, value in (("ax", ax), ("bx", bx), ("ay", ay), ("by", by), ("range", range)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a real number, got {value!r}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value}")
-        coeffs.append(value)
-    ax, bx, ay, by, rng = coeffs
+    ax, bx, ay, by = check_coefficients(ax, bx, ay, by)
     if ax <= 0 or ay <= 0:
         raise ValueError(f"ax and ay must be > 0 (quadratic deformation costs), got ax={ax}, ay={ay}")
-    if rng < 0:
-        raise ValueError(f"range must be >= 0, got {rng}")
+    try:
+        rng = float(range)
+    except (TypeError, ValueError):
+        raise ValueError(f"range must be a real number, got {range!r}") from None
+    if not math.isfinite(rng) or rng < 0:
+        raise ValueError(f"range must be finite and >= 0, got {rng}")
     vals = np.ascontiguousarray(vals, dtype=np.float64)
     if vals.ndim != 2 or vals.shape[0] < 1 or vals.shape[1] < 1:
         raise ValueError(f"vals must be a non-empty 2-D array, got shape {vals.shape}")

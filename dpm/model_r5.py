@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .files import matlab_cells as _cells, matlab_index as _index
+
 from .features.flip import flip_features
 from .limits import MODEL_RANGES
 
@@ -311,18 +313,6 @@ def _validate(model: StarModel) -> None:
         for v in values:
             if not (np.isfinite(v).all() and (v >= wlo).all() and (v <= whi).all()):
                 raise ValueError(f"component {ci + 1}: a weight is not finite or beyond +-{whi:g}")
-
-
-def _index(value) -> int:
-    i = int(value) - 1
-    if i < 0:
-        raise IndexError(f"index {int(value)} is not a 1-based index")
-    return i
-
-
-def _cells(x):
-    """A MATLAB cell/struct array loaded with squeeze_me as a Python list."""
-    return list(np.atleast_1d(x).ravel(order="F")) if isinstance(x, np.ndarray) else [x]
 
 
 def _pair(x) -> tuple:
