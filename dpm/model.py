@@ -48,6 +48,7 @@ from .files import read_mat, read_npz, write_npz
 from .model_blocks import fold_half, model_blocks, model_from_blocks, unfold_half
 from .model_check import NUM_FEATURES, validate_model
 from .model_r31 import r31_payload
+from .model_r5 import StarModel, is_release5_struct, star_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cascade import Cascade
@@ -55,7 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "NUM_FEATURES", "Block", "Part", "Component", "Model",
     "load_model", "save_model", "import_mat_model", "model_blocks", "model_from_blocks",
-    "fold_half", "unfold_half", "validate_model", "model_to_payload", "model_from_payload",
+    "fold_half", "unfold_half", "validate_model", "model_to_payload", "model_from_payload", "StarModel",
 ]
 FORMAT_NAME = "dpm-model"
 FORMAT_VERSION = 1
@@ -198,8 +199,9 @@ class Model:
 MAX_META_CHARS = 2 ** 20   # the JSON description of a model (a few kB for voc-release3.1 models)
 
 
-def load_model(path, *, max_bytes: int | None = None) -> Model:
-    """Load a model: a voc-release3.1 ``.mat`` file or this project's ``.npz`` format.
+def load_model(path, *, max_bytes: int | None = None) -> Model | StarModel:
+    """Load a model: a voc-release3.1 ``.mat`` file, this project's ``.npz`` format, or a
+    voc-release5 star model ``.mat`` file (returned as a :class:`dpm.model_r5.StarModel`).
 
     The file is read by a bounded reader (:mod:`dpm.files`): its declared sizes
     are checked before anything is decompressed, and the model's fields are
@@ -235,7 +237,8 @@ def load_model(path, *, max_bytes: int | None = None) -> Model:
         return _load_npz(path, max_bytes)
     if head.startswith(b"MATLAB") or head[:4] == b"\x89HDF" or path.suffix.lower() == ".mat":
         return import_mat_model(path, max_bytes=max_bytes)
-    raise ValueError(f"{path}: not a model file (expected a dpm .npz model or a voc-release3.1 .mat model)")
+    raise ValueError(f"{path}: not a model file (expected a dpm .npz model, a voc-release3.1 .mat model "
+                     "or a voc-release5 star model .mat file)")
 
 
 def save_model(model: Model, path) -> Path:
@@ -375,8 +378,9 @@ def _one_line(exc) -> str:
 _DATASET_CLASSES = {"inria": "person"}
 
 
-def import_mat_model(path, *, max_bytes: int | None = None) -> Model:
-    """Read a voc-release3.1 model saved by MATLAB (``load(path)`` -> ``model``).
+def import_mat_model(path, *, max_bytes: int | None = None) -> Model | StarModel:
+    """Read a voc-release3.1 model saved by MATLAB (``load(path)`` -> ``model``), or a
+    voc-release5 star model (:mod:`dpm.model_r5`; grammar models are refused).
 
     Read with :func:`dpm.files.read_mat` (bounded: ``max_bytes`` as in
     :func:`load_model`); raises ``ValueError`` naming the file otherwise.
@@ -386,6 +390,8 @@ def import_mat_model(path, *, max_bytes: int | None = None) -> Model:
                    limit_name="MAX_MODEL_BYTES", squeeze_me=True, struct_as_record=False)
     if "model" not in mat:
         raise ValueError(f"{path}: no variable named 'model' in this .mat file; not a voc-release model")
+    if is_release5_struct(mat["model"]):
+        return _import_release5(path, mat["model"])
     try:
         meta, arrays = r31_payload(mat["model"])
         name = path.stem[:-len("_final")] if path.stem.endswith("_final") else path.stem
@@ -399,3 +405,18 @@ def import_mat_model(path, *, max_bytes: int | None = None) -> Model:
         if isinstance(exc, ValueError) and message.startswith(("not a", "a voc-release", "'model'")):
             raise ValueError(f"{path}: {message}") from None
         raise ValueError(f"{path}: malformed voc-release3.1 model ({message})") from None
+
+
+# Release 5 names its INRIA model's class "inriaperson".
+_R5_CLASSES = {"inriaperson": "person"}
+
+
+def _import_release5(path: Path, struct) -> StarModel:
+    try:
+        name = str(getattr(struct, "class", ""))
+        return star_model(struct, class_name=_R5_CLASSES.get(name, name), source=path.name)
+    except _MALFORMED as exc:
+        message = _one_line(exc)
+        if isinstance(exc, ValueError) and message.startswith(("a voc-release", "features of")):
+            raise ValueError(f"{path}: {message}") from None
+        raise ValueError(f"{path}: malformed voc-release5 model ({message})") from None

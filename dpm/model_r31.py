@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .files import matlab_cells as _cells, matlab_index as _index
+
 from .model_check import NUM_FEATURES
 
 __all__ = ["R31_FIELDS", "r31_payload"]
@@ -75,19 +77,6 @@ def r31_payload(m) -> tuple[dict, dict]:
     meta = {"sbin": int(m.sbin), "interval": int(m.interval), "thresh": float(m.thresh), "class_name": "",
             "info": {}, "components": components, "blocks": blocks}
     return meta, arrays
-
-
-def _index(value) -> int:
-    """A MATLAB 1-based index as a 0-based one (negative indices are not wrapped around)."""
-    i = int(value) - 1
-    if i < 0:
-        raise IndexError(f"index {int(value)} is not a 1-based index")
-    return i
-
-
-def _cells(x):
-    """A MATLAB cell/struct array loaded with squeeze_me as a Python list."""
-    return list(np.atleast_1d(x)) if isinstance(x, np.ndarray) else [x]
 
 
 def _filter(w) -> np.ndarray:

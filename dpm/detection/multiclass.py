@@ -22,6 +22,7 @@ from .._alloc import tune_malloc
 from ..features import feature_pyramid
 from ..image import as_rgb
 from ..model import Model
+from ..model_r5 import StarModel
 from .finish import finish_detections, upsampled
 from .cascade import detect_cascade_raw
 from .parse import DEFAULT_DTYPE, detect_raw
@@ -39,6 +40,9 @@ def as_model_dict(models) -> dict:
     """
     if isinstance(models, Model):
         models = [models]
+    if isinstance(models, StarModel):
+        raise TypeError("a voc-release5 StarModel runs on its own (dpm.detect(image, model)); several models "
+                        "at once and dpm-detect do not take release-5 models yet")
     if isinstance(models, Mapping):
         out = dict(models)
     else:
@@ -75,8 +79,10 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     Parameters
     ----------
     image : (H, W, 3) or (H, W) ndarray
-    models : Model, sequence of Model, or mapping of class name to Model
-        One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`,
+    models : Model, StarModel, sequence of Model, or mapping of class name to Model
+        One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`;
+        one voc-release5 :class:`~dpm.model_r5.StarModel`:
+        :func:`dpm.detection.release5.detect_star` (``dtype`` does not apply),
         returning one :class:`~dpm.detection.Detections`.  Several (a sequence
         keyed by each model's ``class_name``, or a dict): a dict of class name
         to :class:`~dpm.detection.Detections`, in the models' order, each
@@ -88,6 +94,9 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         (``cascade=None``: each model with its star-cascade if it has one).
     """
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
+    if isinstance(models, StarModel):
+        from .release5 import detect_star
+        return detect_star(image, models, threshold=threshold, **kwargs)
     if isinstance(models, Model):
         return detect_one(image, models, threshold=threshold, dtype=dtype, cascade=cascade, **kwargs)
     models = as_model_dict(models)

@@ -1,4 +1,5 @@
-"""Horizontal mirroring of 31-channel HOG maps (port of voc-release3.1 ``flipfeat.m``)."""
+"""Horizontal mirroring of HOG maps (port of ``flipfeat.m``: voc-release3.1's 31 channels, voc-release5's
+32, whose last, the truncation feature, is not permuted)."""
 import numpy as np
 
 __all__ = ["FLIP_PERMUTATION", "flip_features"]
@@ -22,16 +23,19 @@ def flip_features(f: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    f : (H, W, 31) ndarray
-        HOG features or a filter, indexed ``[y, x, channel]``.
+    f : (H, W, 31) or (H, W, 32) ndarray
+        HOG features or a filter, indexed ``[y, x, channel]``; a 32nd channel
+        (release 5's truncation feature) is mirrored spatially only.
 
     Returns
     -------
-    (H, W, 31) ndarray
+    ndarray of the same shape
         The features of the horizontally flipped image: columns reversed and
         orientation channels permuted as in ``flipfeat.m``.
     """
     f = np.asarray(f)
-    if f.ndim != 3 or f.shape[2] != FLIP_PERMUTATION.size:
-        raise ValueError(f"expected an (H, W, 31) feature array, got shape {f.shape}")
-    return np.ascontiguousarray(f[:, ::-1, FLIP_PERMUTATION])
+    if f.ndim != 3 or f.shape[2] not in (FLIP_PERMUTATION.size, FLIP_PERMUTATION.size + 1):
+        raise ValueError(f"expected an (H, W, 31) or (H, W, 32) feature array, got shape {f.shape}")
+    perm = FLIP_PERMUTATION if f.shape[2] == FLIP_PERMUTATION.size else np.append(FLIP_PERMUTATION,
+                                                                                  FLIP_PERMUTATION.size)
+    return np.ascontiguousarray(f[:, ::-1, perm])

@@ -5,7 +5,7 @@ Both check every size a file declares against a documented limit
 hostile file cannot take the machine's memory.  One reader serves models,
 checkpoints and anything else.
 """
-from .mat import read_mat
+from .mat import matlab_cells, matlab_index, read_mat
 from .npz import read_npz, write_npz
 
-__all__ = ["read_npz", "write_npz", "read_mat"]
+__all__ = ["matlab_cells", "matlab_index", "read_npz", "read_mat", "write_npz"]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..limits import MAX_MAT_ELEMENTS, format_bytes, limit, too_big
 
-__all__ = ["read_mat"]
+__all__ = ["matlab_cells", "matlab_index", "read_mat"]
 
 _MI_MATRIX, _MI_COMPRESSED = 14, 15
 # MAT data types: bytes per stored value (miUTF8 is variable-length: at least 1 byte a char)
@@ -46,6 +46,21 @@ _OBJECT_BYTES = 256   # what scipy spends per cell or struct element, beyond its
 
 class _Damaged(ValueError):
     pass
+
+
+def matlab_index(value) -> int:
+    """A MATLAB 1-based index as a 0-based one; ``IndexError`` below 1 (never wrapped around)."""
+    i = int(value) - 1
+    if i < 0:
+        raise IndexError(f"index {int(value)} is not a 1-based index")
+    return i
+
+
+def matlab_cells(x) -> list:
+    """A MATLAB cell or struct array read with ``squeeze_me=True`` as a Python list."""
+    import numpy as np
+
+    return list(np.atleast_1d(x)) if isinstance(x, np.ndarray) else [x]
 
 
 def read_mat(path, *, max_bytes: int | None = None, variables=None, what: str = "model file",

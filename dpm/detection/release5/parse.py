@@ -1,0 +1,161 @@
+"""Star-model scores -> raw detections (port of voc-release5 ``gdetect_parse.m`` and
+``get_detection_trees.cc`` for star models, and ``imgdetect.m``).
+
+Every root position whose start-symbol score is above the threshold is a
+detection (levels in order, positions in MATLAB's column-major ``find``
+order, then a stable sort by descending score).  Its component is the first
+start rule whose score there equals the start symbol's (the original's rule
+argmax).  Each placement (root and parts) is then followed through its
+deformation rule's argmax tables, with release 5's "virtual padding" of
+``pad * (2**ds - 1)`` cells between a root level and the level ``ds`` octaves
+finer, and turned into a pixel box::
+
+    scale = sbin / scales[level]
+    x1 = (x - padx * 2**ds) * scale + 1,   x2 = x1 + width * scale - 1   (y alike)
+
+The detection window uses the rule's ``detwindow``/``shiftwindow`` at the root's
+scale.  Boxes are 1-based and inclusive, as the release's.
+
+Port of voc-release5 (Girshick, Felzenszwalb, McAllester; MIT-style licence).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...features.pyramid_r5 import feature_pyramid_r5
+from ...model_r5 import StarModel
+from .scores import PreparedStar, StarLevel, star_levels
+
+__all__ = ["StarRaw", "detect_raw_star", "level_detections"]
+
+
+@dataclass(frozen=True)
+class StarRaw:
+    """Raw detections of a star model, sorted by descending score (``imgdetect``'s output).
+
+    Attributes
+    ----------
+    ds : (N, 6) float64
+        ``[x1 y1 x2 y2 r score]``: detection window, 1-based rule (component) index, score.
+    bs : (N, 4 * num_filters + 2) float64
+        The box of every filter the detection uses in columns ``4*fi .. 4*fi+3``
+        (``fi`` its index in the release's ``model.filters``; unused filters 0),
+        then ``[r score]``.
+    boxes : (N, P + 1, 4) float64
+        The same filter boxes in the rule's order: root, then parts.
+    levels : (N,) intp
+        0-based pyramid level of the root.
+    """
+
+    ds: np.ndarray
+    bs: np.ndarray
+    boxes: np.ndarray
+    levels: np.ndarray
+
+    def __len__(self):
+        return int(self.ds.shape[0])
+
+    @property
+    def components(self) -> np.ndarray:
+        """0-based component (start rule) of each detection."""
+        return self.ds[:, 4].astype(np.intp) - 1
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.ds[:, 5]
+
+
+def _empty(model: StarModel) -> StarRaw:
+    return StarRaw(np.zeros((0, 6)), np.zeros((0, 4 * model.num_filters + 2)),
+                   np.zeros((0, model.num_parts + 1, 4)), np.zeros(0, dtype=np.intp))
+
+
+def level_detections(scores: StarLevel, model: StarModel, pyramid, threshold: float) -> StarRaw:
+    """The detections of one level, in ``find`` order (not sorted)."""
+    xs, ys = np.nonzero(scores.start.T > threshold)          # column-major order of the (y, x) table
+    n = xs.size
+    if n == 0:
+        return _empty(model)
+    s = scores.start[ys, xs]
+    rule = np.full(n, -1, dtype=np.intp)
+    for ci, r in enumerate(scores.rules):
+        rule[(rule < 0) & (r[ys, xs] == s)] = ci
+    if (rule < 0).any():
+        raise RuntimeError("rule argmax not found")  # the start score is the maximum of the rules'
+    sbin, interval, padx, pady = model.sbin, pyramid.interval, pyramid.padx, pyramid.pady
+    ds = np.zeros((n, 6))
+    bs = np.zeros((n, 4 * model.num_filters + 2))
+    boxes = np.zeros((n, model.num_parts + 1, 4))
+    lev = scores.level
+    for ci, comp in enumerate(model.components):
+        sel = np.flatnonzero(rule == ci)
+        if sel.size == 0:
+            continue
+        x, y = xs[sel], ys[sel]
+        scale = sbin / pyramid.scales[lev]
+        (dh, dw), (sy, sx) = comp.detwindow, comp.shiftwindow
+        x1 = (x - sx - padx) * scale
+        y1 = (y - sy - pady) * scale
+        ds[sel, :4] = np.stack([x1 + 1, y1 + 1, x1 + dw * scale - 1 + 1, y1 + dh * scale - 1 + 1], axis=1)
+        for j, f in enumerate(comp.filters):
+            ax, ay, fds = f.anchor
+            step = 2 ** fds
+            vpx, vpy = padx * (step - 1), pady * (step - 1)
+            ix, iy = scores.argmax[ci][j]
+            nx, ny = x * step + ax - vpx, y * step + ay - vpy
+            if nx.min() < 0 or ny.min() < 0 or nx.max() >= ix.shape[1] or ny.max() >= ix.shape[0]:
+                raise RuntimeError("a detection above the threshold uses a placement outside its table")
+            px, py = ix[ny, nx] + vpx, iy[ny, nx] + vpy
+            fscale = sbin / pyramid.scales[lev - interval * fds]
+            fh, fw = f.size
+            bx1 = (px - padx * step) * fscale
+            by1 = (py - pady * step) * fscale
+            box = np.stack([bx1 + 1, by1 + 1, bx1 + fw * fscale - 1 + 1, by1 + fh * fscale - 1 + 1], axis=1)
+            boxes[sel, j] = box
+            bs[sel, 4 * f.filter_index:4 * f.filter_index + 4] = box
+    ds[:, 4] = rule + 1
+    ds[:, 5] = s
+    bs[:, -2] = rule + 1
+    bs[:, -1] = s
+    return StarRaw(ds, bs, boxes, np.full(n, lev, dtype=np.intp))
+
+
+def detect_raw_star(image, model: StarModel, threshold: float | None = None, *, pyramid=None,
+                    prepared: PreparedStar | None = None) -> StarRaw:
+    """``imgdetect(im, model, thresh)`` of voc-release5 for a star model.
+
+    Parameters
+    ----------
+    image : (H, W, 3) array_like
+        RGB, values 0..255 (grey images: convert with :func:`dpm.image.as_rgb`).
+    model : StarModel
+    threshold : float, optional
+        Keep root positions scoring strictly above it; default ``model.thresh``.
+    pyramid : PaddedPyramid, optional
+        Built with the model's padding (:func:`dpm.features.pyramid_r5.feature_pyramid_r5`);
+        computed from ``image`` if not given.
+    """
+    if threshold is None:
+        threshold = model.thresh
+    threshold = float(threshold)
+    if np.isnan(threshold):
+        raise ValueError("threshold must be a number, got nan")
+    if pyramid is None:
+        pady, padx = model.padding
+        pyramid = feature_pyramid_r5(image, model.sbin, model.interval, padx=padx, pady=pady,
+                                     extra_octave=model.extra_octave)
+    elif (pyramid.pady, pyramid.padx) != model.padding or pyramid.interval != model.interval \
+            or pyramid.sbin != model.sbin or pyramid.extra_octave != model.extra_octave:
+        raise ValueError("pyramid: built with another padding, sbin, interval or extra octave than the model's")
+    parts = [level_detections(lev, model, pyramid, threshold)
+             for lev in star_levels(pyramid, model, prepared)]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _empty(model)
+    ds = np.concatenate([p.ds for p in parts])
+    order = np.argsort(-ds[:, 5], kind="stable")
+    return StarRaw(ds[order], np.concatenate([p.bs for p in parts])[order],
+                   np.concatenate([p.boxes for p in parts])[order],
+                   np.concatenate([p.levels for p in parts])[order])

@@ -1,0 +1,54 @@
+"""Detection with one release-5 star model: image -> pyramid -> scores -> raw -> process.m -> Detections."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._alloc import tune_malloc
+from ...image import as_rgb
+from ...model_r5 import StarModel
+from ..finish import unscale_boxes, upsampled
+from ..results import Detections
+from .finish import process_star
+from .parse import detect_raw_star
+
+__all__ = ["detect_star"]
+
+
+def detect_star(image, model: StarModel, *, threshold: float | None = None, upsample: int = 1,
+                nms: float | None = 0.5, bbox_prediction: bool = True, clip: bool = True) -> Detections:
+    """Detect objects with a voc-release5 star model: ``imgdetect`` then ``process.m``.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W) ndarray
+        Pixel values 0..255; grey images are replicated to 3 channels (``color.m``).
+    model : StarModel
+    threshold : float, optional
+        Default ``model.thresh``.
+    upsample : int, default 1
+        Detect on the image enlarged by this factor (bilinear, as
+        :func:`dpm.detect`); boxes are mapped back.  Not in the original.
+    nms, bbox_prediction, clip
+        As in :func:`dpm.detect`; the steps follow release 5's ``process.m``
+        (clip, predict, clip, suppress: :func:`~dpm.detection.release5.finish.process_star`),
+        so the order differs from release 3.1's.
+
+    Returns
+    -------
+    Detections
+        In suppression order.  ``components`` are 0-based start rules
+        (mirrored components count), ``root_boxes`` the detection windows,
+        ``part_boxes`` the parts in each rule's order.
+    """
+    tune_malloc()
+    image = as_rgb(image)
+    work = upsampled(image, upsample)
+    raw = detect_raw_star(work, model, threshold)
+    steps = process_star(raw, model, work.shape[:2], overlap=nms, bbox_prediction=bbox_prediction, clip=clip)
+    ds, _ = steps.final
+    rows = steps.final_rows
+    boxes, roots, parts = ds[:, :4], raw.ds[rows, :4], raw.boxes[rows, 1:]
+    if upsample > 1:
+        boxes, roots, parts = (unscale_boxes(b, int(upsample)) for b in (boxes, roots, parts))
+    return Detections(np.ascontiguousarray(boxes), ds[:, -1].copy(), raw.components[rows], roots, parts,
+                      raw.levels[rows], tuple(image.shape[:2]), model.class_name)

@@ -1,0 +1,139 @@
+"""Release 5's feature pyramid: 32-channel features, padded, with the truncation feature.
+
+Port of voc-release5 ``features/featpyramid.m`` and the 32nd channel of its
+``features.cc`` (Girshick, Felzenszwalb, McAllester, Ramanan; MIT-style
+licence).  Release 5's ``features.cc`` computes the 31 HOG values of release
+3.1 (:func:`dpm.features.hog`; it accumulates in single precision, the values
+agree to about 1.5e-7) and returns them as single precision with a 32nd
+channel, the truncation feature, that is 0 inside the image.  The pyramid then
+pads every level with ``pady + 1`` rows and ``padx + 1`` columns of zeros (the
+extra one makes up for the border cell ``features.cc`` drops) and sets the
+truncation feature to 1 in the padding, so a filter learns what it means to
+hang over the image's edge.
+
+Differences from release 3.1's pyramid (:func:`dpm.features.feature_pyramid`):
+the padding is part of the levels (``getpadding.m``: the largest detection
+window, not half of it), levels are float32 like the original's ``single``,
+and an optional extra octave of ``sbin / 4`` cells comes first (INRIA person).
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from .hog import hog, resize
+from .pyramid import pyramid_scales
+
+__all__ = ["PaddedPyramid", "TRUNCATION_CHANNEL", "feature_pyramid_r5", "hog32"]
+
+#: 0-based channel of the truncation feature (release 5's ``truncation_dim`` = 32).
+TRUNCATION_CHANNEL = 31
+
+
+@dataclass(eq=False)
+class PaddedPyramid:
+    """A release-5 feature pyramid (``pyra`` of ``featpyramid.m``).
+
+    Attributes
+    ----------
+    levels : list of (h + 2*pady + 2, w + 2*padx + 2, 32) float32
+        Padded levels; ``levels[l]`` is the original's ``pyra.feat{l+1}``.
+    scales : (L,) float64
+        Image scale of each level (a cell covers ``sbin / scales[l]`` pixels).
+    sbin, interval : int
+    padx, pady : int
+        The padding of ``getpadding.m`` (each level has one more cell).
+    extra_octave : bool
+        Levels ``0 .. interval-1`` are ``sbin / 4`` cells (scales 4 .. 2).
+    image_shape : (int, int)
+    """
+
+    levels: list
+    scales: np.ndarray
+    sbin: int
+    interval: int
+    padx: int
+    pady: int
+    extra_octave: bool
+    image_shape: tuple
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+
+def hog32(image, sbin: int = 8) -> np.ndarray:
+    """Release 5's ``features(double(im), sbin)``: ``(h, w, 32)`` float32, channel 31 (the
+    truncation feature) zero.  ``image`` as for :func:`dpm.features.hog`."""
+    f = hog(image, sbin)
+    out = np.zeros(f.shape[:2] + (TRUNCATION_CHANNEL + 1,), dtype=np.float32)
+    out[:, :, :TRUNCATION_CHANNEL] = f
+    return out
+
+
+def _pad(feat: np.ndarray, pady: int, padx: int) -> np.ndarray:
+    h, w, c = feat.shape
+    out = np.zeros((h + 2 * (pady + 1), w + 2 * (padx + 1), c), dtype=np.float32)
+    out[pady + 1:pady + 1 + h, padx + 1:padx + 1 + w] = feat
+    out[:pady + 1, :, TRUNCATION_CHANNEL] = 1
+    out[out.shape[0] - pady - 1:, :, TRUNCATION_CHANNEL] = 1
+    out[:, :padx + 1, TRUNCATION_CHANNEL] = 1
+    out[:, out.shape[1] - padx - 1:, TRUNCATION_CHANNEL] = 1
+    return out
+
+
+def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, pady: int,
+                       extra_octave: bool = False) -> PaddedPyramid:
+    """``featpyramid(im, model, padx, pady)`` of voc-release5.
+
+    Parameters
+    ----------
+    image : (H, W, 3) array_like
+        Pixel values 0..255 (``double(im)``).
+    sbin : int, default 8
+        A multiple of 4 (the extra octave uses ``sbin / 4``).
+    interval : int, default 10
+    padx, pady : int
+        Padding in cells (:attr:`dpm.model_r5.StarModel.padding` gives
+        ``getpadding.m``'s).
+    extra_octave : bool, default False
+        ``model.features.extra_octave``.
+
+    Returns
+    -------
+    PaddedPyramid
+        With ``sc = 2**(1/interval)``, ``e = interval if extra_octave else 0``
+        and ``i = 1..interval``: the image reduced by ``1/sc**(i-1)`` gives
+        level ``i-1`` (``sbin/4`` cells, only with the extra octave), level
+        ``e+i-1`` (``sbin/2``) and level ``e+interval+i-1`` (``sbin``); then
+        it is halved for each further octave up to ``max_scale``.
+    """
+    for name, value in (("padx", padx), ("pady", pady)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    if isinstance(sbin, numbers.Integral) and sbin % 4:
+        raise ValueError(f"sbin must be a multiple of 4 for a release-5 pyramid, got {sbin!r}")
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+        raise ValueError(f"image must be a non-empty (H, W, 3) array, got shape {image.shape}")
+    h, w = image.shape[:2]
+    base = pyramid_scales(h, w, sbin, interval)        # checks sbin and interval; [sbin/2 octave, sbin octaves]
+    extra = interval if extra_octave else 0
+    scales = np.concatenate([2 * base[:interval], base]) if extra else base
+    levels = [None] * len(scales)
+    sc = 2.0 ** (1.0 / interval)
+    max_scale = len(base) - interval                    # the original's max_scale where levels go past 2 octaves
+    image = np.asarray(image, dtype=np.float64)
+    for i in range(1, interval + 1):
+        scaled = resize(image, 1 / sc ** (i - 1))
+        if extra:
+            levels[i - 1] = hog32(scaled, sbin // 4)
+        levels[i + extra - 1] = hog32(scaled, sbin // 2)
+        levels[i + extra + interval - 1] = hog32(scaled, sbin)
+        for j in range(i + interval, max_scale + 1, interval):
+            scaled = resize(scaled, 0.5)
+            levels[j + extra + interval - 1] = hog32(scaled, sbin)
+    levels = [_pad(f, int(pady), int(padx)) for f in levels]
+    return PaddedPyramid(levels=levels, scales=scales, sbin=int(sbin), interval=int(interval), padx=int(padx),
+                         pady=int(pady), extra_octave=bool(extra), image_shape=(h, w))
