@@ -5,6 +5,11 @@ pixel values 0..255, as the original's ``double(im)`` (spec §1.2).  The heavy
 loops are the Cython kernels in :mod:`dpm.features._hog` and
 :mod:`dpm.features._resize`; this module validates arguments and allocates
 the outputs.
+
+The private helpers below (``_resize``, ``_gradients``, ``_hog_from_gradients``,
+``_hog``) follow the image's dtype: float64 is the original's computation,
+float32 the fast single-precision one of ``feature_pyramid(..., exact=False)``
+(kernels of :mod:`dpm.features._hog_fast`; see docs/detection.md).
 """
 from __future__ import annotations
 
@@ -13,17 +18,19 @@ import numbers
 
 import numpy as np
 
-from . import _resize as _resize_kernels
 from .. import _cpu
 
 
-def _kernel_module():
-    """The HOG kernels: the AVX2 build where the processor has AVX2 and it was
-    built (identical results, faster), the portable one otherwise."""
-    return _cpu.best_build(__package__ + "._hog")
+def _kernel_module(name="_hog"):
+    """The kernels of ``dpm.features.<name>``: the AVX2 build where the
+    processor has AVX2 and it was built (identical results, faster), the
+    portable one otherwise."""
+    return _cpu.best_build(f"{__package__}.{name}")
 
 
 _hog_kernels = _kernel_module()
+_fast_kernels = _kernel_module("_hog_fast")
+_resize_kernels = _kernel_module("_resize")
 
 __all__ = ["hog", "resize", "NUM_FEATURES"]
 
@@ -48,8 +55,9 @@ def _check_sbin(sbin) -> int:
     return int(sbin)
 
 
-def _as_float_image(image, name="image", channels=None) -> np.ndarray:
-    """Validate an image and return it as C-contiguous float64 (``double(im)``)."""
+def _as_float_image(image, name="image", channels=None, dtype=np.float64) -> np.ndarray:
+    """Validate an image and return it as C-contiguous float64 (``double(im)``),
+    or float32 for the fast path."""
     a = np.asarray(image)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
         raise ValueError(f"{name} must be a numeric array, got dtype {a.dtype}")
@@ -59,7 +67,7 @@ def _as_float_image(image, name="image", channels=None) -> np.ndarray:
         raise ValueError(f"{name} must have shape (H, W, {channels}), got {a.shape}; "
                          "convert grey or RGBA images with dpm.image.as_rgb first")
     inexact = np.issubdtype(a.dtype, np.inexact)
-    a = np.ascontiguousarray(a, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=dtype)
     if inexact and not np.isfinite(a).all():
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
     return a
@@ -82,22 +90,27 @@ class _Scratch:
 
     def array(self, name, shape, dtype=np.float64):
         size = math.prod(shape)
-        buffer = self._buffers.get(name)
+        key = (name, np.dtype(dtype))
+        buffer = self._buffers.get(key)
         if buffer is None or buffer.size < size:
             buffer = np.empty(max(size, 1), dtype=dtype)
-            self._buffers[name] = buffer
+            self._buffers[key] = buffer
         return buffer[:size].reshape(shape)
 
 
 def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
-    # Unchecked: image is (H, W, 3) C-contiguous float64.
+    # Unchecked: image is (H, W, 3) C-contiguous float64, or float32 (fast
+    # path: magnitudes in float32, square root taken by the kernel).
     h, w = image.shape[:2]
     if scratch is None:
-        magnitude = np.empty((h, w), dtype=np.float64)
+        magnitude = np.empty((h, w), dtype=image.dtype)
         orientation = np.empty((h, w), dtype=np.uint8)
     else:
-        magnitude = scratch.array("magnitude", (h, w))
+        magnitude = scratch.array("magnitude", (h, w), image.dtype)
         orientation = scratch.array("orientation", (h, w), np.uint8)
+    if image.dtype == np.float32:
+        _fast_kernels.gradient_bins(image, magnitude, orientation)
+        return magnitude, orientation
     _hog_kernels.gradient_bins(image, magnitude, orientation)
     # Correctly rounded, so identical to the original's per-pixel sqrt; numpy's
     # SIMD loop is several times faster than the scalar one.
@@ -108,7 +121,9 @@ def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
 def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: int,
                         scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
     # Unchecked: the gradient maps of an (H, W, 3) image.  dtype: float64, or
-    # float32 for the same values rounded once.
+    # float32 for the same values rounded once.  float32 magnitudes (the fast
+    # path) give float32 features computed in single precision; dtype must
+    # then be float32.
     h, w = magnitude.shape
     by, bx = mround(h / sbin), mround(w / sbin)
     out = np.empty((max(by - 2, 0), max(bx - 2, 0), NUM_FEATURES), dtype=dtype)
@@ -117,17 +132,21 @@ def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: in
         # cells on an axis nothing reaches the output.
         return out
     if scratch is None:
-        hist = np.zeros((by + 2, bx + 2, 18), dtype=np.float64)
+        hist = np.zeros((by + 2, bx + 2, 18), dtype=magnitude.dtype)
     else:
-        hist = scratch.array("hist", (by + 2, bx + 2, 18))
+        hist = scratch.array("hist", (by + 2, bx + 2, 18), magnitude.dtype)
         hist.fill(0.0)
     _hog_kernels.bin_cells(magnitude, orientation, sbin, hist)
-    _hog_kernels.normalize_cells(hist, out)
+    if magnitude.dtype == np.float32:
+        _fast_kernels.normalize_cells(hist, out)
+    else:
+        _hog_kernels.normalize_cells(hist, out)
     return out
 
 
 def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
-    # Unchecked hog of an (H, W, 3) C-contiguous float64 image.
+    # Unchecked hog of an (H, W, 3) C-contiguous float64 (or float32: fast
+    # path, dtype float32) image.
     shape = hog_shape(image.shape[0], image.shape[1], sbin)
     if shape[0] == 0 or shape[1] == 0:
         return np.zeros(shape, dtype=dtype)
@@ -186,12 +205,13 @@ def hog(image, sbin: int = 8) -> np.ndarray:
 
 
 def _resize(image: np.ndarray, scale: float, out: np.ndarray | None = None) -> np.ndarray:
-    # Unchecked resize of an (H, W, C) C-contiguous float64 image, 0 < scale <= 1;
-    # ``out``, if given, is a C-contiguous float64 array of the result's shape.
+    # Unchecked resize of an (H, W, C) C-contiguous float64 (or float32: in
+    # single precision) image, 0 < scale <= 1; ``out``, if given, is a
+    # C-contiguous array of the image's dtype and the result's shape.
     h, w, c = image.shape
     dh, dw = mround(h * scale), mround(w * scale)
     if out is None:
-        out = np.empty((dh, dw, c), dtype=np.float64)
+        out = np.empty((dh, dw, c), dtype=image.dtype)
     if dh == 0 or dw == 0 or c == 0:
         out[...] = 0.0
     elif dh == h and dw == w:

@@ -115,7 +115,7 @@ def _octave_chain(image, i, sbin, interval, max_scale, scratch, dtype):
     if (dh, dw) == (h, w):
         scaled = image        # resize would return an exact copy
     else:
-        scaled = _resize(image, scale, scratch.array("scaled", (dh, dw, 3)))
+        scaled = _resize(image, scale, scratch.array("scaled", (dh, dw, 3), image.dtype))
     out = {}
     if 0 in hog_shape(dh, dw, sbin // 2)[:2]:
         out[i - 1] = _hog(scaled, sbin // 2, scratch, dtype)
@@ -128,13 +128,13 @@ def _octave_chain(image, i, sbin, interval, max_scale, scratch, dtype):
     halved = ("half_a", "half_b")
     for n, j in enumerate(range(i + interval, max_scale + 1, interval)):
         dh, dw = resize_shape(dh, dw, 0.5)
-        scaled = _resize(scaled, 0.5, scratch.array(halved[n % 2], (dh, dw, 3)))
+        scaled = _resize(scaled, 0.5, scratch.array(halved[n % 2], (dh, dw, 3), image.dtype))
         out[j + interval - 1] = _hog(scaled, sbin, scratch, dtype)
     return out
 
 
 def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1,
-                    dtype=np.float64) -> FeaturePyramid:
+                    dtype=np.float64, exact: bool = True) -> FeaturePyramid:
     """HOG feature pyramid of an image (port of ``featpyramid.m``).
 
     Parameters
@@ -154,6 +154,17 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
         either way; float32 levels hold them rounded once (exactly
         ``levels[l].astype(np.float32)`` of the float64 pyramid), which is
         what float32 filter responses need, without the float64 copy.
+    exact : bool, default True
+        True: the original's computation in double precision (above).
+        False: the fast features of detection (needs ``dtype=np.float32``):
+        resizing, gradients, binning and normalisation all in single
+        precision, vectorised, about twice as fast.  The levels differ from
+        the exact ones by float32 rounding (about 1e-6 of the values) and,
+        where a pixel's gradient lies within rounding of the boundary
+        between two orientation bins or of a tie between two colour
+        channels, by that pixel's share of its cells (rare; see
+        docs/detection.md, "Fast features").  Training uses the exact
+        features.
 
     Returns
     -------
@@ -173,7 +184,8 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
     ValueError
         If ``image`` is not a non-empty ``(H, W, 3)`` numeric array of finite
         values, ``sbin`` is not a positive even integer, ``interval`` is not a
-        positive integer, or ``n_jobs`` is not a positive integer or -1.
+        positive integer, ``n_jobs`` is not a positive integer or -1, or
+        ``exact=False`` is asked with ``dtype`` other than float32.
     """
     tune_malloc()
     sbin, interval = _check_args(sbin, interval)
@@ -183,7 +195,12 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
         raise ValueError(f"dtype must be float64 or float32, got {dtype}")
-    image = _as_float_image(image, channels=3)
+    if not isinstance(exact, (bool, np.bool_)):
+        raise ValueError(f"exact must be True or False, got {exact!r}")
+    if not exact and dtype != np.float32:
+        raise ValueError(f"exact=False (single-precision features) needs dtype=np.float32, got "
+                         f"dtype={dtype.name}; pass dtype=np.float32, or exact=True for float64 levels")
+    image = _as_float_image(image, channels=3, dtype=np.float64 if exact else np.float32)
     h, w = image.shape[:2]
     if h == 0 or w == 0:
         raise ValueError(f"image must be at least 1x1, got shape {image.shape}")
