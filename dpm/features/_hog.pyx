@@ -39,12 +39,6 @@ ctypedef fused feature_t:
     float
     double
 
-# Magnitudes and histograms of bin_cells: float64, or float32 for the fast
-# pyramid (_hog_fast.pyx).
-ctypedef fused real_t:
-    float
-    double
-
 
 cdef int _orientation_reference(double dx, double dy) noexcept nogil:
     # The original's loop: the first direction whose |dot| is strictly the
@@ -271,8 +265,8 @@ def gradient_bins(const double[:, :, ::1] image, double[:, ::1] sqmagnitude,
                           &sqmagnitude[y, 0], &orientation[y, 0])
 
 
-cdef inline void _bin_pixel(real_t *h, Py_ssize_t rowstride, real_t v, real_t vx0, real_t vx1,
-                            real_t vy0, real_t vy1) noexcept nogil:
+cdef inline void _bin_pixel(double *h, Py_ssize_t rowstride, double v, double vx0, double vx1,
+                            double vy0, double vy1) noexcept nogil:
     # The original's four bilinear updates, (vx * vy) * v, in its order.
     h[0] += vx1 * vy1 * v
     h[18] += vx0 * vy1 * v
@@ -280,8 +274,8 @@ cdef inline void _bin_pixel(real_t *h, Py_ssize_t rowstride, real_t v, real_t vx
     h[rowstride + 18] += vx0 * vy0 * v
 
 
-def bin_cells(const real_t[:, ::1] magnitude, const unsigned char[:, ::1] orientation,
-              int sbin, real_t[:, :, ::1] hist):
+def bin_cells(const double[:, ::1] magnitude, const unsigned char[:, ::1] orientation,
+              int sbin, double[:, :, ::1] hist):
     """Accumulate gradients into cell histograms by bilinear spatial weighting.
 
     The grid has ``by = hist.shape[0] - 2`` rows and ``bx = hist.shape[1] - 2``
@@ -290,14 +284,12 @@ def bin_cells(const real_t[:, ::1] magnitude, const unsigned char[:, ::1] orient
 
     Parameters
     ----------
-    magnitude : (H, W) float64 or float32
+    magnitude : (H, W) float64
     orientation : (H, W) uint8
         Gradient maps (interior used only); ``H, W >= 3``.
     sbin : int
         Cell size in pixels.
-    hist : (by + 2, bx + 2, 18), zero on entry
-        Of ``magnitude``'s type; float32 (the fast pyramid) sums in single
-        precision, with the bilinear weights rounded once to float32.
+    hist : (by + 2, bx + 2, 18) float64, zero on entry
         Histograms with a one-cell margin: cell ``(i, j)`` of the original is
         ``hist[i + 1, j + 1]``.  Contributions the original drops (cells outside
         the grid) land in the margin.  Requires ``by, bx >= 1``.
@@ -307,21 +299,20 @@ def bin_cells(const real_t[:, ::1] magnitude, const unsigned char[:, ::1] orient
     cdef Py_ssize_t vis_y = by * sbin, vis_x = bx * sbin
     cdef Py_ssize_t rowstride = hist.shape[1] * 18
     cdef Py_ssize_t x, y, yc, ix, iyp, xlast
-    cdef double xp, yp, frac
-    cdef real_t vy0, vy1
-    cdef real_t *h0
-    cdef const real_t *mrow
+    cdef double xp, yp, vy0, vy1
+    cdef double *h0
+    cdef const double *mrow
     cdef const unsigned char *orow
     cdef Py_ssize_t *cell
-    cdef real_t *wx0
-    cdef real_t *wx1
+    cdef double *wx0
+    cdef double *wx1
     if vis_x < 3 or vis_y < 3:
         return
     # Pixels 1..xlast read their own column; the rest read column W - 2.
     xlast = min(vis_x - 2, W - 2)
     cell = <Py_ssize_t *>malloc(vis_x * sizeof(Py_ssize_t))
-    wx0 = <real_t *>malloc(vis_x * sizeof(real_t))
-    wx1 = <real_t *>malloc(vis_x * sizeof(real_t))
+    wx0 = <double *>malloc(vis_x * sizeof(double))
+    wx1 = <double *>malloc(vis_x * sizeof(double))
     if cell == NULL or wx0 == NULL or wx1 == NULL:
         free(cell)
         free(wx0)
@@ -332,16 +323,14 @@ def bin_cells(const real_t[:, ::1] magnitude, const unsigned char[:, ::1] orient
             xp = (<double>x + 0.5) / <double>sbin - 0.5
             ix = <Py_ssize_t>floor(xp)
             cell[x] = (ix + 1) * 18
-            frac = xp - ix
-            wx0[x] = <real_t>frac                 # weight of the right cell
-            wx1[x] = <real_t>(1.0 - frac)         # weight of the left cell
+            wx0[x] = xp - ix            # weight of the right cell
+            wx1[x] = 1.0 - wx0[x]       # weight of the left cell
         for y in range(1, vis_y - 1):
             yc = y if y < H - 2 else H - 2
             yp = (<double>y + 0.5) / <double>sbin - 0.5
             iyp = <Py_ssize_t>floor(yp)
-            frac = yp - iyp
-            vy0 = <real_t>frac
-            vy1 = <real_t>(1.0 - frac)
+            vy0 = yp - iyp
+            vy1 = 1.0 - vy0
             mrow = &magnitude[yc, 0]
             orow = &orientation[yc, 0]
             h0 = &hist[iyp + 1, 0, 0]

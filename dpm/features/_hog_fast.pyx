@@ -8,11 +8,11 @@
 # of four doubles.  The results are not the double path's bits: values differ
 # by float32 rounding, and a gradient within rounding of the boundary between
 # two orientation bins or of a tie between two colour channels can fall on
-# the other side.  The spatial binning is _hog.pyx's ``bin_cells`` on float32
-# arrays.  Kernels trust their caller; argument checks live in
+# the other side.  Kernels trust their caller; argument checks live in
 # dpm/features/hog.py.
 from cython.view cimport array as cvarray
-from libc.math cimport fabsf, sqrtf
+from libc.math cimport fabsf, floor, sqrtf
+from libc.stdlib cimport free, malloc
 
 cdef enum:
     CHUNK = 256     # pixels per block of the gradient kernel's scratch arrays
@@ -134,6 +134,83 @@ def gradient_bins(const float[:, :, ::1] image, float[:, ::1] magnitude,
             orientation[y, W - 1] = 0
             _gradient_row(&image[y - 1, 0, 0], &image[y, 0, 0], &image[y + 1, 0, 0], W,
                           &magnitude[y, 0], &orientation[y, 0])
+
+
+def bin_cells(const float[:, ::1] magnitude, const unsigned char[:, ::1] orientation,
+              int sbin, float[:, :, ::1] hist):
+    """Accumulate float32 gradients into cell histograms by bilinear spatial weighting.
+
+    As ``_hog.bin_cells`` (same grid, visited pixels, clamped reads and
+    margin), in float32.
+
+    Parameters
+    ----------
+    magnitude : (H, W) float32
+    orientation : (H, W) uint8
+        Gradient maps (interior used only); ``H, W >= 3``.
+    sbin : int
+    hist : (by + 2, bx + 2, 18) float32, zero on entry; ``by, bx >= 1``.
+    """
+    cdef Py_ssize_t H = magnitude.shape[0], W = magnitude.shape[1]
+    cdef Py_ssize_t by = hist.shape[0] - 2, bx = hist.shape[1] - 2
+    cdef Py_ssize_t vis_y = by * sbin, vis_x = bx * sbin
+    cdef Py_ssize_t rowstride = hist.shape[1] * 18
+    cdef Py_ssize_t x, y, yc, ix, iyp, c
+    cdef double xp, yp, frac
+    cdef float v, a0, a1, vy0, vy1
+    cdef float *h
+    cdef float *h0
+    cdef const float *mrow
+    cdef const unsigned char *orow
+    cdef Py_ssize_t *cell
+    cdef Py_ssize_t *col
+    cdef float *wx0
+    cdef float *wx1
+    if vis_x < 3 or vis_y < 3:
+        return
+    cell = <Py_ssize_t *>malloc(vis_x * sizeof(Py_ssize_t))
+    col = <Py_ssize_t *>malloc(vis_x * sizeof(Py_ssize_t))
+    wx0 = <float *>malloc(vis_x * sizeof(float))
+    wx1 = <float *>malloc(vis_x * sizeof(float))
+    if cell == NULL or col == NULL or wx0 == NULL or wx1 == NULL:
+        free(cell)
+        free(col)
+        free(wx0)
+        free(wx1)
+        raise MemoryError()
+    with nogil:
+        for x in range(1, vis_x - 1):
+            xp = (<double>x + 0.5) / <double>sbin - 0.5
+            ix = <Py_ssize_t>floor(xp)
+            cell[x] = (ix + 1) * 18
+            col[x] = x if x < W - 2 else W - 2      # the clamped read
+            frac = xp - ix
+            wx0[x] = <float>frac                    # weight of the right cell
+            wx1[x] = <float>(1.0 - frac)            # weight of the left cell
+        for y in range(1, vis_y - 1):
+            yc = y if y < H - 2 else H - 2
+            yp = (<double>y + 0.5) / <double>sbin - 0.5
+            iyp = <Py_ssize_t>floor(yp)
+            frac = yp - iyp
+            vy0 = <float>frac
+            vy1 = <float>(1.0 - frac)
+            mrow = &magnitude[yc, 0]
+            orow = &orientation[yc, 0]
+            h0 = &hist[iyp + 1, 0, 0]
+            for x in range(1, vis_x - 1):
+                c = col[x]
+                v = mrow[c]
+                a1 = vy1 * v
+                a0 = vy0 * v
+                h = h0 + cell[x] + orow[c]
+                h[0] += wx1[x] * a1
+                h[18] += wx0[x] * a1
+                h[rowstride] += wx1[x] * a0
+                h[rowstride + 18] += wx0[x] * a0
+    free(cell)
+    free(col)
+    free(wx0)
+    free(wx1)
 
 
 cdef inline float _clip(float h) noexcept nogil:

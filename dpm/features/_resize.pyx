@@ -93,21 +93,22 @@ cdef void _combine_rows(const real_t *src, Py_ssize_t rowlen, const Taps *taps, 
     cdef const real_t *r1
     cdef const real_t *r2
     cdef real_t w0 = <real_t>w[0], w1, w2
+    cdef real_t zero = 0       # in real_t: a literal 0 would be a double
     if n == 2:
         r1 = r0 + rowlen
         w1 = <real_t>w[1]
         for i in range(rowlen):
-            out[i] = (0 + w0 * r0[i]) + w1 * r1[i]
+            out[i] = (zero + w0 * r0[i]) + w1 * r1[i]
     elif n == 3:
         r1 = r0 + rowlen
         r2 = r1 + rowlen
         w1 = <real_t>w[1]
         w2 = <real_t>w[2]
         for i in range(rowlen):
-            out[i] = ((0 + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]
+            out[i] = ((zero + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]
     else:
         for i in range(rowlen):
-            out[i] = 0 + w0 * r0[i]
+            out[i] = zero + w0 * r0[i]
         for j in range(1, n):
             r1 = r0 + j * rowlen
             w1 = <real_t>w[j]
@@ -123,21 +124,22 @@ cdef void _reduce_row(const real_t *row, Py_ssize_t C, const Taps *taps, const r
     cdef const real_t *w
     cdef const real_t *s
     cdef real_t a0
+    cdef real_t zero = 0       # in real_t: a literal 0 would be a double
     if padded:
         # C == 3 and every destination padded to 3 taps (see _pad_taps): straight-line code.
         for d in range(D):
             w = weight + 3 * d
             s = row + 3 * taps.first[d]
-            out[3 * d] = ((0 + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
-            out[3 * d + 1] = ((0 + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
-            out[3 * d + 2] = ((0 + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
+            out[3 * d] = ((zero + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
+            out[3 * d + 1] = ((zero + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
+            out[3 * d + 2] = ((zero + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
     else:
         for d in range(D):
             n = taps.count[d]
             w = weight + taps.offset[d]
             s = row + C * taps.first[d]
             for c in range(C):
-                a0 = 0 + w[0] * s[c]
+                a0 = zero + w[0] * s[c]
                 for j in range(1, n):
                     a0 = a0 + w[j] * s[C * j + c]
                 out[C * d + c] = a0

@@ -136,11 +136,9 @@ def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: in
     else:
         hist = scratch.array("hist", (by + 2, bx + 2, 18), magnitude.dtype)
         hist.fill(0.0)
-    _hog_kernels.bin_cells(magnitude, orientation, sbin, hist)
-    if magnitude.dtype == np.float32:
-        _fast_kernels.normalize_cells(hist, out)
-    else:
-        _hog_kernels.normalize_cells(hist, out)
+    kernels = _fast_kernels if magnitude.dtype == np.float32 else _hog_kernels
+    kernels.bin_cells(magnitude, orientation, sbin, hist)
+    kernels.normalize_cells(hist, out)
     return out
 
 
