@@ -17,9 +17,8 @@ import dataclasses
 from collections.abc import Mapping
 
 from ._alloc import tune_malloc
-from .detection import DEFAULT_DTYPE, Detections, detect_raw, finish_detections, upsampled
+from .detection import DEFAULT_DTYPE, Detections, detect_raw, detection_pyramid, finish_detections, upsampled
 from .detection import detect as detect_one
-from .features import feature_pyramid
 from .image import as_rgb
 from .model import Model
 
@@ -64,7 +63,8 @@ def pyramid_groups(models: dict) -> dict:
 
 
 def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | None = 0.5,
-           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE):
+           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE,
+           exact_features: bool | None = None):
     """Detect objects with one model or several.
 
     Parameters
@@ -78,12 +78,13 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         exactly what the model gives alone.
     threshold : float or mapping of class name to float, optional
         Default: each model's own ``thresh``.
-    upsample, nms, bbox_prediction, clip, dtype
+    upsample, nms, bbox_prediction, clip, dtype, exact_features
         As in :func:`dpm.detection.detect`; the same for every model.
     """
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
     if isinstance(models, Model):
-        return detect_one(image, models, threshold=threshold, dtype=dtype, **kwargs)
+        return detect_one(image, models, threshold=threshold, dtype=dtype, exact_features=exact_features,
+                          **kwargs)
     models = as_model_dict(models)
     if isinstance(threshold, Mapping):
         unknown = sorted(set(threshold) - set(models))
@@ -94,7 +95,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     work = upsampled(image, upsample)
     out = {}
     for (sbin, interval), names in pyramid_groups(models).items():
-        pyramid = feature_pyramid(work, sbin, interval, dtype=dtype)
+        pyramid = detection_pyramid(work, sbin, interval, dtype, exact_features)
         for name in names:
             m = models[name]
             t = threshold.get(name) if isinstance(threshold, Mapping) else threshold

@@ -3,13 +3,14 @@
 # Single-precision HOG kernels for the fast feature pyramid of detection
 # (feature_pyramid(..., exact=False); docs/detection.md, "Fast features").
 #
-# The algorithm of _hog.pyx (voc-release3.1 ``features.cc``) in float32,
-# written for the compiler's vectoriser: eight lanes per AVX2 register instead
-# of four doubles.  The results are not the double path's bits: values differ
-# by float32 rounding, and a gradient within rounding of the boundary between
-# two orientation bins or of a tie between two colour channels can fall on
-# the other side.  Kernels trust their caller; argument checks live in
-# dpm/features/hog.py.
+# The algorithm of _hog.pyx (voc-release3.1 ``features.cc``) in float32 from
+# the pixel differences on, written for the compiler's vectoriser: eight lanes
+# per AVX2 register instead of four doubles.  The image (the resized levels)
+# stays the double path's.  The results are not the double path's bits:
+# values differ by float32 rounding, and a gradient within float32 rounding
+# of the boundary between two orientation bins or of a tie between two colour
+# channels can fall on the other side.  Kernels trust their caller; argument
+# checks live in dpm/features/hog.py.
 from cython.view cimport array as cvarray
 from libc.math cimport fabsf, floor, sqrtf
 from libc.stdlib cimport free, malloc
@@ -18,10 +19,20 @@ cdef enum:
     CHUNK = 256     # pixels per block of the gradient kernel's scratch arrays
 
 
-cdef void _gradient_row(const float *up, const float *mid, const float *down,
+cdef void _gradient_row(const double *up, const double *mid, const double *down,
                         Py_ssize_t width, float *mag, unsigned char *ori) noexcept nogil:
     # Gradients of pixels 1..width-2 of one row (pointers to pixel 0 of the
     # rows above, at and below).  Selects only, so that every step vectorises.
+    #
+    # The differences and the choice of channel are the double path's (in
+    # double), and the chosen gradient is then rounded to float32.  Where a
+    # row of the resized image is flat, the double path's horizontal
+    # difference is rounding noise of the resize (around 1e-13) whose sign
+    # decides between the two bins of a vertical gradient (80 and 100
+    # degrees), and which of two colour channels with the same gradient up to
+    # such noise is the strongest; in float32 the noise would vanish from the
+    # squared norms and the choice and bin change.  Rounding keeps the sign
+    # (and zero stays zero), so such pixels land in the double path's bin.
     #
     # Orientation: with a = |dx|, b = |dy| and m_p = UU[p]*a + VV[p]*b for the
     # rounded unit vectors p = 0..4 (m_0 = a), the largest |dot| over the 9
@@ -36,37 +47,44 @@ cdef void _gradient_row(const float *up, const float *mid, const float *down,
     cdef float gy[CHUNK]
     cdef float gv[CHUNK]
     cdef float gb[CHUNK]
-    cdef const float *u
-    cdef const float *m
-    cdef const float *d
+    cdef const double *u
+    cdef const double *m
+    cdef const double *d
     cdef Py_ssize_t start = 1, n, i
-    cdef float dx, dy, dx2, dy2, dx3, dy3, v, t, a, b, m1, m2, m3, m4, k, lo, hi, w, mixed, bn
+    cdef float dx, dy, t, a, b, m1, m2, m3, m4, k, lo, hi, w, mixed, bn
     cdef float f1, f2, f3, f4
+    cdef double ex, ey, ex2, ey2, ex3, ey3, ev, et, ep, eq
     while start < width - 1:
         n = min(<Py_ssize_t>CHUNK, width - 1 - start)
         u = up + 3 * start
         m = mid + 3 * start
         d = down + 3 * start
         for i in range(n):
-            dx = m[3 * i + 3] - m[3 * i - 3]
-            dy = d[3 * i] - u[3 * i]
-            dx2 = m[3 * i + 4] - m[3 * i - 2]
-            dy2 = d[3 * i + 1] - u[3 * i + 1]
-            dx3 = m[3 * i + 5] - m[3 * i - 1]
-            dy3 = d[3 * i + 2] - u[3 * i + 2]
+            ex = m[3 * i + 3] - m[3 * i - 3]
+            ey = d[3 * i] - u[3 * i]
+            ex2 = m[3 * i + 4] - m[3 * i - 2]
+            ey2 = d[3 * i + 1] - u[3 * i + 1]
+            ex3 = m[3 * i + 5] - m[3 * i - 1]
+            ey3 = d[3 * i + 2] - u[3 * i + 2]
             # Strongest channel; the earlier one wins a tie.
-            v = dx * dx + dy * dy
-            t = dx2 * dx2 + dy2 * dy2
-            dx = dx2 if t > v else dx
-            dy = dy2 if t > v else dy
-            v = t if t > v else v
-            t = dx3 * dx3 + dy3 * dy3
-            dx = dx3 if t > v else dx
-            dy = dy3 if t > v else dy
-            v = t if t > v else v
-            gx[i] = dx
-            gy[i] = dy
-            gv[i] = v
+            ev = ex * ex + ey * ey
+            et = ex2 * ex2 + ey2 * ey2
+            ex = ex2 if et > ev else ex
+            ey = ey2 if et > ev else ey
+            ev = et if et > ev else ev
+            et = ex3 * ex3 + ey3 * ey3
+            ex = ex3 if et > ev else ex
+            ey = ey3 if et > ev else ey
+            ev = et if et > ev else ev
+            # A horizontal difference too small to change the double path's
+            # dot products with directions 4 and 5 (80 and 100 degrees):
+            # they tie there and the first wins, as with ex = 0.
+            ep = <double>0.1736 * ex + <double>0.9848 * ey
+            eq = <double>-0.1736 * ex + <double>0.9848 * ey
+            ex = 0.0 if ep == eq else ex
+            gx[i] = <float>ex
+            gy[i] = <float>ey
+            gv[i] = <float>ev
         for i in range(n):
             dx = gx[i]
             dy = gy[i]
@@ -105,9 +123,12 @@ cdef void _gradient_row(const float *up, const float *mid, const float *down,
         start += n
 
 
-def gradient_bins(const float[:, :, ::1] image, float[:, ::1] magnitude,
+def gradient_bins(const double[:, :, ::1] image, float[:, ::1] magnitude,
                   unsigned char[:, ::1] orientation):
     """Per-pixel gradient magnitude and orientation bin of an RGB image, in float32.
+
+    The image is the double path's (float64): the differences are taken in
+    double and rounded once, the rest is computed in float32.
 
     As ``_hog.gradient_bins`` followed by the square root: ``magnitude`` is
     the norm (not its square) of the strongest channel's gradient; the
@@ -115,7 +136,7 @@ def gradient_bins(const float[:, :, ::1] image, float[:, ::1] magnitude,
 
     Parameters
     ----------
-    image : (H, W, 3) float32, C-contiguous
+    image : (H, W, 3) float64, C-contiguous
     magnitude : (H, W) float32, C-contiguous, output
     orientation : (H, W) uint8, C-contiguous, output
     """

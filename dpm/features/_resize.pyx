@@ -19,12 +19,6 @@
 from libc.math cimport ceil, floor
 from libc.stdlib cimport malloc, free
 
-# float32 images (the fast feature pyramid, docs/detection.md) run the same
-# code in single precision: weights are computed in double and rounded once.
-ctypedef fused real_t:
-    float
-    double
-
 
 cdef struct Taps:
     # Destination d averages source samples first[d] .. first[d] + count[d] - 1
@@ -84,62 +78,59 @@ cdef void _free_taps(Taps *taps) noexcept nogil:
     taps.weight = NULL
 
 
-cdef void _combine_rows(const real_t *src, Py_ssize_t rowlen, const Taps *taps, Py_ssize_t d,
-                        real_t *out) noexcept nogil:
+cdef void _combine_rows(const double *src, Py_ssize_t rowlen, const Taps *taps, Py_ssize_t d,
+                        double *out) noexcept nogil:
     # out[i] = 0 + w0*row0[i] + w1*row1[i] + ..., rows of rowlen samples.
     cdef Py_ssize_t n = taps.count[d], j, i
     cdef const double *w = taps.weight + taps.offset[d]
-    cdef const real_t *r0 = src + taps.first[d] * rowlen
-    cdef const real_t *r1
-    cdef const real_t *r2
-    cdef real_t w0 = <real_t>w[0], w1, w2
-    cdef real_t zero = 0       # in real_t: a literal 0 would be a double
+    cdef const double *r0 = src + taps.first[d] * rowlen
+    cdef const double *r1
+    cdef const double *r2
+    cdef double w0 = w[0], w1, w2
     if n == 2:
         r1 = r0 + rowlen
-        w1 = <real_t>w[1]
+        w1 = w[1]
         for i in range(rowlen):
-            out[i] = (zero + w0 * r0[i]) + w1 * r1[i]
+            out[i] = (0.0 + w0 * r0[i]) + w1 * r1[i]
     elif n == 3:
         r1 = r0 + rowlen
         r2 = r1 + rowlen
-        w1 = <real_t>w[1]
-        w2 = <real_t>w[2]
+        w1 = w[1]
+        w2 = w[2]
         for i in range(rowlen):
-            out[i] = ((zero + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]
+            out[i] = ((0.0 + w0 * r0[i]) + w1 * r1[i]) + w2 * r2[i]
     else:
         for i in range(rowlen):
-            out[i] = zero + w0 * r0[i]
+            out[i] = 0.0 + w0 * r0[i]
         for j in range(1, n):
             r1 = r0 + j * rowlen
-            w1 = <real_t>w[j]
+            w1 = w[j]
             for i in range(rowlen):
                 out[i] = out[i] + w1 * r1[i]
 
 
-cdef void _reduce_row(const real_t *row, Py_ssize_t C, const Taps *taps, const real_t *weight,
-                      Py_ssize_t D, bint padded, real_t *out) noexcept nogil:
-    # out[d, c] = 0 + sum_j w_j * row[first[d] + j, c], rows of C-channel
-    # pixels; weight is taps.weight in the row's precision.
+cdef void _reduce_row(const double *row, Py_ssize_t C, const Taps *taps, Py_ssize_t D,
+                      bint padded, double *out) noexcept nogil:
+    # out[d, c] = 0 + sum_j w_j * row[first[d] + j, c], rows of C-channel pixels.
     cdef Py_ssize_t d, j, c, n
-    cdef const real_t *w
-    cdef const real_t *s
-    cdef real_t a0
-    cdef real_t zero = 0       # in real_t: a literal 0 would be a double
+    cdef const double *w
+    cdef const double *s
+    cdef double a0
     if padded:
         # C == 3 and every destination padded to 3 taps (see _pad_taps): straight-line code.
         for d in range(D):
-            w = weight + 3 * d
+            w = taps.weight + 3 * d
             s = row + 3 * taps.first[d]
-            out[3 * d] = ((zero + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
-            out[3 * d + 1] = ((zero + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
-            out[3 * d + 2] = ((zero + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
+            out[3 * d] = ((0.0 + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
+            out[3 * d + 1] = ((0.0 + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
+            out[3 * d + 2] = ((0.0 + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
     else:
         for d in range(D):
             n = taps.count[d]
-            w = weight + taps.offset[d]
+            w = taps.weight + taps.offset[d]
             s = row + C * taps.first[d]
             for c in range(C):
-                a0 = zero + w[0] * s[c]
+                a0 = 0.0 + w[0] * s[c]
                 for j in range(1, n):
                     a0 = a0 + w[j] * s[C * j + c]
                 out[C * d + c] = a0
@@ -172,24 +163,21 @@ cdef int _pad_taps(Py_ssize_t S, Py_ssize_t D, Taps *taps) noexcept nogil:
     return 0
 
 
-def resize_image(const real_t[:, :, ::1] src, real_t[:, :, ::1] dst):
+def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
     """Area-averaging reduction ``(H, W, C) -> (DH, DW, C)``, ``1 <= DH <= H``, ``1 <= DW <= W``.
 
     The output size fixes the effective scale of each axis (``DH / H`` and
-    ``DW / W``).  ``dst`` need not be initialised.  float64 images are
-    reduced exactly as the original; float32 images by the same operations
-    in single precision (the weights rounded once to float32).
+    ``DW / W``).  ``dst`` need not be initialised.
     """
     cdef Py_ssize_t H = src.shape[0], W = src.shape[1], C = src.shape[2]
     cdef Py_ssize_t DH = dst.shape[0], DW = dst.shape[1]
-    cdef Py_ssize_t y, maxcount, k, nweights
+    cdef Py_ssize_t y, maxcount
     cdef bint padded
     cdef Taps ty, tx
-    cdef real_t *buffer
-    cdef real_t *weight = NULL
+    cdef double *buffer
     cdef int failed = 0
     with nogil:
-        buffer = <real_t *>malloc(W * C * sizeof(real_t))
+        buffer = <double *>malloc(W * C * sizeof(double))
         if buffer == NULL:
             failed = 1
         elif _build_taps(H, DH, &ty) != 0:
@@ -207,17 +195,9 @@ def resize_image(const real_t[:, :, ::1] src, real_t[:, :, ::1] dst):
             if padded and _pad_taps(W, DW, &tx) != 0:
                 failed = 1
             if not failed:
-                nweights = tx.offset[DW - 1] + tx.count[DW - 1]
-                weight = <real_t *>malloc(nweights * sizeof(real_t))
-                if weight == NULL:
-                    failed = 1
-            if not failed:
-                for k in range(nweights):
-                    weight[k] = <real_t>tx.weight[k]
                 for y in range(DH):
                     _combine_rows(&src[0, 0, 0], W * C, &ty, y, buffer)
-                    _reduce_row(buffer, C, &tx, weight, DW, padded, &dst[y, 0, 0])
-            free(weight)
+                    _reduce_row(buffer, C, &tx, DW, padded, &dst[y, 0, 0])
             _free_taps(&tx)
             _free_taps(&ty)
             free(buffer)

@@ -6,10 +6,10 @@ loops are the Cython kernels in :mod:`dpm.features._hog` and
 :mod:`dpm.features._resize`; this module validates arguments and allocates
 the outputs.
 
-The private helpers below (``_resize``, ``_gradients``, ``_hog_from_gradients``,
-``_hog``) follow the image's dtype: float64 is the original's computation,
-float32 the fast single-precision one of ``feature_pyramid(..., exact=False)``
-(kernels of :mod:`dpm.features._hog_fast`; see docs/detection.md).
+The private helpers ``_gradients``, ``_hog_from_gradients`` and ``_hog`` also
+run the fast single-precision computation of ``feature_pyramid(...,
+exact=False)`` (``fast=True``; kernels of :mod:`dpm.features._hog_fast`, see
+docs/detection.md, "Fast features").
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numbers
 
 import numpy as np
 
+from . import _resize as _resize_kernels
 from .. import _cpu
 
 
@@ -30,7 +31,6 @@ def _kernel_module(name="_hog"):
 
 _hog_kernels = _kernel_module()
 _fast_kernels = _kernel_module("_hog_fast")
-_resize_kernels = _kernel_module("_resize")
 
 __all__ = ["hog", "resize", "NUM_FEATURES"]
 
@@ -55,9 +55,8 @@ def _check_sbin(sbin) -> int:
     return int(sbin)
 
 
-def _as_float_image(image, name="image", channels=None, dtype=np.float64) -> np.ndarray:
-    """Validate an image and return it as C-contiguous float64 (``double(im)``),
-    or float32 for the fast path."""
+def _as_float_image(image, name="image", channels=None) -> np.ndarray:
+    """Validate an image and return it as C-contiguous float64 (``double(im)``)."""
     a = np.asarray(image)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
         raise ValueError(f"{name} must be a numeric array, got dtype {a.dtype}")
@@ -67,7 +66,7 @@ def _as_float_image(image, name="image", channels=None, dtype=np.float64) -> np.
         raise ValueError(f"{name} must have shape (H, W, {channels}), got {a.shape}; "
                          "convert grey or RGBA images with dpm.image.as_rgb first")
     inexact = np.issubdtype(a.dtype, np.inexact)
-    a = np.ascontiguousarray(a, dtype=dtype)
+    a = np.ascontiguousarray(a, dtype=np.float64)
     if inexact and not np.isfinite(a).all():
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
     return a
@@ -98,17 +97,18 @@ class _Scratch:
         return buffer[:size].reshape(shape)
 
 
-def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
-    # Unchecked: image is (H, W, 3) C-contiguous float64, or float32 (fast
-    # path: magnitudes in float32, square root taken by the kernel).
+def _gradients(image: np.ndarray, scratch: _Scratch | None = None, fast: bool = False):
+    # Unchecked: image is (H, W, 3) C-contiguous float64.  fast: float32
+    # magnitudes from the single-precision kernel (square root included).
     h, w = image.shape[:2]
+    kind = np.float32 if fast else np.float64
     if scratch is None:
-        magnitude = np.empty((h, w), dtype=image.dtype)
+        magnitude = np.empty((h, w), dtype=kind)
         orientation = np.empty((h, w), dtype=np.uint8)
     else:
-        magnitude = scratch.array("magnitude", (h, w), image.dtype)
+        magnitude = scratch.array("magnitude", (h, w), kind)
         orientation = scratch.array("orientation", (h, w), np.uint8)
-    if image.dtype == np.float32:
+    if fast:
         _fast_kernels.gradient_bins(image, magnitude, orientation)
         return magnitude, orientation
     _hog_kernels.gradient_bins(image, magnitude, orientation)
@@ -121,9 +121,8 @@ def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
 def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: int,
                         scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
     # Unchecked: the gradient maps of an (H, W, 3) image.  dtype: float64, or
-    # float32 for the same values rounded once.  float32 magnitudes (the fast
-    # path) give float32 features computed in single precision; dtype must
-    # then be float32.
+    # float32 for the same values rounded once.  Float32 magnitudes (fast
+    # path) give features computed in single precision (dtype float32).
     h, w = magnitude.shape
     by, bx = mround(h / sbin), mround(w / sbin)
     out = np.empty((max(by - 2, 0), max(bx - 2, 0), NUM_FEATURES), dtype=dtype)
@@ -142,13 +141,14 @@ def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: in
     return out
 
 
-def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
-    # Unchecked hog of an (H, W, 3) C-contiguous float64 (or float32: fast
-    # path, dtype float32) image.
+def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None, dtype=np.float64,
+         fast: bool = False) -> np.ndarray:
+    # Unchecked hog of an (H, W, 3) C-contiguous float64 image (fast: in
+    # single precision, dtype float32).
     shape = hog_shape(image.shape[0], image.shape[1], sbin)
     if shape[0] == 0 or shape[1] == 0:
         return np.zeros(shape, dtype=dtype)
-    return _hog_from_gradients(*_gradients(image, scratch), sbin, scratch, dtype)
+    return _hog_from_gradients(*_gradients(image, scratch, fast), sbin, scratch, dtype)
 
 
 def hog(image, sbin: int = 8) -> np.ndarray:
@@ -203,13 +203,12 @@ def hog(image, sbin: int = 8) -> np.ndarray:
 
 
 def _resize(image: np.ndarray, scale: float, out: np.ndarray | None = None) -> np.ndarray:
-    # Unchecked resize of an (H, W, C) C-contiguous float64 (or float32: in
-    # single precision) image, 0 < scale <= 1; ``out``, if given, is a
-    # C-contiguous array of the image's dtype and the result's shape.
+    # Unchecked resize of an (H, W, C) C-contiguous float64 image, 0 < scale <= 1;
+    # ``out``, if given, is a C-contiguous float64 array of the result's shape.
     h, w, c = image.shape
     dh, dw = mround(h * scale), mround(w * scale)
     if out is None:
-        out = np.empty((dh, dw, c), dtype=image.dtype)
+        out = np.empty((dh, dw, c), dtype=np.float64)
     if dh == 0 or dw == 0 or c == 0:
         out[...] = 0.0
     elif dh == h and dw == w:
