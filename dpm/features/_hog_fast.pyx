@@ -43,6 +43,9 @@ cdef void _gradient_row(const double *up, const double *mid, const double *down,
     # 9 when the winning dot product is negative (the sign of dx if k = 0, of
     # dy if the signs are opposite, of min(dx, dy) otherwise).  This is
     # _hog.pyx's rule without its special cases for exact ties.
+    cdef double hx[CHUNK]
+    cdef double hy[CHUNK]
+    cdef double hv[CHUNK]
     cdef float gx[CHUNK]
     cdef float gy[CHUNK]
     cdef float gv[CHUNK]
@@ -82,9 +85,13 @@ cdef void _gradient_row(const double *up, const double *mid, const double *down,
             ep = <double>0.1736 * ex + <double>0.9848 * ey
             eq = <double>-0.1736 * ex + <double>0.9848 * ey
             ex = 0.0 if ep == eq else ex
-            gx[i] = <float>ex
-            gy[i] = <float>ey
-            gv[i] = <float>ev
+            hx[i] = ex
+            hy[i] = ey
+            hv[i] = ev
+        for i in range(n):
+            gx[i] = <float>hx[i]
+            gy[i] = <float>hy[i]
+            gv[i] = <float>hv[i]
         for i in range(n):
             dx = gx[i]
             dy = gy[i]
