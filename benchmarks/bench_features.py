@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_features.py [--repeat N]
+    python benchmarks/bench_features.py [--repeat N] [--fast-only]
+    taskset -c 0 python benchmarks/bench_features.py --fast-only   # one core
 
 For the demo image 000034.jpg (read from ../shared/models/voc-release3.1/,
 skipped with a message if absent; override the location with DPM_SHARED) and
@@ -14,7 +15,12 @@ a synthetic 480x640 image, prints
   ratio,
 * ``hog`` alone at scale 1 against ``hog_reference``,
 * the split of the single-threaded pyramid into resizing and HOG (gradients,
-  binning, normalisation), measured by running the same steps one by one.
+  binning, normalisation), measured by running the same steps one by one,
+* detection's float32 pyramid, exact features (``exact=True``, the float64
+  computation rounded once) against the fast single-precision ones
+  (``exact=False``), run alternately in one process: the median of the
+  per-pair ratios exact / fast, and the fast path's split by stage
+  (``--fast-only`` prints only this part).
 
 Times are the best of N runs (wall clock, ms), after one warm-up run; the
 variants being compared are run in alternation so that a change in the load of
@@ -86,6 +92,73 @@ def split(image, sbin=8, interval=10):
     return t_resize * 1e3, t_hog * 1e3
 
 
+def fast_split(image, sbin=8, interval=10):
+    """{stage: ms} of one single-threaded fast pyramid, step by step."""
+    hog_module = sys.modules["dpm.features.hog"]
+    image = np.ascontiguousarray(image, dtype=np.float64)
+    h, w = image.shape[:2]
+    sc = 2.0 ** (1.0 / interval)
+    max_scale = _max_scale(h, w, sbin, interval)
+    t = dict(resize=0.0, gradients=0.0, binning=0.0, normalisation=0.0)
+    kernels = hog_module._fast_kernels
+
+    def features(scaled, sbins):
+        t0 = time.perf_counter()
+        magnitude, orientation = _gradients(scaled, fast=True)
+        t["gradients"] += time.perf_counter() - t0
+        for b in sbins:
+            by, bx = hog_module.mround(h_ / b), hog_module.mround(w_ / b)
+            if by < 3 or bx < 3:
+                continue
+            t0 = time.perf_counter()
+            hist = np.zeros((by + 2, bx + 2, 18), dtype=np.float32)
+            kernels.bin_cells(magnitude, orientation, b, hist)
+            t1 = time.perf_counter()
+            kernels.normalize_cells(hist, np.empty((by - 2, bx - 2, 31), dtype=np.float32))
+            t["binning"] += t1 - t0
+            t["normalisation"] += time.perf_counter() - t1
+
+    for i in range(1, interval + 1):
+        t0 = time.perf_counter()
+        scaled = _resize(image, 1.0 / sc ** (i - 1)) if i > 1 else image
+        t["resize"] += time.perf_counter() - t0
+        h_, w_ = scaled.shape[:2]
+        features(scaled, (sbin // 2, sbin))
+        for _ in range(i + interval, max_scale + 1, interval):
+            t0 = time.perf_counter()
+            scaled = _resize(scaled, 0.5)
+            t["resize"] += time.perf_counter() - t0
+            h_, w_ = scaled.shape[:2]
+            features(scaled, (sbin,))
+    return {k: v * 1e3 for k, v in t.items()}
+
+
+def bench_fast(name, image, repeat):
+    """Exact against fast float32 pyramids, alternately; median of the per-pair ratios."""
+    exact = lambda: feature_pyramid(image, 8, 10, dtype=np.float32)               # noqa: E731
+    fast = lambda: feature_pyramid(image, 8, 10, dtype=np.float32, exact=False)   # noqa: E731
+    exact()
+    fast()
+    te, tf = [], []
+    for _ in range(repeat):
+        for fn, out in ((exact, te), (fast, tf)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    te, tf = np.array(te) * 1e3, np.array(tf) * 1e3
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    print(f"\n== {name}: float32 pyramid, exact vs fast features ({repeat} pairs, CPUs {cpus})")
+    print(f"exact=True   median {np.median(te):7.1f} ms  (best {te.min():.1f})")
+    print(f"exact=False  median {np.median(tf):7.1f} ms  (best {tf.min():.1f})")
+    print(f"ratio exact / fast: median of pairs {np.median(te / tf):.2f}, "
+          f"of medians {np.median(te) / np.median(tf):.2f}")
+    splits = [fast_split(image) for _ in range(max(3, repeat // 4))]
+    best = min(splits, key=lambda d: sum(d.values()))
+    total = sum(best.values())
+    print("fast split   " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f}%)" for k, v in best.items())
+          + f"; total {total:.1f} ms")
+
+
 def bench(name, image, repeat):
     h, w = image.shape[:2]
     print(f"\n== {name}: {h}x{w}, sbin 8, interval 10 "
@@ -129,14 +202,22 @@ def bench(name, image, repeat):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=20, help="runs per timing (default 20)")
+    parser.add_argument("--fast-only", action="store_true",
+                        help="only the exact-against-fast features comparison")
     args = parser.parse_args(argv)
 
     demo = SHARED / "models" / "voc-release3.1" / "000034.jpg"
     if demo.exists():
         from PIL import Image
-        bench("000034.jpg", np.asarray(Image.open(demo).convert("RGB")), args.repeat)
+        demo_image = np.asarray(Image.open(demo).convert("RGB"))
+        bench_fast("000034.jpg", demo_image, args.repeat)
+        if args.fast_only:
+            return
+        bench("000034.jpg", demo_image, args.repeat)
     else:
         print(f"skipping the demo image: {demo} is absent")
+        if args.fast_only:
+            return
 
     # Synthetic 480x640: smooth waves, a few discs, and noise.
     rng = np.random.default_rng(0)

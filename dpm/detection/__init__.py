@@ -2,7 +2,7 @@
 
 The files follow the data flow (spec §1.9, §1.10)::
 
-    image -> feature pyramid (dpm.features)
+    image -> pyramid.py     the feature pyramid (dpm.features) in the precision detection uses
           -> scores.py      root and part filter responses, part distance transforms, component scores
              (cascade.py    or, for a model with a star-cascade, pruned scores: dpm/detection/_cascade.pyx)
           -> parse.py       positions above the threshold, backtracked to root and part boxes (raw detections)
@@ -28,11 +28,12 @@ voc-release3.1 code (MIT-style licence).
 from .cascade import CascadeStats, detect_cascade, detect_cascade_raw
 from .finish import finish_detections, upsampled
 from .multiclass import as_model_dict, detect, pyramid_groups
-from .parse import DEFAULT_DTYPE, boxes_at, detect_raw, detections_from_placements
+from .parse import boxes_at, detect_raw, detections_from_placements
+from .pyramid import DEFAULT_DTYPE, detection_pyramid
 from .results import Detections
 from .scores import LevelScores, PartArgmax, PreparedModel, score_levels
 from .single import check_image_size, detect_one
 
 __all__ = ["CascadeStats", "DEFAULT_DTYPE", "Detections", "detect_cascade", "detect_cascade_raw", "LevelScores", "PartArgmax", "PreparedModel", "as_model_dict", "boxes_at",
-           "check_image_size", "detect", "detect_one", "detect_raw", "detections_from_placements", "finish_detections", "pyramid_groups",
+           "check_image_size", "detect", "detect_one", "detect_raw", "detection_pyramid", "detections_from_placements", "finish_detections", "pyramid_groups",
            "score_levels", "upsampled"]

@@ -45,12 +45,12 @@ from .. import _cpu
 from .._alloc import tune_malloc
 from ..convolve import FilterBank
 from ..cascade.types import Cascade, project
-from ..features import feature_pyramid
 from ..image import as_rgb
 from ..model import Model
 from ..model_check import validate_cascade
 from .finish import finish_detections, upsampled
 from .parse import detections_from_placements
+from .pyramid import detection_pyramid
 from .results import Detections
 
 _kernel = _cpu.best_build(__package__ + "._cascade")
@@ -155,15 +155,18 @@ def _kernel_for(model: Model, cascade: Cascade, threshold: float, window: int, s
 
 
 def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float | None = None, *, pyramid=None,
-                       window: int | None = None, skip_border: bool = True,
+                       window: int | None = None, skip_border: bool = True, exact_features: bool | None = None,
                        stats: CascadeStats | None = None) -> Detections:
     """Star-cascade detection without bbox prediction, suppression or clipping.
 
     The cascade counterpart of :func:`dpm.detection.detect_raw` (same
     output).  ``threshold=None`` uses ``cascade.threshold`` (the global
     threshold its pruning thresholds were computed for); ``window=None``
-    uses ``cascade.window``; ``pyramid`` a float64
-    :class:`dpm.features.FeaturePyramid` of ``image`` (computed if None).
+    uses ``cascade.window``; ``pyramid`` a
+    :class:`dpm.features.FeaturePyramid` of ``image`` (its levels are read in
+    float64), computed if None: with the fast single-precision features by
+    default, the original's double-precision ones with ``exact_features=True``
+    (:func:`dpm.detection.detection_pyramid`).
     See :func:`detect_cascade`.
     """
     tune_malloc()
@@ -177,7 +180,8 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
         raise ValueError(f"window must be a non-negative integer (cells), got {window!r}")
     clock = time.perf_counter()
     if pyramid is None:
-        pyramid = feature_pyramid(image, model.sbin, model.interval, dtype=np.float64)
+        pyramid = (detection_pyramid(image, model.sbin, model.interval, np.float32, False) if exact_features is not True
+                   else detection_pyramid(image, model.sbin, model.interval, np.float64, True))
     levels = [np.ascontiguousarray(f, dtype=np.float64) for f in pyramid.levels]
     now = time.perf_counter()
     times = {"features": now - clock}
@@ -236,7 +240,7 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
 
 def detect_cascade(image, model: Model, cascade: Cascade, *, threshold: float | None = None, upsample: int = 1,
                    nms: float | None = 0.5, bbox_prediction: bool = True, clip: bool = True,
-                   window: int | None = None, skip_border: bool = True,
+                   window: int | None = None, skip_border: bool = True, exact_features: bool | None = None,
                    stats: CascadeStats | None = None) -> Detections:
     """Detect objects with a model's star-cascade: :func:`dpm.detection.detect` with pruning.
 
@@ -261,6 +265,10 @@ def detect_cascade(image, model: Model, cascade: Cascade, *, threshold: float | 
         Skip ``ceil(pad / 2)`` root positions at each border of each padded
         level, as ``cascade.cc`` does; False visits every position the exact
         detector visits.
+    exact_features : bool, optional
+        Compute the features in double precision as the original does
+        (True), or with the fast single-precision path (None, False: the
+        default, as for exact detection; docs/detection.md "Fast features").
     stats : CascadeStats, optional
         Filled with the time split, the pruning counts and the number of
         filter responses computed.
@@ -274,7 +282,8 @@ def detect_cascade(image, model: Model, cascade: Cascade, *, threshold: float | 
     """
     image = as_rgb(image)
     work = upsampled(image, upsample)
-    raw = detect_cascade_raw(work, model, cascade, threshold, window=window, skip_border=skip_border, stats=stats)
+    raw = detect_cascade_raw(work, model, cascade, threshold, window=window, skip_border=skip_border,
+                             exact_features=exact_features, stats=stats)
     clock = time.perf_counter()
     dets = finish_detections(raw, model, image.shape[:2], upsample=upsample, nms=nms,
                              bbox_prediction=bbox_prediction, clip=clip)

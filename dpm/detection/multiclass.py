@@ -16,16 +16,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-import numpy as np
-
 from .._alloc import tune_malloc
-from ..features import feature_pyramid
 from ..image import as_rgb
 from ..model import Model
 from ..model_r5 import StarModel
 from .finish import finish_detections, upsampled
 from .cascade import detect_cascade_raw
-from .parse import DEFAULT_DTYPE, detect_raw
+from .parse import detect_raw
+from .pyramid import DEFAULT_DTYPE, detection_pyramid
 from .results import Detections
 from .single import detect_one, use_cascade
 
@@ -73,7 +71,8 @@ def pyramid_groups(models: dict) -> dict:
 
 
 def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | None = 0.5,
-           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE, cascade: bool | None = None):
+           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE,
+           exact_features: bool | None = None, cascade: bool | None = None):
     """Detect objects with one model or several.
 
     Parameters
@@ -89,7 +88,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         exactly what the model gives alone.
     threshold : float or mapping of class name to float, optional
         Default: each model's own ``thresh``.
-    upsample, nms, bbox_prediction, clip, dtype, cascade
+    upsample, nms, bbox_prediction, clip, dtype, exact_features, cascade
         As in :func:`dpm.detection.detect_one`; the same for every model
         (``cascade=None``: each model with its star-cascade if it has one).
     """
@@ -98,7 +97,8 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         from .release5 import detect_star
         return detect_star(image, models, threshold=threshold, **kwargs)
     if isinstance(models, Model):
-        return detect_one(image, models, threshold=threshold, dtype=dtype, cascade=cascade, **kwargs)
+        return detect_one(image, models, threshold=threshold, dtype=dtype, exact_features=exact_features,
+                          cascade=cascade, **kwargs)
     models = as_model_dict(models)
     if isinstance(threshold, Mapping):
         unknown = sorted(set(threshold) - set(models))
@@ -110,10 +110,8 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     out = {}
     cascaded = {name: use_cascade(m, cascade) for name, m in models.items()}
     for (sbin, interval), names in pyramid_groups(models).items():
-        # The cascade reads float64 levels; the exact detector casts them to its dtype, which gives
-        # the same values as building them in that dtype.
-        pyramid = feature_pyramid(work, sbin, interval,
-                                  dtype=np.float64 if any(cascaded[n] for n in names) else dtype)
+        # One pyramid for every model of the group; the cascade reads its levels in float64.
+        pyramid = detection_pyramid(work, sbin, interval, dtype, exact_features)
         for name in names:
             m = models[name]
             t = threshold.get(name) if isinstance(threshold, Mapping) else threshold

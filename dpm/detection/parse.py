@@ -11,16 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from .._alloc import tune_malloc
-from ..features import feature_pyramid
 from ..image import as_rgb
 from ..model import Model
 from .results import Detections
+from .pyramid import DEFAULT_DTYPE, detection_pyramid
 from .scores import LevelScores, PreparedModel, score_levels
 
-__all__ = ["DEFAULT_DTYPE", "boxes_at", "boxes_from", "detect_raw", "detections_from_placements", "part_positions"]
-
-# Precision of the filter responses in detection (see ``dpm.detection.detect``'s ``dtype``).
-DEFAULT_DTYPE = np.float32
+__all__ = ["boxes_at", "boxes_from", "detect_raw", "detections_from_placements", "part_positions"]
 
 
 def boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):
@@ -76,21 +73,20 @@ def boxes_from(model: Model, comp_index: int, ys, xs, px, py, s):
 
 
 def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=None,
-               dtype=DEFAULT_DTYPE) -> Detections:
+               dtype=DEFAULT_DTYPE, exact_features: bool | None = None) -> Detections:
     """``detect.m`` in plain detection mode: every placement scoring above ``threshold``.
 
     No bounding-box prediction, suppression or clipping: ``boxes`` are the root
-    boxes.  ``threshold=None`` uses ``model.thresh``.  ``dtype`` is the
-    precision of the filter responses, as in :func:`detect`.
+    boxes.  ``threshold=None`` uses ``model.thresh``.  ``dtype`` and
+    ``exact_features`` are as in :func:`dpm.detection.detect_one` (``exact_features``
+    is unused when ``pyramid`` is given).
     """
     tune_malloc()
     image = as_rgb(image)
     thresh = model.thresh if threshold is None else float(threshold)
     prepared = PreparedModel(model, dtype)
     if pyramid is None:
-        # Levels straight in the responses' precision (float32: the float64
-        # features rounded once, what casting each level would give).
-        pyramid = feature_pyramid(image, model.sbin, model.interval, dtype=prepared.dtype)
+        pyramid = detection_pyramid(image, model.sbin, model.interval, prepared.dtype, exact_features)
     # Per (level, component) with detections: positions, part positions, cell size; the boxes are
     # computed per component at the end (the same arithmetic per detection, fewer array calls).
     found = []

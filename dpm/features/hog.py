@@ -5,6 +5,11 @@ pixel values 0..255, as the original's ``double(im)`` (spec §1.2).  The heavy
 loops are the Cython kernels in :mod:`dpm.features._hog` and
 :mod:`dpm.features._resize`; this module validates arguments and allocates
 the outputs.
+
+The private helpers ``_gradients``, ``_hog_from_gradients`` and ``_hog`` also
+run the fast single-precision computation of ``feature_pyramid(...,
+exact=False)`` (``fast=True``; kernels of :mod:`dpm.features._hog_fast`, see
+docs/detection.md, "Fast features").
 """
 from __future__ import annotations
 
@@ -17,13 +22,15 @@ from . import _resize as _resize_kernels
 from .. import _cpu
 
 
-def _kernel_module():
-    """The HOG kernels: the AVX2 build where the processor has AVX2 and it was
-    built (identical results, faster), the portable one otherwise."""
-    return _cpu.best_build(__package__ + "._hog")
+def _kernel_module(name="_hog"):
+    """The kernels of ``dpm.features.<name>``: the AVX2 build where the
+    processor has AVX2 and it was built (identical results, faster), the
+    portable one otherwise."""
+    return _cpu.best_build(f"{__package__}.{name}")
 
 
 _hog_kernels = _kernel_module()
+_fast_kernels = _kernel_module("_hog_fast")
 
 __all__ = ["hog", "resize", "NUM_FEATURES"]
 
@@ -82,22 +89,28 @@ class _Scratch:
 
     def array(self, name, shape, dtype=np.float64):
         size = math.prod(shape)
-        buffer = self._buffers.get(name)
+        key = (name, np.dtype(dtype))
+        buffer = self._buffers.get(key)
         if buffer is None or buffer.size < size:
             buffer = np.empty(max(size, 1), dtype=dtype)
-            self._buffers[name] = buffer
+            self._buffers[key] = buffer
         return buffer[:size].reshape(shape)
 
 
-def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
-    # Unchecked: image is (H, W, 3) C-contiguous float64.
+def _gradients(image: np.ndarray, scratch: _Scratch | None = None, fast: bool = False):
+    # Unchecked: image is (H, W, 3) C-contiguous float64.  fast: float32
+    # magnitudes from the single-precision kernel (square root included).
     h, w = image.shape[:2]
+    kind = np.float32 if fast else np.float64
     if scratch is None:
-        magnitude = np.empty((h, w), dtype=np.float64)
+        magnitude = np.empty((h, w), dtype=kind)
         orientation = np.empty((h, w), dtype=np.uint8)
     else:
-        magnitude = scratch.array("magnitude", (h, w))
+        magnitude = scratch.array("magnitude", (h, w), kind)
         orientation = scratch.array("orientation", (h, w), np.uint8)
+    if fast:
+        _fast_kernels.gradient_bins(image, magnitude, orientation)
+        return magnitude, orientation
     _hog_kernels.gradient_bins(image, magnitude, orientation)
     # Correctly rounded, so identical to the original's per-pixel sqrt; numpy's
     # SIMD loop is several times faster than the scalar one.
@@ -108,7 +121,8 @@ def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
 def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: int,
                         scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
     # Unchecked: the gradient maps of an (H, W, 3) image.  dtype: float64, or
-    # float32 for the same values rounded once.
+    # float32 for the same values rounded once.  Float32 magnitudes (fast
+    # path) give features computed in single precision (dtype float32).
     h, w = magnitude.shape
     by, bx = mround(h / sbin), mround(w / sbin)
     out = np.empty((max(by - 2, 0), max(bx - 2, 0), NUM_FEATURES), dtype=dtype)
@@ -117,21 +131,24 @@ def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: in
         # cells on an axis nothing reaches the output.
         return out
     if scratch is None:
-        hist = np.zeros((by + 2, bx + 2, 18), dtype=np.float64)
+        hist = np.zeros((by + 2, bx + 2, 18), dtype=magnitude.dtype)
     else:
-        hist = scratch.array("hist", (by + 2, bx + 2, 18))
+        hist = scratch.array("hist", (by + 2, bx + 2, 18), magnitude.dtype)
         hist.fill(0.0)
-    _hog_kernels.bin_cells(magnitude, orientation, sbin, hist)
-    _hog_kernels.normalize_cells(hist, out)
+    kernels = _fast_kernels if magnitude.dtype == np.float32 else _hog_kernels
+    kernels.bin_cells(magnitude, orientation, sbin, hist)
+    kernels.normalize_cells(hist, out)
     return out
 
 
-def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
-    # Unchecked hog of an (H, W, 3) C-contiguous float64 image.
+def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None, dtype=np.float64,
+         fast: bool = False) -> np.ndarray:
+    # Unchecked hog of an (H, W, 3) C-contiguous float64 image (fast: in
+    # single precision, dtype float32).
     shape = hog_shape(image.shape[0], image.shape[1], sbin)
     if shape[0] == 0 or shape[1] == 0:
         return np.zeros(shape, dtype=dtype)
-    return _hog_from_gradients(*_gradients(image, scratch), sbin, scratch, dtype)
+    return _hog_from_gradients(*_gradients(image, scratch, fast), sbin, scratch, dtype)
 
 
 def hog(image, sbin: int = 8) -> np.ndarray:
