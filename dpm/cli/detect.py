@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "lower-scoring box); 1 disables it; default 0.5")
     p.add_argument("--no-bbox-prediction", action="store_true",
                    help="report root boxes instead of the regressor's predicted boxes")
+    p.add_argument("--exact", action="store_true",
+                   help="detect with the exact detector even where a model carries a star-cascade "
+                        "(models with a cascade use it by default: the same detections, faster; docs/cascade-building.md)")
     p.add_argument("--draw", metavar="OUTDIR",
                    help="save each image with its boxes drawn into OUTDIR as <stem>.png "
                         "(<stem>-2.png, ... when inputs share a stem)")
@@ -134,7 +137,7 @@ def _main(argv) -> int:
         fmt, image_ids = _coco_ids(args, model, paths)
     drawings = Drawings(args.draw, paths, parts=args.parts) if args.draw else None
     options = dict(threshold=args.threshold, upsample=args.upsample, nms=None if args.nms >= 1 else args.nms,
-                   bbox_prediction=not args.no_bbox_prediction)
+                   bbox_prediction=not args.no_bbox_prediction, **({"cascade": False} if args.exact else {}))
     log.info("detecting in %s, %d model(s) (%s), threshold %s",
              f"{total} image(s)" if total is not None else f"the images listed in {args.list_file}",
              len(models), args.model, "the models' own" if args.threshold is None else f"{args.threshold:g}")

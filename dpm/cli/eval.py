@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score threshold (default: the model's own, as pascal_test.m)")
     g.add_argument("--no-bbox-prediction", action="store_true",
                    help="score root boxes instead of the regressor's predicted boxes")
+    g.add_argument("--exact", action="store_true",
+                   help="evaluate the exact detector even where a model carries a star-cascade (used by default)")
     add_execution(g, "images (detection)")
     g.add_argument("--limit", type=int, default=None, metavar="N",
                    help="only the first N images of the split (a quick check; AP is then over "
@@ -119,7 +121,7 @@ def _check_args(parser, args):
     if (args.model is None) == (args.results is None):
         parser.error("give either MODEL or --results FILE (not both)")
     if args.results is not None:
-        for opt, default in (("upsample", 1), ("threshold", None), ("no_bbox_prediction", False),
+        for opt, default in (("upsample", 1), ("threshold", None), ("no_bbox_prediction", False), ("exact", False),
                              ("jobs", None), ("scheduler", None), ("scheduler_file", None), ("limit", None),
                              ("resume", False)):
             if getattr(args, opt) != default:
@@ -220,7 +222,8 @@ def _main(argv) -> int:
 
 
 def _settings(args, seconds, status) -> dict:
-    return {"upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction, "n_jobs": jobs(args),
+    return {"upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction, "exact": args.exact,
+            "n_jobs": jobs(args),
             "scheduler": args.scheduler or args.scheduler_file, "limit": args.limit,
             "list": None if args.list_file is None else str(args.list_file),
             "seconds_per_image": seconds, "n_failed_images": status.n_failed,

@@ -70,7 +70,8 @@ def _key(args, models: dict, evalset) -> dict:
     return {"model": model_key(models), "classes": list(models), "dataset": str(Path(evalset.name).resolve())
             if Path(evalset.name).exists() else evalset.name, "split": evalset.split,
             "images": hashlib.sha256("\n".join(evalset.voc_ids).encode("utf-8", "surrogateescape")).hexdigest()[:16],
-            "threshold": args.threshold, "upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction}
+            "threshold": args.threshold, "upsample": args.upsample, "bbox_prediction": not args.no_bbox_prediction,
+            **({"exact": True} if args.exact else {})}
 
 
 def detect_evaluation_set(args, evalset, out_dir: Path, models: dict) -> DetectionRun:
@@ -91,7 +92,8 @@ def detect_evaluation_set(args, evalset, out_dir: Path, models: dict) -> Detecti
     log.info("detecting %s in %d image(s) of split %s of %s (threshold %s, upsample %d, %d job(s))",
              ", ".join(models), len(paths), split, evalset.name,
              "the models' own" if args.threshold is None else f"{args.threshold:g}", args.upsample, jobs(args))
-    options = dict(threshold=args.threshold, upsample=args.upsample, bbox_prediction=not args.no_bbox_prediction)
+    options = dict(threshold=args.threshold, upsample=args.upsample, bbox_prediction=not args.no_bbox_prediction,
+                   **({"cascade": False} if args.exact else {}))
     writer = PerClassWriter(out_dir, list(models), split=split, total=len(ids), resumable=True,
                             resume=args.resume, key=_key(args, models, evalset))
     t0 = time.perf_counter()
