@@ -303,3 +303,62 @@ def test_a_cascade_for_another_model_is_refused():
         detect_cascade(image, model, open_cascade(model, coeff[:30]))
     with pytest.raises(ValueError, match="window must be a non-negative integer"):
         detect_cascade(image, model, open_cascade(model, coeff), window=-1)
+
+
+def test_a_model_with_a_cascade_is_detected_with_it_by_default(monkeypatch):
+    """``dpm.detect`` and the one-model and several-model paths choose the cascade unless told not to."""
+    import dataclasses
+
+    import dpm
+    from dpm.detection import detect_one
+
+    base = load_model(MODELS["builtin"])
+    image = synthetic_image(3)
+    model = dataclasses.replace(base, cascade=open_cascade(base, pca_coeff(image)))
+    seen = []
+    real = cascade_detect.detect_cascade_raw
+
+    def spy(*args, **kwargs):
+        seen.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cascade_detect, "detect_cascade_raw", spy)
+    from dpm.detection import multiclass, single
+    monkeypatch.setattr(single, "detect_cascade_raw", spy, raising=False)
+    monkeypatch.setattr(multiclass, "detect_cascade_raw", spy)
+    cascaded = detect_one(image, model, threshold=-1.5)
+    assert seen == [True]
+    several = dpm.detect(image, {"person": model}, threshold=-1.5)
+    assert seen == [True, True]
+    assert_same(several["person"], cascaded, tol=0)
+    exact = detect_one(image, model, threshold=-1.5, cascade=False)
+    assert seen == [True, True]
+    assert_same(exact, detect_one(image, base, threshold=-1.5))
+    with pytest.raises(ValueError, match=r"has no star-cascade; add one with dpm.build_cascade"):
+        detect_one(image, base, cascade=True)
+
+
+def test_exact_flag_of_the_commands(tmp_path, monkeypatch):
+    """``dpm-detect --exact`` passes cascade=False to the detector; without it the model decides."""
+    import dataclasses
+
+    from dpm.cli.detect import main
+    from dpm.detection import batch
+    from dpm.model import save_model
+
+    base = load_model(MODELS["builtin"])
+    image = synthetic_image(4)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    save_model(dataclasses.replace(base, cascade=open_cascade(base, pca_coeff(image))), tmp_path / "m.npz")
+    seen = []
+    real = batch.detect
+
+    def spy(image, models, **kwargs):
+        seen.append(kwargs.get("cascade"))
+        return real(image, models, **kwargs)
+
+    monkeypatch.setattr(batch, "detect", spy)
+    for extra in ([], ["--exact"]):
+        assert main([str(tmp_path / "m.npz"), str(tmp_path / "a.png"), "-j", "1", "-q",
+                     "-o", str(tmp_path / f"out{len(extra)}.csv")] + extra) == 0
+    assert seen == [None, False]
