@@ -7,8 +7,8 @@ Usage::
 Reports, in one run, for ``000034.jpg`` (../shared/models/voc-release3.1/) and
 a PETS frame of person-voc's test split detected at ``--upsample 2``:
 
-* exact detection (:func:`dpm.detection.detect`, its default float32
-  responses) and cascade detection (:func:`dpm.cascade.detect.detect_cascade`)
+* exact detection (:func:`dpm.detection.detect` with ``cascade=False``, its default float32
+  responses and fast features) and cascade detection (:func:`dpm.detection.detect_cascade`)
   of the same image with the same model, features included, run in
   alternation; medians and the ratio cascade / exact;
 * the same two without the feature pyramid (raw detections from a given
@@ -46,7 +46,7 @@ from dpm import load_model, read_image  # noqa: E402
 from dpm.boxes import iou  # noqa: E402
 from dpm.cascade import Cascade, CascadeComponent  # noqa: E402
 from dpm.detection.cascade import CascadeStats, detect_cascade, detect_cascade_raw  # noqa: E402
-from dpm.detection import detect, detect_raw, upsampled  # noqa: E402
+from dpm.detection import detect, detect_raw, detection_pyramid, upsampled  # noqa: E402
 from dpm.features import feature_pyramid  # noqa: E402
 
 HERE = Path(__file__).resolve().parents[1]
@@ -94,12 +94,12 @@ def crude_cascade(model, positives: int, k: int = 5) -> Cascade:
 
 
 def compare(name, image, model, cascade, repeat, upsample):
-    detect(image, model, upsample=upsample)  # warm up
+    detect(image, model, upsample=upsample, cascade=False)  # warm up
     detect_cascade(image, model, cascade, upsample=upsample)
     exact_t, cascade_t = [], []
     for _ in range(repeat):  # in alternation, so that load changes affect both alike
         t = time.perf_counter()
-        exact = detect(image, model, upsample=upsample)
+        exact = detect(image, model, upsample=upsample, cascade=False)
         exact_t.append(time.perf_counter() - t)
         t = time.perf_counter()
         found = detect_cascade(image, model, cascade, upsample=upsample)
@@ -111,17 +111,16 @@ def compare(name, image, model, cascade, repeat, upsample):
     print(f"  exact   {e * 1000:8.1f} ms (min {min(exact_t) * 1000:.1f})   {len(exact)} detections")
     print(f"  cascade {c * 1000:8.1f} ms (min {min(cascade_t) * 1000:.1f})   {len(found)} detections")
     print(f"  cascade / exact: {c / e:.3f} (median of per-pair ratios {ratio:.3f}; 1/{e / c:.1f})")
-    # The same without the feature pyramid (given to both, each in its own precision).
+    # The same without the feature pyramid (the one detection builds, given to both).
     work = upsampled(image, upsample)
-    pyr32 = feature_pyramid(work, model.sbin, model.interval, dtype=np.float32)
-    pyr64 = feature_pyramid(work, model.sbin, model.interval, dtype=np.float64)
+    pyr32 = detection_pyramid(work, model.sbin, model.interval)
     exact_r, cascade_r = [], []
     for _ in range(repeat):
         t = time.perf_counter()
         detect_raw(work, model, pyramid=pyr32)
         exact_r.append(time.perf_counter() - t)
         t = time.perf_counter()
-        detect_cascade_raw(work, model, cascade, pyramid=pyr64)
+        detect_cascade_raw(work, model, cascade, pyramid=pyr32)
         cascade_r.append(time.perf_counter() - t)
     e, c = statistics.median(exact_r), statistics.median(cascade_r)
     print(f"  features excluded (raw detections from a given pyramid): exact {e * 1000:.1f} ms, "
