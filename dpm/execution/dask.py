@@ -14,11 +14,18 @@ local backends' (:mod:`dpm.execution`):
   :func:`~dpm.execution.base.run_guarded` on the worker, so whatever it raises
   (an image the worker cannot read, a decoder error, ``MemoryError``) comes
   back as that task's :class:`~dpm.execution.TaskFailed`.
-* **Worker loss**: Dask itself runs again, elsewhere, the tasks of a worker
-  that died (and recomputes results it held and the model).  A task whose
-  workers keep dying while running it (``distributed.scheduler.allowed-failures``,
-  3 by default) ends as a ``WorkerDied`` :class:`~dpm.execution.TaskFailed`
-  for that task only.
+* **Worker loss, suspects isolated**: Dask itself runs again, elsewhere, the
+  tasks of a worker that died (and recomputes results it held and the model).
+  Dask blames every task a dying worker held, running or queued there, and
+  gives up on a task after ``distributed.scheduler.allowed-failures`` (3 by
+  default) such deaths with ``KilledWorker``: an innocent task queued next to
+  one that kills its worker can be given up on too.  So ``KilledWorker`` only
+  makes a task a suspect: the executor submits nothing new, lets the other
+  tasks in flight finish, and submits each suspect again with nothing else of
+  the map on the cluster, one after the other
+  (:class:`~dpm.execution.window.RunAlone`).  An innocent suspect then
+  completes; one that gets ``KilledWorker`` again while alone ends as a
+  ``WorkerDied`` :class:`~dpm.execution.TaskFailed`, for that task only.
 * **Bounded, in input order**: tasks are read lazily and submitted in input
   order; at most ``tasks_per_thread x`` (the cluster's worker threads) are in
   flight and at most four times that not yet yielded; results come back in
@@ -41,7 +48,7 @@ import uuid
 from pathlib import Path
 
 from .base import Executor, MissingDependency, model_payload, one_line, run_guarded, task_failure, worker_died
-from .window import in_order
+from .window import RunAlone, in_order
 
 __all__ = ["DaskExecutor", "connect", "import_distributed", "is_dask_client", "CONNECT_TIMEOUT"]
 
@@ -170,15 +177,25 @@ class DaskExecutor(Executor):
             model_ref = client.submit(pickle.loads, data, key=f"dpm-model-{key}", pure=False)
 
         def submit(task):
+            nonlocal model_ref
+            if model_ref is not None and model_ref.status == "error":
+                # the model's own task was blamed for worker deaths (it was on the dying worker
+                # too often): make it again under a fresh key, or every task would inherit that
+                model_ref.release()
+                model_ref = client.submit(pickle.loads, data, key=f"dpm-model-{key}-{uuid.uuid4().hex[:8]}",
+                                          pure=False)
             return client.submit(run_guarded, task, model_ref, pure=False,
                                  key=f"dpm-{type(task).__name__}-{uuid.uuid4().hex}")
 
-        def result(task, future):
+        def result(task, future, alone):
             try:
                 return future.result()
             except distributed.KilledWorker as exc:
+                # Dask blames every task a dying worker held: only a run alone convicts
                 log.debug("%s", exc)
-                return worker_died(task, ", on every worker that tried it")
+                if not alone:
+                    raise RunAlone from None
+                return worker_died(task, ", also when it ran alone on the cluster")
             except Exception as exc:  # noqa: BLE001 - cancelled, lost, cannot be read back
                 if client.status not in ("running", "connecting"):
                     raise OSError(f"lost the connection to the Dask scheduler {client.scheduler.address} "
