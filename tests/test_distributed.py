@@ -17,10 +17,11 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
 from conftest import write_good_image  # noqa: E402
+from dpm._alloc import tune_malloc  # noqa: E402
 from dpm.batch import detect_files  # noqa: E402
 from dpm.cli import detect as detect_cli  # noqa: E402
 from dpm.execution import (DaskExecutor, FuturesExecutor, MissingDependency, TaskFailed,  # noqa: E402
-                           connect, make_executor)
+                           connect, init_dask_worker, make_executor)
 from dpm.model import load_model  # noqa: E402
 from dpm.training.pipeline import train  # noqa: E402
 from tests.test_execution import Square, _check  # noqa: E402
@@ -68,6 +69,17 @@ def test_results_in_input_order_failures_as_values_two_models(client):
     while [k for k in client.who_has() if str(k).startswith("dpm-")] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [k for k in client.who_has() if str(k).startswith("dpm-")]
+
+
+def test_workers_get_dpms_allocator_settings_over_dasks_default(client):
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536: not the user's tuning, so dpm's settings apply
+    # (without them every detection faults its memory in again: docs/cluster.md)
+    list(DaskExecutor(client).map([Square(i) for i in range(8)], {"add": 1}))
+    env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert set(env.values()) == {"65536"}
+    linux = sys.platform.startswith("linux")
+    assert linux in client.run(tune_malloc).values()   # in effect where the executor ran a task
+    assert set(client.run(init_dask_worker).values()) == {linux}
 
 
 def test_any_concurrent_futures_executor():

@@ -10,6 +10,8 @@ local backends' (:mod:`dpm.execution`):
   that made it, or a peer) and keeps it while tasks need it.  The bytes stay
   with the scheduler as that task's definition, so a model lost with a dead
   worker is simply made again.
+* **Process-wide settings**: before its first task, a worker applies dpm's
+  allocator settings (:func:`~dpm.execution.environment.init_dask_worker`).
 * **One error boundary per task**: each task runs inside
   :func:`~dpm.execution.base.run_guarded` on the worker, so whatever it raises
   (an image the worker cannot read, a decoder error, ``MemoryError``) comes
@@ -48,6 +50,7 @@ import uuid
 from pathlib import Path
 
 from .base import Executor, MissingDependency, model_payload, one_line, run_guarded, task_failure, worker_died
+from .environment import init_dask_worker
 from .window import RunAlone, in_order
 
 __all__ = ["DaskExecutor", "connect", "import_distributed", "is_dask_client", "CONNECT_TIMEOUT"]
@@ -125,6 +128,12 @@ def connect(address: str | None = None, *, scheduler_file=None, timeout: float =
     return client
 
 
+def run_on_dask_worker(task, model):
+    """What a Dask worker runs for a task: the process-wide settings once, then the error boundary."""
+    init_dask_worker()
+    return run_guarded(task, model)
+
+
 class DaskExecutor(Executor):
     """Run tasks on a Dask cluster through ``client``; see the module docstring.
 
@@ -172,6 +181,7 @@ class DaskExecutor(Executor):
         distributed = import_distributed()
         client = self.client
         model_ref = None
+        finished = threading.Event()   # set whenever a future of this map is done
         if model is not None:
             key, data = model_payload(model)
             model_ref = client.submit(pickle.loads, data, key=f"dpm-model-{key}", pure=False)
@@ -184,8 +194,11 @@ class DaskExecutor(Executor):
                 model_ref.release()
                 model_ref = client.submit(pickle.loads, data, key=f"dpm-model-{key}-{uuid.uuid4().hex[:8]}",
                                           pure=False)
-            return client.submit(run_guarded, task, model_ref, pure=False,
-                                 key=f"dpm-{type(task).__name__}-{uuid.uuid4().hex}")
+            future = client.submit(run_on_dask_worker, task, model_ref, pure=False,
+                                   key=f"dpm-{type(task).__name__}-{uuid.uuid4().hex}")
+            # one callback per future (each costs a coroutine and a thread hand-off in the client)
+            future.add_done_callback(lambda _: finished.set())
+            return future
 
         def result(task, future, alone):
             try:
@@ -206,11 +219,11 @@ class DaskExecutor(Executor):
 
         def wait_first(futures):
             # distributed.wait would use Dask's default client, which need not be this one
-            ready = threading.Event()
-            for f in futures:
-                f.add_done_callback(lambda _: ready.set())
-            while not ready.wait(0.5) and not any(f.done() for f in futures):
-                pass
+            while True:
+                finished.clear()   # before the check: a future done after it sets it again
+                if any(f.done() for f in futures):
+                    return
+                finished.wait(0.5)
 
         def cancel(futures):
             try:
