@@ -161,7 +161,7 @@ def test_a_worker_killed_during_mining_costs_nothing(voc, reference_sha, tmp_pat
 
 # allowed-failures 3 (Dask's default) costs 8 worker restarts, 27 to 48 s on a loaded 2-core machine: -m slow
 @pytest.mark.parametrize("allowed_failures", [0, pytest.param(3, marks=pytest.mark.slow)])
-def test_a_task_that_always_kills_its_worker_fails_alone(allowed_failures):
+def test_a_task_that_always_kills_its_worker_fails_alone(allowed_failures, caplog):
     # Dask gives up on every task a dying worker held (running or queued there) once it has held it at
     # allowed_failures + 1 deaths: with 0, the killer's neighbours queued on its worker are given up at
     # its first kill, the harshest blame.  Only the killer may fail, whatever Dask blames.
@@ -173,6 +173,8 @@ def test_a_task_that_always_kills_its_worker_fails_alone(allowed_failures):
     _check(out, 16, failed=(3, 5, 7))
     bad = out[7][1]
     assert bad.kind == "WorkerDied" and str(bad).startswith("item7: the worker process died")
+    again = [r.getMessage() for r in caplog.records if "runs again alone" in r.getMessage()]
+    assert "item7: its worker died; it runs again alone" in again   # convicted alone, not by Dask's blame
 
 
 def test_unreachable_scheduler_is_a_one_line_error_within_seconds(tmp_path, capsys, small_model_file, rng):
