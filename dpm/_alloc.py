@@ -81,20 +81,27 @@ def _libc():
     return libc
 
 
-def tune_malloc() -> bool:
+def tune_malloc(not_the_users: dict | None = None) -> bool:
     """Apply the settings above once per process; True if they are in effect.
 
     Safe to call any number of times and from any thread: only the first call
     does anything.  Returns False (and changes nothing) where glibc's
     ``mallopt`` is not available or refuses a value.
+
+    ``not_the_users`` maps allocator variables to values that a launcher, not
+    the user, put in the environment (a Dask nanny's ``MALLOC_TRIM_THRESHOLD_``):
+    those do not count as the user's tuning.  A call with it looks again at a
+    process that an earlier call left alone because of the environment.
     """
     global _done, _applied
-    if _done:
+    if _done and (_applied or not not_the_users):
         return _applied
     with _lock:
-        if _done:
+        if _done and (_applied or not not_the_users):
             return _applied
-        libc = None if any(v in os.environ for v in _ENV) else _libc()
+        theirs = {k: str(v) for k, v in (not_the_users or {}).items()}
+        users = [v for v in _ENV if v in os.environ and os.environ[v] != theirs.get(v)]
+        libc = None if users else _libc()
         ok = False
         if libc is not None:
             ok = True

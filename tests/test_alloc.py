@@ -68,3 +68,17 @@ def test_real_libc_lookup():
     assert callable(libc.mallopt)
     # The real call in this process: repeated calls agree.
     assert _alloc.tune_malloc() == _alloc.tune_malloc()
+
+
+def test_a_launchers_value_is_not_the_users(fresh):
+    libc = _FakeLibc()
+    fresh.setattr(_alloc, "_libc", lambda: libc)
+    fresh.setenv("MALLOC_TRIM_THRESHOLD_", "65536")   # what a Dask nanny sets
+    assert _alloc.tune_malloc() is False              # a plain call counts it as the user's
+    assert _alloc.tune_malloc({"MALLOC_TRIM_THRESHOLD_": 65536}) is True   # told whose it is: looks again
+    assert len(libc.calls) == 3
+    fresh.setattr(_alloc, "_done", False)
+    fresh.setattr(_alloc, "_applied", False)
+    fresh.setenv("MALLOC_TRIM_THRESHOLD_", "0")       # another value: the user's, kept
+    assert _alloc.tune_malloc({"MALLOC_TRIM_THRESHOLD_": 65536}) is False
+    assert len(libc.calls) == 3

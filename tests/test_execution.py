@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from dpm.execution import InProcess, LocalProcesses, TaskFailed, make_executor, resolve_jobs
+from dpm.execution.window import RunAlone, in_order
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,47 @@ def test_a_task_that_always_kills_its_worker_fails_alone():
             assert t.i in (9, 10, 11, 12, 13, 14) and r.kind == "WorkerDied" and f"item{t.i}" in str(r)
         else:
             assert r == _expected(t.i)  # innocent tasks, and killers the calling process ran
+
+
+class _Round:
+    """A fake cluster for ``in_order``: each wait finishes every future in flight at once; if one of
+    them is a killer, the worker death is blamed on all of them (as Dask blames every task a dying
+    worker held)."""
+
+    def __init__(self, killers):
+        self.killers, self.running, self.log = set(killers), [], []
+
+    def submit(self, task):
+        future = {"task": task, "done": False, "killed": False}
+        self.log.append((task, [f["task"] for f in self.running]))   # what else was in flight
+        self.running.append(future)
+        return type("F", (), {"done": lambda _: future["done"], "state": future})()
+
+    def wait_first(self, futures):
+        killed = any(f["task"] in self.killers for f in self.running)
+        for f in self.running:
+            f["done"], f["killed"] = True, killed
+        self.running = []
+
+    def result(self, task, future, alone):
+        if not future.state["killed"]:
+            return task * task
+        if not alone:
+            raise RunAlone
+        return "died"
+
+
+def test_in_order_runs_blamed_tasks_again_alone_and_keeps_the_order():
+    cluster = _Round(killers={7, 12})
+    out = list(in_order(iter(range(20)), cluster.submit, cluster.result, cluster.wait_first, lambda fs: None,
+                        lambda: 3, ahead=2))
+    assert [t for t, _ in out] == list(range(20))
+    assert [r for t, r in out] == [("died" if t in (7, 12) else t * t) for t in range(20)]
+    resubmitted = [(t, others) for i, (t, others) in enumerate(cluster.log)
+                   if t in [u for u, _ in cluster.log[:i]]]
+    assert {t for t, _ in resubmitted} >= {6, 7, 8, 12}   # the killers and the neighbours they took down
+    assert all(others == [] for _, others in resubmitted)  # each ran again with nothing else in flight
+    assert all(len(others) < 3 for _, others in cluster.log)
 
 
 def test_stream_is_read_lazily():

@@ -40,13 +40,13 @@ import concurrent.futures as cf
 
 from .base import Executor, InProcess, MissingDependency, Task, TaskFailed, resolve_jobs, run_guarded
 from .dask import DaskExecutor, connect, is_dask_client
-from .environment import init_worker, worker_environment
+from .environment import init_dask_worker, init_worker, worker_environment
 from .local import LocalProcesses
 from .window import FuturesExecutor
 
 __all__ = ["Task", "TaskFailed", "Executor", "InProcess", "LocalProcesses", "DaskExecutor", "FuturesExecutor",
-           "MissingDependency", "make_executor", "connect", "worker_environment", "init_worker", "resolve_jobs",
-           "run_guarded"]
+           "MissingDependency", "make_executor", "connect", "worker_environment", "init_worker", "init_dask_worker",
+           "resolve_jobs", "run_guarded"]
 
 
 def make_executor(n_jobs=1, *, executor=None) -> Executor:

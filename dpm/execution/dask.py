@@ -10,15 +10,24 @@ local backends' (:mod:`dpm.execution`):
   that made it, or a peer) and keeps it while tasks need it.  The bytes stay
   with the scheduler as that task's definition, so a model lost with a dead
   worker is simply made again.
+* **Process-wide settings**: before its first task, a worker applies dpm's
+  allocator settings (:func:`~dpm.execution.environment.init_dask_worker`).
 * **One error boundary per task**: each task runs inside
   :func:`~dpm.execution.base.run_guarded` on the worker, so whatever it raises
   (an image the worker cannot read, a decoder error, ``MemoryError``) comes
   back as that task's :class:`~dpm.execution.TaskFailed`.
-* **Worker loss**: Dask itself runs again, elsewhere, the tasks of a worker
-  that died (and recomputes results it held and the model).  A task whose
-  workers keep dying while running it (``distributed.scheduler.allowed-failures``,
-  3 by default) ends as a ``WorkerDied`` :class:`~dpm.execution.TaskFailed`
-  for that task only.
+* **Worker loss, suspects isolated**: Dask itself runs again, elsewhere, the
+  tasks of a worker that died (and recomputes results it held and the model).
+  Dask blames every task a dying worker held, running or queued there, and
+  gives up on a task after ``distributed.scheduler.allowed-failures`` (3 by
+  default) such deaths with ``KilledWorker``: an innocent task queued next to
+  one that kills its worker can be given up on too.  So ``KilledWorker`` only
+  makes a task a suspect: the executor submits nothing new, lets the other
+  tasks in flight finish, and submits each suspect again with nothing else of
+  the map on the cluster, one after the other
+  (:class:`~dpm.execution.window.RunAlone`).  An innocent suspect then
+  completes; one that gets ``KilledWorker`` again while alone ends as a
+  ``WorkerDied`` :class:`~dpm.execution.TaskFailed`, for that task only.
 * **Bounded, in input order**: tasks are read lazily and submitted in input
   order; at most ``tasks_per_thread x`` (the cluster's worker threads) are in
   flight and at most four times that not yet yielded; results come back in
@@ -41,7 +50,8 @@ import uuid
 from pathlib import Path
 
 from .base import Executor, MissingDependency, model_payload, one_line, run_guarded, task_failure, worker_died
-from .window import in_order
+from .environment import init_dask_worker
+from .window import RunAlone, in_order
 
 __all__ = ["DaskExecutor", "connect", "import_distributed", "is_dask_client", "CONNECT_TIMEOUT"]
 
@@ -118,6 +128,12 @@ def connect(address: str | None = None, *, scheduler_file=None, timeout: float =
     return client
 
 
+def run_on_dask_worker(task, model):
+    """What a Dask worker runs for a task: the process-wide settings once, then the error boundary."""
+    init_dask_worker()
+    return run_guarded(task, model)
+
+
 class DaskExecutor(Executor):
     """Run tasks on a Dask cluster through ``client``; see the module docstring.
 
@@ -165,20 +181,34 @@ class DaskExecutor(Executor):
         distributed = import_distributed()
         client = self.client
         model_ref = None
+        finished = threading.Event()   # set whenever a future of this map is done
         if model is not None:
             key, data = model_payload(model)
             model_ref = client.submit(pickle.loads, data, key=f"dpm-model-{key}", pure=False)
 
         def submit(task):
-            return client.submit(run_guarded, task, model_ref, pure=False,
-                                 key=f"dpm-{type(task).__name__}-{uuid.uuid4().hex}")
+            nonlocal model_ref
+            if model_ref is not None and model_ref.status == "error":
+                # the model's own task was blamed for worker deaths (it was on the dying worker
+                # too often): make it again under a fresh key, or every task would inherit that
+                model_ref.release()
+                model_ref = client.submit(pickle.loads, data, key=f"dpm-model-{key}-{uuid.uuid4().hex[:8]}",
+                                          pure=False)
+            future = client.submit(run_on_dask_worker, task, model_ref, pure=False,
+                                   key=f"dpm-{type(task).__name__}-{uuid.uuid4().hex}")
+            # one callback per future (each costs a coroutine and a thread hand-off in the client)
+            future.add_done_callback(lambda _: finished.set())
+            return future
 
-        def result(task, future):
+        def result(task, future, alone):
             try:
                 return future.result()
             except distributed.KilledWorker as exc:
+                # Dask blames every task a dying worker held: only a run alone convicts
                 log.debug("%s", exc)
-                return worker_died(task, ", on every worker that tried it")
+                if not alone:
+                    raise RunAlone from None
+                return worker_died(task, ", also when it ran alone on the cluster")
             except Exception as exc:  # noqa: BLE001 - cancelled, lost, cannot be read back
                 if client.status not in ("running", "connecting"):
                     raise OSError(f"lost the connection to the Dask scheduler {client.scheduler.address} "
@@ -189,11 +219,11 @@ class DaskExecutor(Executor):
 
         def wait_first(futures):
             # distributed.wait would use Dask's default client, which need not be this one
-            ready = threading.Event()
-            for f in futures:
-                f.add_done_callback(lambda _: ready.set())
-            while not ready.wait(0.5) and not any(f.done() for f in futures):
-                pass
+            while True:
+                finished.clear()   # before the check: a future done after it sets it again
+                if any(f.done() for f in futures):
+                    return
+                finished.wait(0.5)
 
         def cancel(futures):
             try:

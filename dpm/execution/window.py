@@ -5,6 +5,13 @@ share: it reads tasks lazily, keeps at most ``limit()`` of them running (and
 at most ``ahead x limit`` not yet yielded), yields results in input order as
 soon as the next one is ready, and cancels what is outstanding when it stops
 early (Ctrl+C, an error, the caller closing the iterator).
+
+A backend whose workers can die blames a task by raising :class:`RunAlone`
+from its ``result`` function; :func:`in_order` then isolates the suspects, as
+the local backend does: it submits nothing new, lets the other tasks in flight
+finish, and runs each suspect again with nothing else of the map in flight,
+one after the other, before it goes on.  A suspect that runs alone cannot be
+blamed for another task's fault, so its verdict is its own.
 """
 from __future__ import annotations
 
@@ -14,9 +21,23 @@ from collections import deque
 
 from .base import Executor, run_guarded, task_failure
 
-__all__ = ["in_order", "FuturesExecutor"]
+__all__ = ["in_order", "RunAlone", "FuturesExecutor"]
 
 log = logging.getLogger(__name__)
+
+
+class RunAlone(Exception):
+    """Raised by ``result(task, future, alone=False)``: the task's worker died; run it again alone."""
+
+
+_PENDING = object()
+
+
+class _Slot:
+    __slots__ = ("task", "future", "value", "alone")
+
+    def __init__(self, task, future):
+        self.task, self.future, self.value, self.alone = task, future, _PENDING, False
 
 
 def in_order(tasks, submit, result, wait_first, cancel, limit, ahead: int = 4):
@@ -29,8 +50,10 @@ def in_order(tasks, submit, result, wait_first, cancel, limit, ahead: int = 4):
     submit : callable
         ``submit(task) -> future`` (an object with ``done()``).
     result : callable
-        ``result(task, future)``: the task's result or its ``TaskFailed``; never raises
-        for a task's own failure.
+        ``result(task, future, alone)``: the task's result or its ``TaskFailed``; never
+        raises for a task's own failure.  With ``alone=False`` it may raise
+        :class:`RunAlone` to have the task run again with nothing else in flight
+        (then it is called once more, for that run, with ``alone=True``).
     wait_first : callable
         ``wait_first(futures)`` returns once at least one of them is done.
     cancel : callable
@@ -38,29 +61,54 @@ def in_order(tasks, submit, result, wait_first, cancel, limit, ahead: int = 4):
     limit : callable
         ``limit() -> int``: how many futures may be running at once (read at each refill).
     """
-    window: deque = deque()   # [task, future], in input order, not yet yielded
+    window: deque = deque()   # _Slot, in input order, not yet yielded
     exhausted = False
+
+    def settle():
+        # read every finished future: a suspect found anywhere in the window stops the refill
+        for s in window:
+            if s.future is None or not s.future.done():
+                continue
+            future, s.future = s.future, None
+            try:
+                s.value = result(s.task, future, s.alone)
+            except RunAlone:
+                if s.alone:
+                    raise RuntimeError("result() raised RunAlone for a task that ran alone") from None
+                s.alone = True   # waits, without a future, for its turn alone
+                log.warning("%s: its worker died; it runs again alone", getattr(s.task, "label", "a task"))
+
+    def fill():
+        nonlocal exhausted
+        running = sum(1 for s in window if s.future is not None)
+        suspect = next((s for s in window if s.alone and s.future is None and s.value is _PENDING), None)
+        if suspect is not None:
+            if running == 0:   # nothing else of this map is in flight: the next suspect, alone
+                suspect.future = submit(suspect.task)
+            return
+        cap = max(1, int(limit()))
+        while not exhausted and running < cap and len(window) < ahead * cap:
+            try:
+                task = next(tasks)
+            except StopIteration:
+                exhausted = True
+                break
+            window.append(_Slot(task, submit(task)))
+            running += 1
+
     try:
         while True:
-            cap = max(1, int(limit()))
-            running = sum(1 for _, f in window if not f.done())
-            while not exhausted and running < cap and len(window) < ahead * cap:
-                try:
-                    task = next(tasks)
-                except StopIteration:
-                    exhausted = True
-                    break
-                window.append((task, submit(task)))
-                running += 1
+            settle()
+            fill()
+            if window and window[0].value is not _PENDING:
+                s = window.popleft()
+                yield s.task, s.value
+                continue
             if not window:
                 return
-            if window[0][1].done():
-                task, future = window.popleft()
-                yield task, result(task, future)
-                continue
-            wait_first([f for _, f in window if not f.done()])
+            wait_first([s.future for s in window if s.future is not None])
     finally:
-        outstanding = [f for _, f in window if not f.done()]
+        outstanding = [s.future for s in window if s.future is not None]
         if outstanding:
             cancel(outstanding)
 
@@ -80,7 +128,7 @@ class FuturesExecutor(Executor):
         self.n_jobs = int(in_flight or getattr(pool, "_max_workers", 0) or 1)
 
     def _map(self, tasks, model):
-        def result(task, future):
+        def result(task, future, alone):
             try:
                 return future.result()
             except cf.CancelledError as exc:
