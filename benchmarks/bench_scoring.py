@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 def load_items(voc: Path, cls: str, n_pos: int, n_neg: int):
     """Decoded images: [("pos", crop, box)] for positives (and mirrors), [("neg", image, None)]."""
     from dpm.image import read_image
-    from dpm.training.pipeline import croppos
+    from dpm.training.tasks import croppos
     from voc import VOCDataset
 
     ds = VOCDataset(voc)

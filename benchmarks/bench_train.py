@@ -91,7 +91,7 @@ class TreeMemory(threading.Thread):
 def run(voc: Path, cls: str, jobs: int, updates, work: Path, components: int, box_scale):
     """One fresh training run in this process; returns (seconds, summary, model)."""
     from dpm.training import TrainConfig
-    from dpm.training.pipeline import train
+    from dpm.training.schedule import train
     from voc import training_data
 
     t0 = time.perf_counter()

@@ -27,7 +27,7 @@ _EXPORTS = {
     "nms": "dpm.boxes", "clip_boxes": "dpm.boxes",
     # learning and training
     "ExampleSet": "dpm.learn", "fit_lsvm": "dpm.learn", "LearnResult": "dpm.learn",
-    "train": "dpm.training.pipeline", "TrainConfig": "dpm.training.config",
+    "train": "dpm.training.schedule", "TrainConfig": "dpm.training.config",
     "TrainingData": "dpm.training.data",
     # star-cascade
     "build_cascade": "dpm.cascade.build",

@@ -14,7 +14,7 @@ import voc
 from conftest import REPO, write_good_image
 from dpm.output import PARTIAL_MARK, ResultsWriter
 from dpm.output.formats import CocoFormat
-from dpm.training.pipeline import train
+from dpm.training.schedule import train
 from test_output import dets
 from test_training_pipeline import CONFIG, UPDATES, make_voc
 
@@ -47,7 +47,7 @@ def test_dpm_train_coco_builds_the_data_voc_builds(both, tmp_path, monkeypatch):
     """The command's --coco path hands dpm.train the same data as --voc (training itself is
     the library's, tested above)."""
     from dpm.cli.train import main
-    from dpm.training import pipeline
+    from dpm.training import schedule
 
     seen = []
 
@@ -55,7 +55,7 @@ def test_dpm_train_coco_builds_the_data_voc_builds(both, tmp_path, monkeypatch):
         seen.append(data.fingerprint())
         raise ValueError("stop here")
 
-    monkeypatch.setattr(pipeline, "train", fake_train)
+    monkeypatch.setattr(schedule, "train", fake_train)
     src, conv = both
     assert main(["person", "--voc", str(src), "-q", "--out", str(tmp_path / "a.npz")]) == 1
     assert main(["person", "--coco", str(conv / "trainval.json"), "--images", str(src / "JPEGImages"),

@@ -23,7 +23,7 @@ from dpm.cli import detect as detect_cli  # noqa: E402
 from dpm.execution import (DaskExecutor, FuturesExecutor, MissingDependency, TaskFailed,  # noqa: E402
                            connect, init_dask_worker, make_executor)
 from dpm.model import load_model  # noqa: E402
-from dpm.training.pipeline import train  # noqa: E402
+from dpm.training.schedule import train  # noqa: E402
 from tests.test_execution import Square, _check  # noqa: E402
 from tests.test_training_pipeline import CONFIG, UPDATES, reference, voc  # noqa: E402,F401 (fixtures)
 from voc import training_data  # noqa: E402
@@ -224,7 +224,7 @@ def test_several_classes_train_concurrently_on_the_cluster(voc, reference_sha, c
     import shutil
 
     from dpm.cli import train as train_cli
-    from dpm.training import pipeline
+    from dpm.training import schedule
 
     two = tmp_path / "VOC"
     shutil.copytree(voc, two)
@@ -232,7 +232,7 @@ def test_several_classes_train_concurrently_on_the_cluster(voc, reference_sha, c
         text = xml.read_text()
         objects = text[text.index("<object>"):text.rindex("</object>") + len("</object>")]
         xml.write_text(text.replace(objects, objects + objects.replace("<name>person</name>", "<name>walker</name>")))
-    monkeypatch.setattr(pipeline, "TrainConfig", lambda **kw: CONFIG)   # the tiny configuration of the tests
+    monkeypatch.setattr(schedule, "TrainConfig", lambda **kw: CONFIG)   # the tiny configuration of the tests
     status = train_cli.main(["all", "--voc", str(two), "--out", str(tmp_path / "models"), "--updates", str(UPDATES),
                              "--scheduler", cluster.scheduler_address, "-q"])
     assert status == 0, capsys.readouterr().err

@@ -16,9 +16,9 @@ import pytest
 from conftest import make_voc
 from dpm.model import load_model
 from dpm.training import TrainConfig
-from dpm.training import pipeline
+from dpm.training import bbox, mining, stages
 from dpm.training.data import TrainingData, clip_to_images
-from dpm.training.pipeline import train
+from dpm.training.schedule import train
 from voc import training_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,14 +85,14 @@ def test_mining_in_small_bursts_gives_the_identical_model(voc, reference, tmp_pa
     """Rich images come back from the workers in pieces; the examples and the model do not change."""
     out, _ = reference
     calls = []
-    real = pipeline._Trainer._mine_rest
+    real = mining.ExampleMiner._mine_rest
 
     def counting(self, *a, **k):
         calls.append(1)
         return real(self, *a, **k)
 
-    monkeypatch.setattr(pipeline, "MINING_BURST", 2)
-    monkeypatch.setattr(pipeline._Trainer, "_mine_rest", counting)
+    monkeypatch.setattr(mining, "MINING_BURST", 2)
+    monkeypatch.setattr(mining.ExampleMiner, "_mine_rest", counting)
     small = tmp_path / "small.npz"
     _train(voc, small)
     assert calls  # the driver did read the rest of some images
@@ -104,7 +104,7 @@ def test_rerun_resumes_every_stage(voc, reference, tmp_path, monkeypatch):
     mine = tmp_path / "m.npz"
     _train(voc, mine)
     calls = []
-    monkeypatch.setattr(pipeline._Trainer, "learn", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(stages.Trainer, "learn", lambda *a, **k: calls.append(1))
     model, summary = _train(voc, mine)
     assert calls == []  # nothing recomputed
     assert all(r.get("resumed") for r in summary.stages)
@@ -116,7 +116,7 @@ def test_crash_mid_stage_resumes_to_the_identical_model(voc, reference, tmp_path
     """A failure in the n-th learner call; the rerun skips finished stages and iterations."""
     out, _ = reference
     mine = tmp_path / "m.npz"
-    real_learn = pipeline._Trainer.learn
+    real_learn = stages.Trainer.learn
     calls, crashed = [], []
 
     def failing(self, model, examples, C, J, seed_path, desc):
@@ -126,7 +126,7 @@ def test_crash_mid_stage_resumes_to_the_identical_model(voc, reference, tmp_path
             raise RuntimeError("simulated crash")
         return real_learn(self, model, examples, C, J, seed_path, desc)
 
-    monkeypatch.setattr(pipeline._Trainer, "learn", failing)
+    monkeypatch.setattr(stages.Trainer, "learn", failing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _train(voc, mine)
     assert not mine.exists()  # never a half-written model
@@ -148,7 +148,7 @@ def test_sigkill_mid_stage_then_rerun_gives_the_identical_model(voc, reference, 
         sys.path[:0] = [{str(REPO)!r}, {str(REPO / "tests")!r}]
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
         from tests.test_training_pipeline import CONFIG, UPDATES
-        from dpm.training.pipeline import train
+        from dpm.training.schedule import train
         from voc import training_data
         train(training_data({str(voc)!r}, "person"), "person", out={str(mine)!r}, config=CONFIG,
               max_updates=UPDATES, progress=False)
@@ -283,7 +283,7 @@ def test_command_bad_input_one_line_error(voc, tmp_path, argv, message):
 
 
 def test_scale_boxes_keeps_centres():
-    from dpm.training.pipeline import scale_boxes
+    from dpm.training import scale_boxes
     b = scale_boxes([[17, 17, 80, 144]], 0.5, 0.75)
     np.testing.assert_allclose(b, [[33.0, 33.0, 64.0, 128.0]])
     np.testing.assert_allclose(scale_boxes([[1, 2, 3, 4]]), [[1, 2, 3, 4]])
@@ -291,19 +291,19 @@ def test_scale_boxes_keeps_centres():
 
 def test_box_scale_shrinks_the_regression_targets(voc, tmp_path, monkeypatch):
     seen = {}
-    real = pipeline.fit_model_regressors
+    real = stages.fit_model_regressors
 
     def capture(model, comps, A, targets, **kw):
         seen.setdefault("targets", []).append(np.array(targets))
         return real(model, comps, A, targets, **kw)
 
-    monkeypatch.setattr(pipeline, "fit_model_regressors", capture)
+    monkeypatch.setattr(stages, "fit_model_regressors", capture)
     _train(voc, tmp_path / "a.npz")
     cfg = dataclasses.replace(CONFIG, box_scale=(0.5, 0.75))
     model, _ = _train(voc, tmp_path / "s.npz", config=cfg)
     assert model.info["box_scale"] == "0.5 0.75"
     full, scaled = seen["targets"]
-    np.testing.assert_allclose(scaled, pipeline.scale_boxes(full, 0.5, 0.75))
+    np.testing.assert_allclose(scaled, bbox.scale_boxes(full, 0.5, 0.75))
     np.testing.assert_allclose(scaled[:, 2] - scaled[:, 0] + 1, 0.5 * (full[:, 2] - full[:, 0] + 1))
 
 

@@ -66,7 +66,7 @@ from dpm.features import feature_pyramid
 from dpm.image import read_image
 from dpm.model import load_model
 from dpm.training import TrainConfig
-from dpm.training.pipeline import train
+from dpm.training.schedule import train
 from voc import training_data
 voc, out, jobs, updates = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 config = TrainConfig(stage1_cache_bytes=2 ** 21, parts_cache_bytes=2 ** 22, num_hard_negatives=3)

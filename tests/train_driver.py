@@ -21,7 +21,7 @@ def main(argv):
     sys.path[:0] = [str(REPO), str(REPO / "tests")]
     from dpm.training import checkpoint
     from tests.test_training_pipeline import CONFIG, UPDATES
-    from dpm.training.pipeline import train
+    from dpm.training.schedule import train
 
     mode, n = (argv[4], int(argv[5])) if len(argv) > 5 else (None, 0)
     saves = [0]

@@ -145,7 +145,7 @@ class _Source:
 
 
 def _train_one(args, source, cls, out, cache_dir, executor, progress):
-    from ..training.pipeline import train
+    from ..training.schedule import train
 
     config = None
     if args.box_scale is not None:

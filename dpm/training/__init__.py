@@ -1,5 +1,9 @@
 """The stage functions of the voc-release3.1 training pipeline (``pascal_train.m``).
 
+* :mod:`~dpm.training.schedule`: the schedule and ``train()`` (``dpm.train``);
+  :mod:`~dpm.training.stages` runs each stage, :mod:`~dpm.training.mining` gathers
+  a round's examples from the images (:mod:`~dpm.training.tasks`: the per-image
+  tasks), :mod:`~dpm.training.examples` keeps the example cache.
 * :mod:`~dpm.training.data`: what training needs from a dataset (:class:`TrainingData`).
 * :mod:`~dpm.training.config`: the original's defaults (:class:`TrainConfig`).
 * :mod:`~dpm.training.init`: aspect-ratio :func:`split` and :func:`initmodel`.
@@ -7,11 +11,13 @@
 * :mod:`~dpm.training.merge`: :func:`mergemodels`.
 * :mod:`~dpm.training.parts`: :func:`addparts`.
 * :mod:`~dpm.training.bbox`: bounding-box regression (``trainbox.m``).
-* :mod:`~dpm.training.checkpoint`: atomic, keyed stage checkpoints.
+* :mod:`~dpm.training.checkpoint`: atomic, keyed stage checkpoints
+  (:mod:`~dpm.training.checkpoint_keys`: their keys, :func:`dataset_fingerprint`).
 """
 from .bbox import bbox_features, bbox_features_from_detections, fit_bbox_regressor, fit_model_regressors, \
-    predict_boxes
-from .checkpoint import Checkpoint, CheckpointStore, dataset_fingerprint
+    predict_boxes, scale_boxes
+from .checkpoint import Checkpoint, CheckpointStore
+from .checkpoint_keys import dataset_fingerprint
 from .config import StageConfig, TrainConfig, max_examples, random_negatives_per_image
 from .data import Negative, Positive, TrainingData, clip_to_images
 from .init import initmodel, root_shape, split
@@ -26,6 +32,6 @@ __all__ = [
     "warp_box", "warped_features", "warp_positives", "random_negatives", "fold_features", "imresize",
     "mergemodels", "addparts",
     "bbox_features", "bbox_features_from_detections", "fit_bbox_regressor", "fit_model_regressors",
-    "predict_boxes",
+    "predict_boxes", "scale_boxes",
     "CheckpointStore", "Checkpoint", "dataset_fingerprint",
 ]

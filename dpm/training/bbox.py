@@ -24,7 +24,7 @@ from ..model import Model
 from .ordered import householder_qr, ordered_matmul, ordered_sum, solve_upper
 
 __all__ = ["bbox_features", "bbox_features_from_detections", "backslash", "fit_bbox_regressor",
-           "predict_boxes", "fit_model_regressors"]
+           "predict_boxes", "fit_model_regressors", "scale_boxes"]
 
 logger = logging.getLogger(__name__)
 
@@ -234,3 +234,20 @@ def fit_model_regressors(model: Model, components, A, targets, *, translation_in
             continue
         comp.bbox_regressor = fit_bbox_regressor(A[sel], T[sel], translation_invariant=translation_invariant)
     return new
+
+
+def scale_boxes(boxes, width_scale: float = 1.0, height_scale: float = 1.0) -> np.ndarray:
+    """Boxes shrunk (or grown) about their centres: ``(N, 4)`` 1-based inclusive boxes.
+
+    Width ``x2 - x1 + 1`` becomes ``width_scale`` times as large, likewise the
+    height; the centre ``((x1 + x2) / 2, (y1 + y2) / 2)`` stays.  Training
+    scales the regression targets with it (``TrainConfig.box_scale``).
+    """
+    b = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 4)
+    if width_scale == 1.0 and height_scale == 1.0:
+        return b
+    for lo, hi, f in ((0, 2, width_scale), (1, 3, height_scale)):
+        c = (b[:, lo] + b[:, hi]) / 2
+        half = (f * (b[:, hi] - b[:, lo] + 1) - 1) / 2
+        b[:, lo], b[:, hi] = c - half, c + half
+    return b

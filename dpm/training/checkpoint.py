@@ -29,7 +29,6 @@ Layout of the directory::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -46,80 +45,18 @@ import numpy as np
 from .._io import atomic_write, exclusive_lock, fsync_dir
 from ..files import read_npz
 from ..model import Model, load_model, save_model
+from .checkpoint_keys import (CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, canonical_json,
+                              describe_key_difference, key_hash)
 
-__all__ = ["CHECKPOINT_FORMAT_VERSION", "Checkpoint", "CheckpointStore", "checkpoint_lock", "dataset_fingerprint",
-           "key_hash"]
+__all__ = ["Checkpoint", "CheckpointStore", "checkpoint_lock"]
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "dpm-checkpoints"
-CHECKPOINT_FORMAT_VERSION = 1
 _STAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _MODEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 # Indirection so tests can simulate a crash right before a commit.
 _replace = os.replace
-
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (tuple, set, frozenset)):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable (put arrays in 'arrays=')")
-
-
-def _canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
-
-
-def key_hash(key_fields: Mapping) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``key_fields`` plus the format version."""
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_FORMAT_VERSION, "key": key_fields}
-    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
-
-
-def dataset_fingerprint(root, patterns=("ImageSets/Main/*.txt", "Annotations/*.xml")) -> dict:
-    """A cheap fingerprint of a dataset's split and annotation files.
-
-    Parameters
-    ----------
-    root : path
-        Dataset folder (a VOC year folder).
-    patterns : sequence of str
-        Glob patterns, relative to ``root``, of the files whose names and
-        contents are hashed (images are not read).
-
-    Returns
-    -------
-    dict
-        ``{"path": absolute root, "files": count, "sha256": digest}``.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``root`` is not a directory.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such dataset directory")
-    h = hashlib.sha256()
-    count = 0
-    for pattern in patterns:
-        for path in sorted(root.glob(pattern)):
-            if not path.is_file():
-                continue
-            h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
-            h.update(path.read_bytes())
-            h.update(b"\0")
-            count += 1
-    return {"path": str(root.resolve()), "files": count, "sha256": h.hexdigest()}
 
 
 def checkpoint_lock(directory):
@@ -129,41 +66,30 @@ def checkpoint_lock(directory):
     :class:`dpm._io.LockedError` naming the process that holds it.
     """
     directory = Path(directory)
+    _make_directory(directory)
+    return exclusive_lock(directory, what="the training checkpoint folder")
+
+
+def _make_directory(directory: Path, probe: bool = False) -> None:
+    """Create the checkpoint folder (with ``probe``: and write a file in it); errors name it and the remedy."""
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"checkpoint directory {directory} exists and is not a directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        if probe:
+            fd, name = tempfile.mkstemp(prefix=".tmp-probe-", dir=directory)
+            os.close(fd)
+            os.unlink(name)
     except OSError as exc:
         err = OSError(f"cannot write checkpoints to {directory}: {exc.strerror or exc} "
                       "(choose a writable folder with cache_dir)")
         err.errno = exc.errno
         raise err from None
-    return exclusive_lock(directory, what="the training checkpoint folder")
 
 
 def _atomic_write(path: Path, write) -> None:
     """Write a file through a temporary sibling, fsync, and rename into place."""
     atomic_write(path, write, replace=_replace)  # _replace looked up now: tests inject crashes
-
-
-def _flatten(obj, prefix=""):
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: obj}
-
-
-def _describe_difference(old: Mapping, new: Mapping, limit: int = 6) -> str:
-    a, b = _flatten(json.loads(_canonical(old))), _flatten(json.loads(_canonical(new)))
-    diffs = []
-    for k in sorted(set(a) | set(b)):
-        if a.get(k, "<absent>") != b.get(k, "<absent>"):
-            diffs.append(f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}")
-    if len(diffs) > limit:
-        diffs = diffs[:limit] + [f"... {len(diffs) - limit} more"]
-    return "; ".join(diffs) or "format changed"
 
 
 @dataclass
@@ -206,8 +132,9 @@ class CheckpointStore:
         Created if missing.
     key_fields : mapping
         JSON-able description of everything the checkpoints depend on: dataset
-        path and fingerprint (:func:`dataset_fingerprint`), class, all options,
-        seed, code format versions...
+        path and fingerprint
+        (:func:`~dpm.training.checkpoint_keys.dataset_fingerprint`), class,
+        all options, seed, code format versions...
     restart : bool
         Delete every existing checkpoint first (``--restart``).
 
@@ -216,7 +143,7 @@ class CheckpointStore:
     directory : Path
     key : dict
     hash : str
-        :func:`key_hash` of the key.
+        :func:`~dpm.training.checkpoint_keys.key_hash` of the key.
     status : str
         ``'new'`` (empty directory), ``'resumed'`` (same key, checkpoints may
         exist), ``'mismatch'`` (another key's checkpoints were discarded) or
@@ -233,30 +160,15 @@ class CheckpointStore:
     def __init__(self, directory, key_fields: Mapping, *, restart: bool = False):
         self.directory = Path(directory)
         try:
-            self.key = json.loads(_canonical(dict(key_fields)))
+            self.key = json.loads(canonical_json(dict(key_fields)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"checkpoint key is not JSON-serialisable: {exc}") from None
         self.hash = key_hash(self.key)
-        self._prepare_directory()
+        _make_directory(self.directory, probe=True)
         self.status = self._open(restart)
         self._remove_orphans()
 
     # -- opening ----------------------------------------------------------------------------
-
-    def _prepare_directory(self) -> None:
-        d = self.directory
-        if d.exists() and not d.is_dir():
-            raise ValueError(f"checkpoint directory {d} exists and is not a directory")
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=d)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            err = OSError(f"cannot write checkpoints to {d}: {exc.strerror or exc} "
-                          "(choose a writable folder with cache_dir)")
-            err.errno = exc.errno
-            raise err from None
 
     def _read_key_file(self):
         path = self.directory / "key.json"
@@ -298,7 +210,7 @@ class CheckpointStore:
                   f"{CHECKPOINT_FORMAT_VERSION}"
         else:
             why = "they were made with different data or options (" + \
-                  _describe_difference(old.get("key", {}), self.key) + ")"
+                  describe_key_difference(old.get("key", {}), self.key) + ")"
         logger.warning("checkpoints in %s are not reused: %s; starting over", self.directory, why)
         self._delete_owned()
         self._write_key_file()
@@ -414,7 +326,7 @@ class CheckpointStore:
         named = self._named_models(models)
         arrs = self._check_arrays(arrays)
         try:
-            state = json.loads(_canonical(dict(state or {})))
+            state = json.loads(canonical_json(dict(state or {})))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"checkpoint state of stage {stage!r} is not JSON-serialisable: {exc}") from None
         token = f"{int(time.time() * 1000):x}{secrets.token_hex(4)}"
