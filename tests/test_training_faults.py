@@ -21,7 +21,7 @@ from conftest import make_voc
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = str(REPO / "tests" / "train_driver.py")
-SAVES = ["random", "hard-iter", "hard", "parts"] + ["parts2-iter"] * 5 + ["parts2", "mine", "bbox"]
+SAVES = ["random", "hard-iter", "hard", "parts"] + ["parts2-iter"] * 5 + ["parts2", "mine", "bbox", "cascade"]
 
 
 def _sha(path):

@@ -59,7 +59,7 @@ def test_full_schedule_gives_a_part_model(reference):
     assert len(model.components) == 1
     assert len(model.components[0].parts) == CONFIG.num_parts
     assert np.isfinite(model.thresh)
-    assert [r["name"] for r in summary.stages] == ["random1", "hard", "parts", "parts2", "mine", "bbox"]
+    assert [r["name"] for r in summary.stages] == ["random1", "hard", "parts", "parts2", "mine", "bbox", "cascade"]
     assert all(not r.get("resumed") for r in summary.stages)
     assert "random1" in summary.format() and "objective" in summary.format()
 

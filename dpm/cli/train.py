@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remove-checkpoints", action="store_true",
                    help="delete the checkpoint folder once the model is written (it can take gigabytes; "
                         "without it, a rerun of a finished command returns at once)")
+    p.add_argument("--no-cascade", action="store_true",
+                   help="skip the last stage, the star-cascade (part order and pruning thresholds from the "
+                        "training positives, for faster detection; docs/cascade-building.md)")
     p.add_argument("--box-scale", type=float, nargs=2, default=None, metavar=("W", "H"),
                    help="the annotated boxes include a margin around the object: predict boxes covering the "
                         "central W x H fraction of them (e.g. 0.6 0.75 for INRIA's 64x128 windows, which hold a "
@@ -148,10 +151,10 @@ def _train_one(args, source, cls, out, cache_dir, executor, progress):
     from ..training.schedule import train
 
     config = None
-    if args.box_scale is not None:
+    if args.box_scale is not None or args.no_cascade:
         from ..training.config import TrainConfig
 
-        config = TrainConfig(box_scale=tuple(args.box_scale))
+        config = TrainConfig(box_scale=tuple(args.box_scale or (1.0, 1.0)), cascade=not args.no_cascade)
     model, summary = train(source.training_data(cls), cls, components=args.components, out=out,
                            cache_dir=cache_dir, seed=args.seed, n_jobs=jobs(args), restart=args.restart,
                            max_updates=args.updates, progress=progress, config=config,

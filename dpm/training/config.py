@@ -164,6 +164,8 @@ class TrainConfig:
     # windows with a margin around the object (INRIA's 64x128 windows hold a
     # person 96 px tall: height 0.75).  Only the regression targets change.
     box_scale: tuple = (1.0, 1.0)
+    # A star-cascade as the last stage (release 4/5's star-cascade/; 3.1 has none).
+    cascade: bool = True
 
     # --- C and J of the early stages
     C_per_component: float = 0.002   # voc-release3.1: train.m (C = 0.002*model.numcomponents)

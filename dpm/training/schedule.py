@@ -10,7 +10,10 @@ Stages (spec §1.11; :meth:`dpm.training.TrainConfig.schedule` gives their
 ``parts``    ``addparts`` (6 per component), 1 x 4 rounds;
 ``parts2``   6 x 2 rounds, continuing the example cache;
 ``mine``     all negative images, 1 x 3 rounds, C = 0.003 nc, J = 2;
-``bbox``     bounding-box regression (``trainbox.m``).
+``bbox``     bounding-box regression (``trainbox.m``);
+``cascade``  the star-cascade's part order and thresholds from the training
+             positives (release 4/5's ``cascade_model.m``; not in 3.1; off with
+             ``TrainConfig(cascade=False)``).
 
 :func:`train` is the entry point; the stages themselves are
 :class:`dpm.training.stages.Trainer`'s, the examples of a round come from
@@ -225,4 +228,16 @@ def _run_schedule(trainer: Trainer, store: CheckpointStore, config: TrainConfig,
     else:
         model = ck.model
         summary.add(name="bbox", resumed=True)
+
+    # 7. star-cascade
+    if config.cascade:
+        ck = store.load("cascade")
+        if ck is None:
+            t0 = time.perf_counter()
+            model = trainer.stage_cascade(model)
+            store.save("cascade", models={"model": model})
+            summary.add(name="cascade", seconds=time.perf_counter() - t0)
+        else:
+            model = ck.model
+            summary.add(name="cascade", resumed=True)
     return model

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..cascade.build import build_cascade
 from ..execution import Executor
 from ..learn import ExampleSet, fit_lsvm
 from ..model import Model, model_from_blocks
@@ -167,6 +168,16 @@ class Trainer:
             if on_iteration is not None:
                 on_iteration(t, model, examples, cursor, res)
         return model, examples, cursor, res
+
+    def stage_cascade(self, model: Model) -> Model:
+        """The trained model with a star-cascade from the training positives (release 4/5's
+        ``cascade_data.m`` + ``cascade_model.m``, :func:`dpm.build_cascade`); the model alone,
+        with a warning, when no cascade can be built (e.g. no positive scores above the threshold)."""
+        try:
+            return build_cascade(model, self.pos, executor=self.miner.executor, progress=self.progress)
+        except ValueError as exc:
+            log.warning("the model gets no star-cascade: %s", exc)
+            return model
 
     def stage_bbox(self, model: Model) -> Model:
         """``bbox``: bounding-box regression (``trainbox.m``) on the latent detections of the positives."""
