@@ -112,6 +112,7 @@ cdef struct Run:
     int ncomp
     int S
     int skipy, skipx      # root positions skipped at each border
+    int tminh, tminw      # > 0: probes are valid on the part level's (H - tminh + 1, W - tminw + 1) table
     const double* bias    # per component: added to the projected root response
     double threshold
     Map root              # root level (unpadded map, pady/padx set)
@@ -165,13 +166,15 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     cdef unsigned int cur = memo.cur
     cdef double* col = run.col
     cdef int* coly = run.coly
+    cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
+    cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
     cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by
     cdef long long i
     cdef double v, best
     argx[0] = -1
     argy[0] = -1
     filt[0] = -INFINITY
-    if px < 0 or py < 0 or px >= W or py >= H:
+    if px < 0 or py < 0 or px >= PW or py >= PH:
         return -INFINITY
     xa = px - S if px - S > 0 else 0
     xb = px + S if px + S < W - 1 else W - 1
@@ -334,6 +337,11 @@ cdef class CascadeKernel:
     level's is twice that); (0, 0) for levels that come padded, as release
     5's do.  ``border``: the (y, x) root positions skipped at each border
     with ``skip_border`` (default ``ceil(padding / 2)``, cascade.cc's rule).
+    ``table``: None (a probe outside the part filter's placements scores
+    -inf, release 3.1's response maps) or (hmin, wmin): probes are valid on
+    the part level's (H - hmin + 1, W - wmin + 1) table, release 5's tables
+    sized by the model's smallest filter, the window clipped to the part's
+    placements.
     Everything is trusted: the Python wrapper validates it.  ``blocks`` records the per-stage scores of each
     detection; ``timing`` measures the part stages (adds clock reads).
     """
@@ -341,7 +349,7 @@ cdef class CascadeKernel:
     cdef object _keep
     cdef CompK* comps
     cdef PartK* parts
-    cdef int ncomp, nmemo, S, pady, padx, maxparts, maxstages, skipy, skipx
+    cdef int ncomp, nmemo, S, pady, padx, maxparts, maxstages, skipy, skipx, tminh, tminw
     cdef bint skip_border, want_blocks
     cdef double threshold
     cdef double* memo_val
@@ -353,7 +361,7 @@ cdef class CascadeKernel:
     cdef object _bias
 
     def __cinit__(self, components, *, int window, bint skip_border, double threshold, padding,
-                  bint blocks=False, bint timing=False, border=None):
+                  bint blocks=False, bint timing=False, border=None, table=None):
         cdef int c, j, m = 0
         cdef double[:, :, ::1] a
         cdef double[:, ::1] cost
@@ -368,6 +376,7 @@ cdef class CascadeKernel:
         if border is None:
             border = ((self.pady + 1) // 2, (self.padx + 1) // 2)
         self.skipy, self.skipx = (int(border[0]), int(border[1])) if skip_border else (0, 0)
+        self.tminh, self.tminw = (0, 0) if table is None else (int(table[0]), int(table[1]))
         self._bias = np.array([float(comp["bias"]) for comp in components] + [0.0], dtype=np.float64)
         self.want_blocks = blocks
         self.maxparts = max([len(comp["parts"]) for comp in components] + [0])
@@ -473,6 +482,8 @@ cdef class CascadeKernel:
         run.S = self.S
         run.skipy = self.skipy
         run.skipx = self.skipx
+        run.tminh = self.tminh
+        run.tminw = self.tminw
         cdef double[::1] biasv = (self._bias if bias is None else
                                   np.ascontiguousarray(list(bias) + [0.0], dtype=np.float64))
         run.bias = &biasv[0]
