@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 import dpm  # noqa: E402
 from dpm.detection.cascade import CascadeStats  # noqa: E402
 from dpm.detection.release5 import detect_raw_star, detect_raw_star_cascade, process_star  # noqa: E402
+from dpm.detection.release5.parse import model_pyramid  # noqa: E402
 from dpm.files import read_mat  # noqa: E402
 
 HERE = Path(__file__).resolve().parents[1]
@@ -69,15 +70,16 @@ def keys(raw) -> dict:
     return {(int(lev), tuple(np.round(d[:4], 6)), int(d[4])): i for i, (lev, d) in enumerate(zip(raw.levels, raw.ds))}
 
 
-def parts_outside(raw, model, pyramid_pad, window: int) -> int:
-    """Raw detections with a part more than ``window`` cells from its probe."""
-    (pady, padx), count = pyramid_pad, 0
+def parts_outside(raw, model, scales, window: int) -> int:
+    """Raw detections with a part more than ``window`` cells from its probe (positions recovered from
+    the boxes: 0-based cells of the padded levels)."""
+    (pady, padx), count = model.padding, 0
     for lev, d, boxes in zip(raw.levels, raw.ds, raw.boxes):
         comp = model.components[int(d[4]) - 1]
-        scale = model.sbin / raw_scales[lev]
+        scale = model.sbin / scales[lev]
         rx = round((d[0] - 1) / scale + comp.shiftwindow[1] + padx)
         ry = round((d[1] - 1) / scale + comp.shiftwindow[0] + pady)
-        fscale = model.sbin / raw_scales[lev - model.interval]
+        fscale = model.sbin / scales[lev - model.interval]
         far = False
         for f, box in zip(comp.parts, boxes[1:]):
             px = round((box[0] - 1) / fscale + 2 * padx) - padx
@@ -88,10 +90,7 @@ def parts_outside(raw, model, pyramid_pad, window: int) -> int:
     return count
 
 
-raw_scales = None
-
-
-def compare(raw_exact, raw_casc, model, image, variants, window):
+def compare(raw_exact, raw_casc, model, image, variants, scales, window):
     ke, kc = keys(raw_exact), keys(raw_casc)
     missing = set(ke) - set(kc)
     extra = set(kc) - set(ke)
@@ -107,17 +106,18 @@ def compare(raw_exact, raw_casc, model, image, variants, window):
             cause["deformation pruning"] += 1
         else:
             cause["hypothesis pruning"] += 1
+    drop = max((raw_exact.ds[ke[k], 5] - raw_casc.ds[kc[k], 5] for k in changed), default=0)
     print(f"raw detections above the threshold: exact {len(ke)}, cascade {len(kc)}; the same (level, window, "
           f"component) {len(common)}, of which {len(common) - len(changed)} identical (score within 1e-9, boxes "
           f"within 1e-6) and {len(changed)} with a part placed elsewhere in its window (deformation pruning; "
-          f"score lower by up to {max((raw_exact.ds[ke[k], 5] - raw_casc.ds[kc[k], 5] for k in changed), default=0):.4f})")
+          f"score lower by up to {drop:.4f})")
     print(f"  missing from the cascade: {len(missing)} (border positions skipped {cause['border']}, deformation "
           f"pruning {cause['deformation pruning']}, hypothesis pruning {cause['hypothesis pruning']}); best missing "
           f"score {max((raw_exact.ds[ke[k], 5] for k in missing), default=float('nan')):.4f}")
     print(f"  only in the cascade: {len(extra)} (a root position where the exact detector's best component was "
           "pruned, so another component reports it)")
     print(f"  exact detections with a part outside the cascade's window ({window} cells): "
-          f"{parts_outside(raw_exact, model, model.padding, window)}")
+          f"{parts_outside(raw_exact, model, scales, window)}")
     fe = process_star(raw_exact, model, image.shape[:2])
     fc = process_star(raw_casc, model, image.shape[:2])
     de, dc = fe.final[0], fc.final[0]
@@ -136,7 +136,6 @@ def compare(raw_exact, raw_casc, model, image, variants, window):
 
 
 def main():
-    global raw_scales
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="VOC2007/person_final.mat", help="under ../shared/models/voc-release5/")
     ap.add_argument("--image", default="im_000034", help="a variable of images_decoded_octave.mat")
@@ -148,8 +147,8 @@ def main():
     if model.cascade is None:
         sys.exit(f"{args.model}: no published cascade statistics found beside it")
     image = np.asarray(read_mat(IMAGES, what="images")[args.image], dtype=np.float64)
-    print(f"{model}\nimage {args.image} {image.shape[1]}x{image.shape[0]}; threshold {model.cascade.threshold:.4f}; "
-          f"window {model.cascade.window}; single thread")
+    print(f"{model}\nimage {args.image} {image.shape[1]}x{image.shape[0]}; threshold "
+          f"{model.cascade.threshold:.4f}; window {model.cascade.window}; single thread")
 
     dpm.detect(image, model)  # warm up both
     dpm.detect(image, model, cascade=False)
@@ -173,17 +172,13 @@ def main():
         print(f"  component {ci}: fraction of root positions pruned before stages 1..: "
               + " ".join(f"{p:.3f}" for p in row))
 
-    from dpm.features.pyramid_r5 import feature_pyramid_r5
-    pady, padx = model.padding
-    pyramid = feature_pyramid_r5(image, model.sbin, model.interval, padx=padx, pady=pady,
-                                 extra_octave=model.extra_octave)
-    raw_scales = pyramid.scales
+    pyramid = model_pyramid(image, model)
     raw_exact = detect_raw_star(image, model, pyramid=pyramid)
     variants = {"no border skip": detect_raw_star_cascade(image, model, pyramid=pyramid, skip_border=False),
                 "no border skip, no deformation pruning": detect_raw_star_cascade(
                     image, model, opened(model.cascade, False, True), pyramid=pyramid, skip_border=False)}
     print()
-    compare(raw_exact, raw_casc, model, image, variants, model.cascade.window)
+    compare(raw_exact, raw_casc, model, image, variants, pyramid.scales, model.cascade.window)
     unpruned = detect_raw_star_cascade(image, model, opened(model.cascade, True, True), pyramid=pyramid,
                                        skip_border=False)
     same = (len(unpruned) == len(raw_exact) and np.abs(unpruned.ds - raw_exact.ds).max() <= 1e-9

@@ -44,11 +44,10 @@ import numpy as np
 from ..._alloc import tune_malloc
 from ...cascade.types import Cascade, project
 from ...convolve import FilterBank
-from ...features.pyramid_r5 import feature_pyramid_r5
 from ...model_check import validate_cascade
 from ...model_r5 import R5_FEATURES, StarModel
 from ..cascade import CascadeStats, cost_table, new_kernel
-from .parse import StarRaw, merge_levels, placed_detections
+from .parse import StarRaw, merge_levels, model_pyramid, placed_detections
 from .scores import loc_features
 
 __all__ = ["check_star_cascade", "detect_raw_star_cascade"]
@@ -150,13 +149,7 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
     if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
         raise ValueError(f"window must be a non-negative integer (cells), got {window!r}")
     clock = time.perf_counter()
-    if pyramid is None:
-        pady, padx = model.padding
-        pyramid = feature_pyramid_r5(image, model.sbin, model.interval, padx=padx, pady=pady,
-                                     extra_octave=model.extra_octave)
-    elif (pyramid.pady, pyramid.padx) != model.padding or pyramid.interval != model.interval \
-            or pyramid.sbin != model.sbin or pyramid.extra_octave != model.extra_octave:
-        raise ValueError("pyramid: built with another padding, sbin, interval or extra octave than the model's")
+    pyramid = model_pyramid(image, model, pyramid)
     now = time.perf_counter()
     times = {"features": now - clock}
     clock = now

@@ -28,7 +28,8 @@ from ...features.pyramid_r5 import feature_pyramid_r5
 from ...model_r5 import StarModel
 from .scores import PreparedStar, StarLevel, star_levels
 
-__all__ = ["StarRaw", "detect_raw_star", "empty_star_raw", "level_detections", "merge_levels", "placed_detections"]
+__all__ = ["StarRaw", "detect_raw_star", "empty_star_raw", "level_detections", "merge_levels", "model_pyramid",
+           "placed_detections"]
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,19 @@ def merge_levels(model: StarModel, parts) -> StarRaw:
                    np.concatenate([p.levels for p in parts])[order])
 
 
+def model_pyramid(image, model: StarModel, pyramid=None):
+    """``pyramid`` checked against ``model`` (padding, sbin, interval, extra octave), or built from
+    ``image`` with the model's settings when None."""
+    if pyramid is None:
+        pady, padx = model.padding
+        return feature_pyramid_r5(image, model.sbin, model.interval, padx=padx, pady=pady,
+                                  extra_octave=model.extra_octave)
+    if (pyramid.pady, pyramid.padx) != model.padding or pyramid.interval != model.interval \
+            or pyramid.sbin != model.sbin or pyramid.extra_octave != model.extra_octave:
+        raise ValueError("pyramid: built with another padding, sbin, interval or extra octave than the model's")
+    return pyramid
+
+
 def detect_raw_star(image, model: StarModel, threshold: float | None = None, *, pyramid=None,
                     prepared: PreparedStar | None = None) -> StarRaw:
     """``imgdetect(im, model, thresh)`` of voc-release5 for a star model.
@@ -176,12 +190,6 @@ def detect_raw_star(image, model: StarModel, threshold: float | None = None, *, 
     threshold = float(threshold)
     if np.isnan(threshold):
         raise ValueError("threshold must be a number, got nan")
-    if pyramid is None:
-        pady, padx = model.padding
-        pyramid = feature_pyramid_r5(image, model.sbin, model.interval, padx=padx, pady=pady,
-                                     extra_octave=model.extra_octave)
-    elif (pyramid.pady, pyramid.padx) != model.padding or pyramid.interval != model.interval \
-            or pyramid.sbin != model.sbin or pyramid.extra_octave != model.extra_octave:
-        raise ValueError("pyramid: built with another padding, sbin, interval or extra octave than the model's")
+    pyramid = model_pyramid(image, model, pyramid)
     return merge_levels(model, [level_detections(lev, model, pyramid, threshold)
                                 for lev in star_levels(pyramid, model, prepared)])
