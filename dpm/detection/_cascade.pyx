@@ -77,7 +77,6 @@ cdef struct PartK:
 
 cdef struct CompK:
     Map root              # full root filter
-    double bias
     int nparts
     const PartK* parts
     const long long* order      # (2n,)
@@ -395,7 +394,6 @@ cdef class CascadeKernel:
         for c, comp in enumerate(components):
             a = comp["root"]
             self.comps[c].root = _map(a, 0, 0)
-            self.comps[c].bias = float(comp["bias"])
             self.comps[c].nparts = len(comp["parts"])
             self.comps[c].parts = &self.parts[m]
             order = comp["order"]
