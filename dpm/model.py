@@ -49,6 +49,7 @@ from .model_blocks import fold_half, model_blocks, model_from_blocks, unfold_hal
 from .model_check import NUM_FEATURES, validate_model
 from .model_r31 import r31_payload
 from .model_r5 import StarModel, is_release5_struct, star_model
+from .cascade.release5 import cascade_from_published, published_cascade_files
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cascade import Cascade
@@ -201,7 +202,9 @@ MAX_META_CHARS = 2 ** 20   # the JSON description of a model (a few kB for voc-r
 
 def load_model(path, *, max_bytes: int | None = None) -> Model | StarModel:
     """Load a model: a voc-release3.1 ``.mat`` file, this project's ``.npz`` format, or a
-    voc-release5 star model ``.mat`` file (returned as a :class:`dpm.model_r5.StarModel`).
+    voc-release5 star model ``.mat`` file (returned as a :class:`dpm.model_r5.StarModel`; where the
+    release's published star-cascade statistics sit beside it, ``<release>/star-cascade/``, the model
+    carries the cascade they give, :func:`dpm.cascade.release5.cascade_from_published`).
 
     The file is read by a bounded reader (:mod:`dpm.files`): its declared sizes
     are checked before anything is decompressed, and the model's fields are
@@ -414,9 +417,15 @@ _R5_CLASSES = {"inriaperson": "person"}
 def _import_release5(path: Path, struct) -> StarModel:
     try:
         name = str(getattr(struct, "class", ""))
-        return star_model(struct, class_name=_R5_CLASSES.get(name, name), source=path.name)
+        model = star_model(struct, class_name=_R5_CLASSES.get(name, name), source=path.name)
     except _MALFORMED as exc:
         message = _one_line(exc)
         if isinstance(exc, ValueError) and message.startswith(("a voc-release", "features of")):
             raise ValueError(f"{path}: {message}") from None
         raise ValueError(f"{path}: malformed voc-release5 model ({message})") from None
+    # The release's published cascade statistics, where they sit beside the model (its own layout).
+    files = published_cascade_files(model, path)
+    if files is not None:
+        model.cascade = cascade_from_published(model, *files)
+        model.info["cascade"] = f"published statistics: {files[0].name}"
+    return model

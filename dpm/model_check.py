@@ -141,10 +141,11 @@ def validate_model(model, source="model") -> None:
 _REBUILD = "rebuild it for this model (dpm.build_cascade or dpm-cascade)"
 
 
-def validate_cascade(cascade, model, source="model") -> None:
+def validate_cascade(cascade, model, source="model", *, features: int = NUM_FEATURES) -> None:
     """Check that a star-cascade fits ``model``; ``ValueError`` naming the field and the remedy.
 
-    Checked: ``coeff`` is ``(31, k)`` with ``k`` in 1..31 and finite values
+    Checked: ``coeff`` is ``(features, k)`` (31 for this project's models, 32
+    for voc-release5's) with ``k`` in 1..``features`` and finite values
     within the weight range; one entry per component; each component's
     ``order`` has ``2n`` whole numbers (``n`` = 1 + its parts), ``[0, o_1 ..
     o_{n-1}]`` twice with ``o`` a permutation of the parts 1..n-1; its
@@ -154,9 +155,9 @@ def validate_cascade(cascade, model, source="model") -> None:
     """
     where = f"{source}: cascade"
     coeff = np.asarray(cascade.coeff)
-    if coeff.ndim != 2 or coeff.shape[0] != NUM_FEATURES:
-        raise ValueError(f"{where} coeff has shape {coeff.shape}, the model's features have {NUM_FEATURES} "
-                         f"values (expected ({NUM_FEATURES}, k)); {_REBUILD}")
+    if coeff.ndim != 2 or coeff.shape[0] != features:
+        raise ValueError(f"{where} coeff has shape {coeff.shape}, the model's features have {features} "
+                         f"values (expected ({features}, k)); {_REBUILD}")
     _in_range(source, "cascade coeff columns (dims)", int(coeff.shape[1]), "cascade_dims")
     _finite(source, "cascade coeff", coeff)
     _finite(source, "cascade threshold", cascade.threshold)

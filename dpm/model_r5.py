@@ -78,6 +78,8 @@ class StarFilter:
     deformation: np.ndarray
     offset: float = 0.0
     loc: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    filter_block: int = -1
+    def_block: int = -1
 
     @property
     def size(self) -> tuple[int, int]:
@@ -93,6 +95,10 @@ class StarComponent:
     ``(h, w)`` detection window and ``shiftwindow`` its ``(y, x)`` shift, in
     root cells.  ``bbox_regressor`` is ``(4, 2 * len(filters) + 1)``: rows
     predict ``dx1, dy1, dx2, dy2`` from ``bboxpred_input.m``'s features.
+    ``offset_block`` and ``loc_block`` are the 0-based blocks (``blocklabel - 1``)
+    of the rule's offset and scale prior; a filter's ``filter_block`` and
+    ``def_block`` those of its filter and deformation (the columns of the
+    release's per-positive block scores, :mod:`dpm.cascade.release5`).
     """
 
     filters: list
@@ -102,6 +108,8 @@ class StarComponent:
     shiftwindow: tuple
     mirrored: bool = False
     bbox_regressor: np.ndarray | None = None
+    offset_block: int = -1
+    loc_block: int = -1
 
     @property
     def root(self) -> StarFilter:
@@ -132,6 +140,11 @@ class StarModel:
         ``model.features.bias`` (offsets are stored already multiplied by it).
     class_name : str
     info : dict
+        ``source`` (file name), ``year``, ``note`` and ``class`` (the release's
+        own class name, e.g. ``inriaperson``).
+    cascade : dpm.cascade.Cascade or None
+        Its star-cascade (:func:`dpm.cascade.release5.cascade_from_published`):
+        :func:`dpm.detect` uses it unless ``cascade=False``.
     """
 
     components: list
@@ -146,6 +159,7 @@ class StarModel:
     class_name: str = ""
     info: dict = field(default_factory=dict)
     release: int = 5
+    cascade: object = None
 
     @property
     def padding(self) -> tuple[int, int]:
@@ -160,7 +174,7 @@ class StarModel:
         comps = ", ".join(f"{c.root.size[0]}x{c.root.size[1]}{'m' if c.mirrored else ''}+{len(c.parts)}p"
                           for c in self.components)
         return (f"StarModel(release=5, class_name={self.class_name!r}, components=[{comps}], sbin={self.sbin}, "
-                f"interval={self.interval}, thresh={self.thresh:g})")
+                f"interval={self.interval}, thresh={self.thresh:g}{', cascade' if self.cascade is not None else ''})")
 
 
 def is_release5_struct(m) -> bool:
@@ -213,13 +227,13 @@ def star_model(m, *, class_name: str = "", source: str = "") -> StarModel:
         components.append(StarComponent(
             filters=filters, offset=reader.offset(rule.offset), loc=reader.loc(rule.loc),
             detwindow=_pair(rule.detwindow), shiftwindow=_pair(rule.shiftwindow), mirrored=root_flip,
-            bbox_regressor=reg))
+            bbox_regressor=reg, offset_block=_index(rule.offset.blocklabel), loc_block=_index(rule.loc.blocklabel)))
     model = StarModel(components=components, num_filters=int(m.numfilters), sbin=sbin, interval=int(m.interval),
                       thresh=float(m.thresh), maxsize=_pair(m.maxsize), minsize=_pair(m.minsize),
                       extra_octave=bool(int(feats.extra_octave)), bias_feature=float(feats.bias),
                       class_name=class_name or str(getattr(m, "class", "")),
                       info={"source": source, "year": str(getattr(m, "year", "")),
-                            "note": str(getattr(m, "note", ""))})
+                            "note": str(getattr(m, "note", "")), "class": str(getattr(m, "class", ""))})
     _validate(model)
     return model
 
@@ -277,7 +291,8 @@ class _Reader:
         if bool(int(getattr(d, "flip", 0))):
             dw[1] = -dw[1]
         return StarFilter(filter=np.ascontiguousarray(w), filter_index=fi, anchor=anchor, deformation=dw,
-                          offset=self.offset(rule.offset), loc=self.loc(rule.loc))
+                          offset=self.offset(rule.offset), loc=self.loc(rule.loc),
+                          filter_block=_index(fdesc.blocklabel), def_block=_index(d.blocklabel))
 
 
 def _validate(model: StarModel) -> None:

@@ -113,7 +113,7 @@ def test_detections_match_release5_all_cases(name, cache):
 
 def test_detect_runs_a_star_model(cache):
     model, image, raw, gold = _case("person_000061_modelthresh", cache)
-    dets = dpm.detect(image, model)
+    dets = dpm.detect(image, model, cascade=False)   # the model carries its published cascade
     final = np.asarray(gold["ds_final"], dtype=np.float64)
     assert len(dets) == final.shape[0] == 18
     assert np.abs(dets.boxes - final[:, :4]).max() <= 1e-3

@@ -62,7 +62,7 @@ def part_order(blocks) -> np.ndarray:
     return np.concatenate([one, one])
 
 
-def stage_thresholds(projected, full, offset, order, threshold: float) -> np.ndarray:
+def stage_thresholds(projected, full, offset, order, threshold: float, *, projected_offset=None) -> np.ndarray:
     """The ``4n`` pruning thresholds of one component (``cascade_model.m``), 0-based.
 
     Parameters
@@ -77,6 +77,10 @@ def stage_thresholds(projected, full, offset, order, threshold: float) -> np.nda
         The stage order (:func:`part_order`).
     threshold : float
         The global threshold ``T``.
+    projected_offset : (m,) array_like, optional
+        The offset scores of the projected model's placements, added to the
+        first ``2n`` sums (``pca_offset_loc_scores`` of ``cascade_model.m``;
+        release 5 adds the scale prior's score to both); default ``offset``.
 
     Returns
     -------
@@ -92,14 +96,16 @@ def stage_thresholds(projected, full, offset, order, threshold: float) -> np.nda
     projected = np.asarray(projected, dtype=np.float64)
     full = np.asarray(full, dtype=np.float64)
     offset = np.asarray(offset, dtype=np.float64).reshape(-1)
+    poffset = offset if projected_offset is None else np.asarray(projected_offset, dtype=np.float64).reshape(-1)
     order = np.asarray(order, dtype=np.int64)
     if projected.shape != full.shape or projected.ndim != 2 or projected.shape[1] % 2:
         raise ValueError(f"projected and full must be (m, 2n) arrays of the same shape, got {projected.shape} "
                          f"and {full.shape}")
     m, two_n = projected.shape
     n = two_n // 2
-    if offset.shape != (m,):
-        raise ValueError(f"offset must have one value per positive ({m}), got {offset.shape[0]}")
+    if offset.shape != (m,) or poffset.shape != (m,):
+        raise ValueError(f"offset and projected_offset must have one value per positive ({m}), got "
+                         f"{offset.shape[0]} and {poffset.shape[0]}")
     if (order.shape != (two_n,) or order[0] != 0 or sorted(order[:n]) != list(range(n))
             or list(order[n:]) != list(order[:n])):
         raise ValueError(f"order must be [0, o_1 .. o_{n - 1}] twice (a permutation of the {n} filters), "
@@ -110,7 +116,7 @@ def stage_thresholds(projected, full, offset, order, threshold: float) -> np.nda
     cols = np.stack([2 * order, 2 * order + 1], axis=1).reshape(-1)   # (d, s) of each stage
     S = np.concatenate([projected[:, cols[:two_n]], full[:, cols[two_n:]]], axis=1)
     partial = np.cumsum(S, axis=1)
-    t[:two_n] = (partial[:, :two_n] + offset[:, None]).min(axis=0)
+    t[:two_n] = (partial[:, :two_n] + poffset[:, None]).min(axis=0)
     for j in range(2, two_n + 1):
         window = S[:, j - 1:j + two_n - 1].sum(axis=1)
         t[j + two_n - 2] = (window + offset).min()

@@ -77,7 +77,6 @@ cdef struct PartK:
 
 cdef struct CompK:
     Map root              # full root filter
-    double bias
     int nparts
     const PartK* parts
     const long long* order      # (2n,)
@@ -111,7 +110,9 @@ cdef struct Run:
     const CompK* comps
     int ncomp
     int S
-    bint skip_border
+    int skipy, skipx      # root positions skipped at each border
+    int tminh, tminw      # > 0: probes are valid on the part level's (H - tminh + 1, W - tminw + 1) table
+    const double* bias    # per component: added to the projected root response
     double threshold
     Map root              # root level (unpadded map, pady/padx set)
     Map part[2]           # part level: full, projected
@@ -164,13 +165,15 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     cdef unsigned int cur = memo.cur
     cdef double* col = run.col
     cdef int* coly = run.coly
+    cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
+    cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
     cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by
     cdef long long i
     cdef double v, best
     argx[0] = -1
     argy[0] = -1
     filt[0] = -INFINITY
-    if px < 0 or py < 0 or px >= W or py >= H:
+    if px < 0 or py < 0 or px >= PW or py >= PH:
         return -INFINITY
     xa = px - S if px - S > 0 else 0
     xb = px + S if px + S < W - 1 else W - 1
@@ -237,18 +240,14 @@ cdef void _search(Run* run, Memo* memo, Out* out, Stats* st) noexcept nogil:
         hs = run.shape[2 * c]
         ws = run.shape[2 * c + 1]
         passed = st.passed + c * (ms + 1)
-        x0 = 0
-        y0 = 0
-        if run.skip_border:
-            # cascade.cc: ceil(pad / 2) positions skipped at each border.
-            x0 = (run.root.padx + 1) // 2
-            y0 = (run.root.pady + 1) // 2
+        x0 = run.skipx
+        y0 = run.skipy
         x1 = ws - x0
         y1 = hs - y0
         for rx in range(x0, x1):
             for ry in range(y0, y1):
                 r = sc[ry * ws + rx]
-                score = r + comp.bias
+                score = r + run.bias[c]
                 pscore[0] = r
                 passed[0] += 1
                 if out.blocks != NULL:
@@ -333,15 +332,23 @@ cdef class CascadeKernel:
     ``thresholds`` ((4n,) float64) and ``parts``: dicts with ``full`` and
     ``proj`` (filters), ``anchor`` ((ax, ay), the 0-based probe offsets) and
     ``cost`` ((4, 2 window + 1) float64, see the module header).  ``padding``
-    is the root level's (pady, padx).  Everything is trusted: the Python
-    wrapper validates it.  ``blocks`` records the per-stage scores of each
+    is the root level's (pady, padx) of virtual zero padding (the part
+    level's is twice that); (0, 0) for levels that come padded, as release
+    5's do.  ``border``: the (y, x) root positions skipped at each border
+    with ``skip_border`` (default ``ceil(padding / 2)``, cascade.cc's rule).
+    ``table``: None (a probe outside the part filter's placements scores
+    -inf, release 3.1's response maps) or (hmin, wmin): probes are valid on
+    the part level's (H - hmin + 1, W - wmin + 1) table, release 5's tables
+    sized by the model's smallest filter, the window clipped to the part's
+    placements.
+    Everything is trusted: the Python wrapper validates it.  ``blocks`` records the per-stage scores of each
     detection; ``timing`` measures the part stages (adds clock reads).
     """
 
     cdef object _keep
     cdef CompK* comps
     cdef PartK* parts
-    cdef int ncomp, nmemo, S, pady, padx, maxparts, maxstages
+    cdef int ncomp, nmemo, S, pady, padx, maxparts, maxstages, skipy, skipx, tminh, tminw
     cdef bint skip_border, want_blocks
     cdef double threshold
     cdef double* memo_val
@@ -350,9 +357,10 @@ cdef class CascadeKernel:
     cdef unsigned int stamp
     cdef Stats st
     cdef object _passed
+    cdef object _bias
 
     def __cinit__(self, components, *, int window, bint skip_border, double threshold, padding,
-                  bint blocks=False, bint timing=False):
+                  bint blocks=False, bint timing=False, border=None, table=None):
         cdef int c, j, m = 0
         cdef double[:, :, ::1] a
         cdef double[:, ::1] cost
@@ -364,6 +372,11 @@ cdef class CascadeKernel:
         self.skip_border = skip_border
         self.threshold = threshold
         self.pady, self.padx = int(padding[0]), int(padding[1])
+        if border is None:
+            border = ((self.pady + 1) // 2, (self.padx + 1) // 2)
+        self.skipy, self.skipx = (int(border[0]), int(border[1])) if skip_border else (0, 0)
+        self.tminh, self.tminw = (0, 0) if table is None else (int(table[0]), int(table[1]))
+        self._bias = np.array([float(comp["bias"]) for comp in components] + [0.0], dtype=np.float64)
         self.want_blocks = blocks
         self.maxparts = max([len(comp["parts"]) for comp in components] + [0])
         self.maxstages = 2 * (self.maxparts + 1)
@@ -381,7 +394,6 @@ cdef class CascadeKernel:
         for c, comp in enumerate(components):
             a = comp["root"]
             self.comps[c].root = _map(a, 0, 0)
-            self.comps[c].bias = float(comp["bias"])
             self.comps[c].nparts = len(comp["parts"])
             self.comps[c].parts = &self.parts[m]
             order = comp["order"]
@@ -438,13 +450,16 @@ cdef class CascadeKernel:
             self.stamp = 0
         return 0
 
-    def level(self, root, part, part_proj, scores):
+    def level(self, root, part, part_proj, scores, bias=None):
         """Detections of one root level.
 
         ``root``: the root level's features (h, w, d), unpadded; ``part``
         and ``part_proj``: the part level's features and their projection,
         unpadded; ``scores``: per component, the projected root filter's
-        response over the padded root level (no bias).  Returns ``(pos,
+        response over the padded root level (no bias); ``bias``: per
+        component, what this level adds to every hypothesis's score instead
+        of the components' ``bias`` (release 5: offset and scale prior,
+        which depend on the level).  Returns ``(pos,
         score, parts, blocks)``: ``pos`` (N, 3) int32 component, rx, ry;
         ``score`` (N,); ``parts`` (N, P, 2) int32 x, y of each part on the
         padded part level; ``blocks`` (N, 2 (P + 1), 2) deformation and
@@ -463,7 +478,13 @@ cdef class CascadeKernel:
         run.comps = self.comps
         run.ncomp = self.ncomp
         run.S = self.S
-        run.skip_border = self.skip_border
+        run.skipy = self.skipy
+        run.skipx = self.skipx
+        run.tminh = self.tminh
+        run.tminw = self.tminw
+        cdef double[::1] biasv = (self._bias if bias is None else
+                                  np.ascontiguousarray(list(bias) + [0.0], dtype=np.float64))
+        run.bias = &biasv[0]
         run.threshold = self.threshold
         a = root
         run.root = _map(a, self.pady, self.padx)

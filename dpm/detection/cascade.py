@@ -55,7 +55,8 @@ from .results import Detections
 
 _kernel = _cpu.best_build(__package__ + "._cascade")
 
-__all__ = ["CascadeStats", "check_cascade", "detect_cascade", "detect_cascade_raw", "project_pyramid"]
+__all__ = ["CascadeStats", "check_cascade", "cost_table", "detect_cascade", "detect_cascade_raw", "new_kernel",
+           "project_pyramid"]
 
 # Time split keys of CascadeStats.seconds, in pipeline order.
 STAGES = ("features", "projection", "projected root", "part stages", "full stages", "rest")
@@ -111,8 +112,27 @@ class CascadeStats:
         return [[(int(row[s - 1]) - int(row[s])) / max(int(row[0]), 1) for s in range(1, stages)]
                 for row, stages in zip(self.passed, self.stages)]
 
-    def _add(self, key, seconds):
+    def add_seconds(self, key, seconds):
+        """Add ``seconds`` to the time split's ``key``."""
         self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+    def record(self, kernel, *, features: float, projection: float, root: float, search: float, rest: float,
+               stages, recorded, width: int):
+        """Add one detection's figures: the kernel's counts and stage times, the caller's times
+        (``search``: in :meth:`CascadeKernel.level`, ``rest``: after it), ``stages`` per component,
+        ``recorded`` the per-level block arrays (``width`` = most stages)."""
+        proj_s, full_s = kernel.seconds
+        self.add_seconds("features", features)
+        self.add_seconds("projection", projection)
+        self.add_seconds("projected root", root)
+        self.add_seconds("part stages", proj_s)
+        self.add_seconds("full stages", full_s)
+        self.add_seconds("rest", search - proj_s - full_s + rest)
+        self.stages = list(stages)
+        self.passed = kernel.passed if self.passed is None else self.passed + kernel.passed
+        self.responses = tuple(a + b for a, b in zip(self.responses, kernel.responses))
+        if self.blocks:
+            self.recorded.append(np.concatenate(recorded) if recorded else np.zeros((0, width, 2)))
 
 
 def check_cascade(model: Model, cascade: Cascade) -> None:
@@ -128,12 +148,18 @@ def project_pyramid(pyramid, coeff) -> list:
     return [project(level, coeff) for level in pyramid.levels]
 
 
-def _cost_table(deformation, window: int) -> np.ndarray:
+def cost_table(deformation, window: int) -> np.ndarray:
     """(4, 2 window + 1): ``ax k^2``, ``bx k``, ``ay k^2``, ``by k`` for ``k = -window .. window``
     (the products the distance transform forms)."""
     ax, bx, ay, by = (float(v) for v in deformation)
     k = np.arange(-window, window + 1)
     return np.ascontiguousarray(np.stack([ax * (k * k), bx * k, ay * (k * k), by * k]), dtype=np.float64)
+
+
+def new_kernel(components, **options):
+    """The compiled search (``CascadeKernel`` of dpm/detection/_cascade.pyx, the best build for this
+    processor) for ``components`` packed as it documents; ``options`` are its keyword arguments."""
+    return _kernel.CascadeKernel(components, **options)
 
 
 def _kernel_for(model: Model, cascade: Cascade, threshold: float, window: int, skip_border: bool,
@@ -142,13 +168,13 @@ def _kernel_for(model: Model, cascade: Cascade, threshold: float, window: int, s
     comps = []
     for comp, cc in zip(model.components, cascade.components):
         parts = [dict(full=np.ascontiguousarray(p.filter, dtype=np.float64), proj=project(p.filter, coeff),
-                      anchor=(int(p.anchor[0]), int(p.anchor[1])), cost=_cost_table(p.deformation, window))
+                      anchor=(int(p.anchor[0]), int(p.anchor[1])), cost=cost_table(p.deformation, window))
                  for p in comp.parts]
         comps.append(dict(root=np.ascontiguousarray(comp.root, dtype=np.float64), bias=float(comp.bias),
                           order=np.ascontiguousarray(cc.order, dtype=np.int64),
                           thresholds=np.ascontiguousarray(cc.thresholds, dtype=np.float64), parts=parts))
     roots = FilterBank([project(c.root, coeff) for c in model.components], dtype=np.float64)
-    kernel = _kernel.CascadeKernel(comps, window=window, skip_border=skip_border, threshold=threshold,
+    kernel = new_kernel(comps, window=window, skip_border=skip_border, threshold=threshold,
                                    padding=model.padding, blocks=bool(stats and stats.blocks),
                                    timing=bool(stats and stats.timing))
     return kernel, roots
@@ -222,19 +248,10 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
     clock = time.perf_counter()
     raw = detections_from_placements(model, found, image.shape[:2])
     if stats is not None:
-        proj_s, full_s = kernel.seconds
-        stats._add("features", times["features"])
-        stats._add("projection", times["projection"])
-        stats._add("projected root", root_seconds)
-        stats._add("part stages", proj_s)
-        stats._add("full stages", full_s)
-        stats._add("rest", kernel_seconds - proj_s - full_s + time.perf_counter() - clock)
-        stats.stages = [2 * (1 + len(c.parts)) for c in model.components]
-        stats.passed = kernel.passed if stats.passed is None else stats.passed + kernel.passed
-        stats.responses = tuple(a + b for a, b in zip(stats.responses, kernel.responses))
-        if stats.blocks:
-            stats.recorded.append(np.concatenate(recorded) if recorded else
-                                  np.zeros((0, 2 * (model.num_parts + 1), 2)))
+        stats.record(kernel, features=times["features"], projection=times["projection"], root=root_seconds,
+                     search=kernel_seconds, rest=time.perf_counter() - clock,
+                     stages=[2 * (1 + len(c.parts)) for c in model.components], recorded=recorded,
+                     width=2 * (model.num_parts + 1))
     return raw
 
 
@@ -288,5 +305,5 @@ def detect_cascade(image, model: Model, cascade: Cascade, *, threshold: float | 
     dets = finish_detections(raw, model, image.shape[:2], upsample=upsample, nms=nms,
                              bbox_prediction=bbox_prediction, clip=clip)
     if stats is not None:
-        stats._add("rest", time.perf_counter() - clock)
+        stats.add_seconds("rest", time.perf_counter() - clock)
     return dets

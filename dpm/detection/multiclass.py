@@ -81,7 +81,8 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     models : Model, StarModel, sequence of Model, or mapping of class name to Model
         One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`;
         one voc-release5 :class:`~dpm.model_r5.StarModel`:
-        :func:`dpm.detection.release5.detect_star` (``dtype`` does not apply),
+        :func:`dpm.detection.release5.detect_star` (``dtype`` and ``exact_features`` do not apply;
+        ``cascade`` does),
         returning one :class:`~dpm.detection.Detections`.  Several (a sequence
         keyed by each model's ``class_name``, or a dict): a dict of class name
         to :class:`~dpm.detection.Detections`, in the models' order, each
@@ -95,7 +96,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
     if isinstance(models, StarModel):
         from .release5 import detect_star
-        return detect_star(image, models, threshold=threshold, **kwargs)
+        return detect_star(image, models, threshold=threshold, cascade=cascade, **kwargs)
     if isinstance(models, Model):
         return detect_one(image, models, threshold=threshold, dtype=dtype, exact_features=exact_features,
                           cascade=cascade, **kwargs)

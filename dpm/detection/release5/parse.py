@@ -28,7 +28,8 @@ from ...features.pyramid_r5 import feature_pyramid_r5
 from ...model_r5 import StarModel
 from .scores import PreparedStar, StarLevel, star_levels
 
-__all__ = ["StarRaw", "detect_raw_star", "level_detections"]
+__all__ = ["StarRaw", "detect_raw_star", "empty_star_raw", "level_detections", "merge_levels", "model_pyramid",
+           "placed_detections"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ class StarRaw:
         return self.ds[:, 5]
 
 
-def _empty(model: StarModel) -> StarRaw:
+def empty_star_raw(model: StarModel) -> StarRaw:
+    """No detections, with the shapes of ``model``'s."""
     return StarRaw(np.zeros((0, 6)), np.zeros((0, 4 * model.num_filters + 2)),
                    np.zeros((0, model.num_parts + 1, 4)), np.zeros(0, dtype=np.intp))
 
@@ -77,38 +79,58 @@ def level_detections(scores: StarLevel, model: StarModel, pyramid, threshold: fl
     xs, ys = np.nonzero(scores.start.T > threshold)          # column-major order of the (y, x) table
     n = xs.size
     if n == 0:
-        return _empty(model)
+        return empty_star_raw(model)
     s = scores.start[ys, xs]
     rule = np.full(n, -1, dtype=np.intp)
     for ci, r in enumerate(scores.rules):
         rule[(rule < 0) & (r[ys, xs] == s)] = ci
     if (rule < 0).any():
         raise RuntimeError("rule argmax not found")  # the start score is the maximum of the rules'
-    sbin, interval, padx, pady = model.sbin, pyramid.interval, pyramid.padx, pyramid.pady
-    ds = np.zeros((n, 6))
-    bs = np.zeros((n, 4 * model.num_filters + 2))
-    boxes = np.zeros((n, model.num_parts + 1, 4))
-    lev = scores.level
+    padx, pady = pyramid.padx, pyramid.pady
+    placed = np.zeros((n, model.num_parts + 1, 2), dtype=np.intp)
     for ci, comp in enumerate(model.components):
         sel = np.flatnonzero(rule == ci)
         if sel.size == 0:
             continue
         x, y = xs[sel], ys[sel]
-        scale = sbin / pyramid.scales[lev]
+        for j, f in enumerate(comp.filters):
+            ax, ay, fds = f.anchor
+            step = 2 ** fds
+            ix, iy = scores.argmax[ci][j]
+            nx, ny = x * step + ax - padx * (step - 1), y * step + ay - pady * (step - 1)
+            if nx.min() < 0 or ny.min() < 0 or nx.max() >= ix.shape[1] or ny.max() >= ix.shape[0]:
+                raise RuntimeError("a detection above the threshold uses a placement outside its table")
+            placed[sel, j, 0] = ix[ny, nx]
+            placed[sel, j, 1] = iy[ny, nx]
+    return placed_detections(model, pyramid, scores.level, rule, xs, ys, placed, s)
+
+
+def placed_detections(model: StarModel, pyramid, level: int, rule, xs, ys, placed, score) -> StarRaw:
+    """Raw detections of root positions ``(xs, ys)`` of ``level`` (0-based, padded level), each of
+    component ``rule``, with its filters (root, then parts, in the rule's order) placed at ``placed``
+    ``(N, P + 1, 2)`` ``(x, y)``: 0-based cells of the padded level each filter is placed at."""
+    n = len(xs)
+    sbin, interval, padx, pady = model.sbin, pyramid.interval, pyramid.padx, pyramid.pady
+    ds = np.zeros((n, 6))
+    bs = np.zeros((n, 4 * model.num_filters + 2))
+    boxes = np.zeros((n, model.num_parts + 1, 4))
+    for ci, comp in enumerate(model.components):
+        sel = np.flatnonzero(rule == ci)
+        if sel.size == 0:
+            continue
+        x, y = xs[sel], ys[sel]
+        scale = sbin / pyramid.scales[level]
         (dh, dw), (sy, sx) = comp.detwindow, comp.shiftwindow
         x1 = (x - sx - padx) * scale
         y1 = (y - sy - pady) * scale
         ds[sel, :4] = np.stack([x1 + 1, y1 + 1, x1 + dw * scale - 1 + 1, y1 + dh * scale - 1 + 1], axis=1)
         for j, f in enumerate(comp.filters):
-            ax, ay, fds = f.anchor
+            fds = f.anchor[2]
             step = 2 ** fds
-            vpx, vpy = padx * (step - 1), pady * (step - 1)
-            ix, iy = scores.argmax[ci][j]
-            nx, ny = x * step + ax - vpx, y * step + ay - vpy
-            if nx.min() < 0 or ny.min() < 0 or nx.max() >= ix.shape[1] or ny.max() >= ix.shape[0]:
-                raise RuntimeError("a detection above the threshold uses a placement outside its table")
-            px, py = ix[ny, nx] + vpx, iy[ny, nx] + vpy
-            fscale = sbin / pyramid.scales[lev - interval * fds]
+            # release 5's virtual padding: pad * (step - 1) cells between the levels
+            px = placed[sel, j, 0] + padx * (step - 1)
+            py = placed[sel, j, 1] + pady * (step - 1)
+            fscale = sbin / pyramid.scales[level - interval * fds]
             fh, fw = f.size
             bx1 = (px - padx * step) * fscale
             by1 = (py - pady * step) * fscale
@@ -116,10 +138,36 @@ def level_detections(scores: StarLevel, model: StarModel, pyramid, threshold: fl
             boxes[sel, j] = box
             bs[sel, 4 * f.filter_index:4 * f.filter_index + 4] = box
     ds[:, 4] = rule + 1
-    ds[:, 5] = s
+    ds[:, 5] = score
     bs[:, -2] = rule + 1
-    bs[:, -1] = s
-    return StarRaw(ds, bs, boxes, np.full(n, lev, dtype=np.intp))
+    bs[:, -1] = score
+    return StarRaw(ds, bs, boxes, np.full(n, level, dtype=np.intp))
+
+
+def merge_levels(model: StarModel, parts) -> StarRaw:
+    """The levels' detections (each in ``find`` order) in one :class:`StarRaw`, stably sorted by
+    descending score (``imgdetect``'s order)."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty_star_raw(model)
+    ds = np.concatenate([p.ds for p in parts])
+    order = np.argsort(-ds[:, 5], kind="stable")
+    return StarRaw(ds[order], np.concatenate([p.bs for p in parts])[order],
+                   np.concatenate([p.boxes for p in parts])[order],
+                   np.concatenate([p.levels for p in parts])[order])
+
+
+def model_pyramid(image, model: StarModel, pyramid=None):
+    """``pyramid`` checked against ``model`` (padding, sbin, interval, extra octave), or built from
+    ``image`` with the model's settings when None."""
+    if pyramid is None:
+        pady, padx = model.padding
+        return feature_pyramid_r5(image, model.sbin, model.interval, padx=padx, pady=pady,
+                                  extra_octave=model.extra_octave)
+    if (pyramid.pady, pyramid.padx) != model.padding or pyramid.interval != model.interval \
+            or pyramid.sbin != model.sbin or pyramid.extra_octave != model.extra_octave:
+        raise ValueError("pyramid: built with another padding, sbin, interval or extra octave than the model's")
+    return pyramid
 
 
 def detect_raw_star(image, model: StarModel, threshold: float | None = None, *, pyramid=None,
@@ -142,20 +190,6 @@ def detect_raw_star(image, model: StarModel, threshold: float | None = None, *, 
     threshold = float(threshold)
     if np.isnan(threshold):
         raise ValueError("threshold must be a number, got nan")
-    if pyramid is None:
-        pady, padx = model.padding
-        pyramid = feature_pyramid_r5(image, model.sbin, model.interval, padx=padx, pady=pady,
-                                     extra_octave=model.extra_octave)
-    elif (pyramid.pady, pyramid.padx) != model.padding or pyramid.interval != model.interval \
-            or pyramid.sbin != model.sbin or pyramid.extra_octave != model.extra_octave:
-        raise ValueError("pyramid: built with another padding, sbin, interval or extra octave than the model's")
-    parts = [level_detections(lev, model, pyramid, threshold)
-             for lev in star_levels(pyramid, model, prepared)]
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return _empty(model)
-    ds = np.concatenate([p.ds for p in parts])
-    order = np.argsort(-ds[:, 5], kind="stable")
-    return StarRaw(ds[order], np.concatenate([p.bs for p in parts])[order],
-                   np.concatenate([p.boxes for p in parts])[order],
-                   np.concatenate([p.levels for p in parts])[order])
+    pyramid = model_pyramid(image, model, pyramid)
+    return merge_levels(model, [level_detections(lev, model, pyramid, threshold)
+                                for lev in star_levels(pyramid, model, prepared)])

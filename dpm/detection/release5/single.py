@@ -8,15 +8,27 @@ from ...image import as_rgb
 from ...model_r5 import StarModel
 from ..finish import unscale_boxes, upsampled
 from ..results import Detections
+from .cascade import detect_raw_star_cascade
 from .finish import process_star
 from .parse import detect_raw_star
 
-__all__ = ["detect_star"]
+__all__ = ["detect_star", "use_star_cascade"]
+
+
+def use_star_cascade(model: StarModel, cascade: bool | None) -> bool:
+    """Whether ``model`` is detected with its star-cascade: ``cascade`` None means "if it has one"."""
+    if cascade is None:
+        return model.cascade is not None
+    if cascade and model.cascade is None:
+        raise ValueError(f"cascade=True: the release-5 model ({model.class_name}) has no star-cascade; give it "
+                         "one (dpm.cascade.release5.cascade_from_published) or detect exactly (cascade=False)")
+    return bool(cascade)
 
 
 def detect_star(image, model: StarModel, *, threshold: float | None = None, upsample: int = 1,
-                nms: float | None = 0.5, bbox_prediction: bool = True, clip: bool = True) -> Detections:
-    """Detect objects with a voc-release5 star model: ``imgdetect`` then ``process.m``.
+                nms: float | None = 0.5, bbox_prediction: bool = True, clip: bool = True,
+                cascade: bool | None = None) -> Detections:
+    """Detect objects with a voc-release5 star model: ``imgdetect`` (or ``cascade_detect``) then ``process.m``.
 
     Parameters
     ----------
@@ -24,7 +36,8 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
         Pixel values 0..255; grey images are replicated to 3 channels (``color.m``).
     model : StarModel
     threshold : float, optional
-        Default ``model.thresh``.
+        Default ``model.thresh`` (with the cascade: ``model.cascade.threshold``,
+        the threshold its pruning thresholds were computed for).
     upsample : int, default 1
         Detect on the image enlarged by this factor (bilinear, as
         :func:`dpm.detect`); boxes are mapped back.  Not in the original.
@@ -32,6 +45,12 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
         As in :func:`dpm.detect`; the steps follow release 5's ``process.m``
         (clip, predict, clip, suppress: :func:`~dpm.detection.release5.finish.process_star`),
         so the order differs from release 3.1's.
+    cascade : bool, optional
+        None (default): with the model's star-cascade if it has one
+        (:func:`~dpm.detection.release5.cascade.detect_raw_star_cascade`; a
+        model loaded from the release's layout carries the one of the
+        published statistics).  False: the exact detector.  True: the cascade
+        (``ValueError`` if the model has none).
 
     Returns
     -------
@@ -43,7 +62,10 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)
-    raw = detect_raw_star(work, model, threshold)
+    if use_star_cascade(model, cascade):
+        raw = detect_raw_star_cascade(work, model, model.cascade, threshold)
+    else:
+        raw = detect_raw_star(work, model, threshold)
     steps = process_star(raw, model, work.shape[:2], overlap=nms, bbox_prediction=bbox_prediction, clip=clip)
     ds, _ = steps.final
     rows = steps.final_rows

@@ -1,0 +1,191 @@
+"""Star-cascade detection with voc-release5 star models (``cascade_detect.m`` and ``cascade.cc`` of release 5).
+
+The pipeline is the project's cascade (:mod:`dpm.detection.cascade`, the same
+compiled search) on release 5's pyramid::
+
+    image -> dpm.features.pyramid_r5 (32 channels, padded with the truncation
+    feature) -> its projection onto the cascade's (32, 6) directions -> per
+    root level (from ``interval`` on) and component: the projected root's
+    response, the level's offsets (component offset, scale prior, and the
+    deformation rules' offsets, which are 0 in the release's models) -> the
+    stages with pruning -> raw detections in :class:`StarRaw` form ->
+    ``process.m``'s steps (:func:`process_star`) unchanged.
+
+As in ``cascade.cc``: the levels come padded, so a part's probe is
+``2 rx + ax - padx`` (``2 ry + ay - pady``) on the part level; ``ceil(pad / 2)``
+root positions are skipped at each border unless ``skip_border=False``; a
+probe is valid on the exact detector's tables (sized by the model's smallest
+filter, here the 4-cell-wide roots, wider than the 6-cell parts), its window
+clipped to the part's placements, as the bounded distance transform sees them.
+A part is placed within ``window`` (4) cells of its probe, which is exactly
+what the exact detector's bounded distance transform allows (range 4), so
+with every threshold at ``-inf`` and ``skip_border=False`` the detections are
+the exact detector's (up to float64 rounding of the responses).
+
+Departures from ``cascade.cc``, kept so that the output is the exact
+detector's form (docs/release5.md, "Star-cascades"):
+
+- one detection per root position and level: of the components that pass
+  every stage there, the best (on equal scores the first), as the exact
+  detector's start symbol takes the best rule; ``cascade.cc`` reports each;
+- a hypothesis is a detection when its score is ``> threshold`` (the exact
+  detector's test), not ``>=``;
+- the root is placed at its position; the exact detector passes it through
+  a bounded distance transform with a cost of 1000 per squared cell, which
+  moves it only where a neighbour's response is over 1000 higher.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..._alloc import tune_malloc
+from ...cascade.types import Cascade, project
+from ...convolve import FilterBank
+from ...model_check import validate_cascade
+from ...model_r5 import R5_FEATURES, StarModel
+from ..cascade import CascadeStats, cost_table, new_kernel
+from .parse import StarRaw, merge_levels, model_pyramid, placed_detections
+from .scores import loc_features
+
+__all__ = ["check_star_cascade", "detect_raw_star_cascade"]
+
+
+def check_star_cascade(model: StarModel, cascade) -> None:
+    """``ValueError`` naming the problem if ``cascade`` does not fit the release-5 ``model``."""
+    if not isinstance(cascade, Cascade):
+        raise ValueError(f"cascade must be a dpm.cascade.Cascade, got {type(cascade).__name__}")
+    validate_cascade(cascade, model, source="cascade", features=R5_FEATURES)
+    for ci, comp in enumerate(model.components):
+        if comp.root.anchor[2] != 0 or any(p.anchor[2] != 1 for p in comp.parts):
+            raise ValueError(f"model: component {ci} has a part that is not one octave finer than its root; "
+                             "the star-cascade places parts one octave finer (detect with cascade=False)")
+
+
+def _filter(f) -> np.ndarray:
+    # The exact detector's single-precision filter, read in float64 (exact products with float32 levels).
+    return np.ascontiguousarray(f.filter.astype(np.float32), dtype=np.float64)
+
+
+def _kernel_for(model: StarModel, cascade: Cascade, pyramid, threshold: float, window: int, skip_border: bool,
+                stats: CascadeStats | None):
+    coeff = np.asarray(cascade.coeff, dtype=np.float64)
+    padx, pady = pyramid.padx, pyramid.pady
+    comps = []
+    for comp, cc in zip(model.components, cascade.components):
+        parts = [dict(full=_filter(p), proj=project(_filter(p), coeff),
+                      anchor=(int(p.anchor[0]) - padx, int(p.anchor[1]) - pady),
+                      cost=cost_table(p.deformation, window))
+                 for p in comp.parts]
+        comps.append(dict(root=_filter(comp.root), bias=0.0, order=np.ascontiguousarray(cc.order, dtype=np.int64),
+                          thresholds=np.ascontiguousarray(cc.thresholds, dtype=np.float64), parts=parts))
+    roots = FilterBank([project(_filter(c.root), coeff) for c in model.components], dtype=np.float64)
+    sizes = np.array([f.size for c in model.components for f in c.filters])
+    kernel = new_kernel(comps, window=window, skip_border=skip_border, threshold=threshold, padding=(0, 0),
+                        border=(math.ceil(pady / 2), math.ceil(padx / 2)), table=tuple(sizes.min(axis=0).tolist()),
+                        blocks=bool(stats and stats.blocks), timing=bool(stats and stats.timing))
+    return kernel, roots
+
+
+def _level_bias(model: StarModel, loc: np.ndarray, level: int, interval: int) -> list:
+    """Per component, what root level ``level`` adds to every hypothesis: the offsets and scale priors
+    of its structural rule and of each filter's deformation rule (at the filter's level)."""
+    out = []
+    for comp in model.components:
+        b = comp.offset + float(comp.loc @ loc[:, level])
+        for f in comp.filters:
+            b += f.offset + float(f.loc @ loc[:, level - interval * f.anchor[2]])
+        out.append(b)
+    return out
+
+
+def _best_per_position(pos: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Rows of ``pos`` (component, rx, ry) keeping, per (rx, ry), the best score (first component on
+    ties), in column-major order of the positions (the exact detector's ``find`` order)."""
+    order = np.lexsort((pos[:, 0], -score, pos[:, 2], pos[:, 1]))
+    p = pos[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (p[1:, 1] != p[:-1, 1]) | (p[1:, 2] != p[:-1, 2])
+    return order[first]
+
+
+def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = None, threshold: float | None = None,
+                            *, pyramid=None, window: int | None = None, skip_border: bool = True,
+                            stats: CascadeStats | None = None) -> StarRaw:
+    """Raw detections of a release-5 star model with its star-cascade (the counterpart of
+    :func:`dpm.detection.release5.detect_raw_star`, same output form).
+
+    Parameters
+    ----------
+    image : (H, W, 3) array_like
+        RGB, values 0..255.
+    model : StarModel
+    cascade : Cascade, optional
+        Default ``model.cascade``.
+    threshold : float, optional
+        Keep hypotheses scoring above it; default ``cascade.threshold`` (what
+        its pruning thresholds were computed for).
+    pyramid : PaddedPyramid, optional
+        As for :func:`~dpm.detection.release5.detect_raw_star`.
+    window : int, optional
+        Half-width in cells of each part's window (default ``cascade.window``, 4).
+    skip_border : bool, default True
+        Skip ``ceil(pad / 2)`` root positions at each border, as ``cascade.cc``.
+    stats : CascadeStats, optional
+        Filled with the time split, pruning counts and responses computed.
+    """
+    tune_malloc()
+    cascade = model.cascade if cascade is None else cascade
+    if cascade is None:
+        raise ValueError(f"cascade: the model ({model.class_name}) has no star-cascade; give one "
+                         "(dpm.cascade.release5.cascade_from_published) or detect exactly (cascade=False)")
+    check_star_cascade(model, cascade)
+    thresh = float(cascade.threshold if threshold is None else threshold)
+    if math.isnan(thresh):
+        raise ValueError("threshold must be a number, got nan")
+    window = cascade.window if window is None else window
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
+        raise ValueError(f"window must be a non-negative integer (cells), got {window!r}")
+    clock = time.perf_counter()
+    pyramid = model_pyramid(image, model, pyramid)
+    now = time.perf_counter()
+    times = {"features": now - clock}
+    clock = now
+    kernel, roots = _kernel_for(model, cascade, pyramid, thresh, int(window), bool(skip_border), stats)
+    levels = [np.ascontiguousarray(f, dtype=np.float64) for f in pyramid.levels]
+    projected = [project(f, cascade.coeff) for f in levels]
+    now = time.perf_counter()
+    times["projection"] = now - clock
+    interval = pyramid.interval
+    loc = loc_features(len(levels), interval)
+    found, recorded = [], []
+    root_seconds = kernel_seconds = assemble = 0.0
+    for lev in range(interval, len(levels)):
+        t0 = time.perf_counter()
+        responses = roots.convolve(projected[lev], allow_empty=True)
+        t1 = time.perf_counter()
+        pos, score, parts, blocks = kernel.level(levels[lev], levels[lev - interval], projected[lev - interval],
+                                                 responses, bias=_level_bias(model, loc, lev, interval))
+        t2 = time.perf_counter()
+        root_seconds += t1 - t0
+        kernel_seconds += t2 - t1
+        if len(pos) == 0:
+            continue
+        keep = _best_per_position(pos, score)
+        pos, score, parts = pos[keep], score[keep], parts[keep]
+        placed = np.concatenate([pos[:, None, 1:3], parts], axis=1).astype(np.intp)
+        found.append(placed_detections(model, pyramid, lev, pos[:, 0].astype(np.intp), pos[:, 1].astype(np.intp),
+                                       pos[:, 2].astype(np.intp), placed, score))
+        if blocks is not None:
+            recorded.append(blocks[keep])
+        assemble += time.perf_counter() - t2
+    clock = time.perf_counter()
+    raw = merge_levels(model, found)
+    if stats is not None:
+        stats.record(kernel, features=times["features"], projection=times["projection"], root=root_seconds,
+                     search=kernel_seconds, rest=assemble + time.perf_counter() - clock,
+                     stages=[2 * len(c.filters) for c in model.components], recorded=recorded,
+                     width=2 * (model.num_parts + 1))
+    return raw
