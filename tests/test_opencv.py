@@ -113,6 +113,40 @@ def test_inriaperson_as_star_model():
             np.testing.assert_allclose(f.filter, g.filter, atol=5e-7)
 
 
+def test_own_truncation_row_round_trips(tmp_path):
+    src = shared_path("models", "opencv-dpm", "inriaperson.xml")
+    text = src.read_text()
+    head, rest = text.split("<PCAcoeff", 1)
+    block, tail = rest.split("</PCAcoeff>", 1)
+    rows = block.split("<data>")[1].split("</data>")[0].split("\n")
+    last = [i for i, r in enumerate(rows) if r.strip()][-1]
+    rows[last] = "0.1 0.2 0.3 0.4 0.5 0.6"        # a truncation row mixed into every direction
+    block = block.split("<data>")[0] + "<data>" + "\n".join(rows) + "</data>"
+    odd = tmp_path / "odd.xml"
+    odd.write_text(head + "<PCAcoeff" + block + "</PCAcoeff>" + tail)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = read_opencv_xml(odd)
+    assert model.cascade.dims == 6                 # no direction is the truncation feature alone
+    out = read_opencv_storage(write_opencv_xml(model, tmp_path / "again.xml"))
+    np.testing.assert_array_equal(out["PCAcoeff"], read_opencv_storage(odd)["PCAcoeff"])
+
+
+def test_release5_star_model_exports(tmp_path):
+    ref = dpm.load_model(shared_path("models", "voc-release5", "VOC2007", "person_final.mat"))
+    star = read_opencv_star_model(write_opencv_xml(ref, tmp_path / "r5.xml"))
+    assert len(star.components) == len(ref.components)
+    for c, r in zip(star.components, ref.components):
+        assert c.offset == r.offset
+        np.testing.assert_array_equal(c.loc, r.loc)
+        for f, g in zip(c.filters, r.filters, strict=True):
+            np.testing.assert_array_equal(f.filter, g.filter)
+            assert tuple(f.anchor) == tuple(g.anchor)
+            if g.anchor[2]:
+                np.testing.assert_array_equal(f.deformation, g.deformation)
+    assert star.maxsize == tuple(int(np.ceil(v)) for v in ref.maxsize)
+
+
 @pytest.mark.parametrize("text, message", [
     (b"<a/>", "root element <a>"),
     (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><opencv_storage/>', "DTD"),
