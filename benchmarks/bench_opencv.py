@@ -17,7 +17,7 @@ Needs ``g++`` and OpenCV with opencv_contrib (``pkg-config opencv4``; Debian:
    read by ``read_opencv_star_model`` and detected by ``dpm.detect`` (release 5's
    semantics, exact) and by ``read_opencv_xml`` (release 3.1's, with the cascade).
 
-OpenCV's boxes (0-based) are shifted to 1-based and clipped to the image like dpm's.
+OpenCV's boxes (0-based) are shifted to 1-based; every box is clipped to its image (dpm clips its own).
 Prints one line per run: AP (VOC07), detections, time.
 """
 import argparse
@@ -35,7 +35,8 @@ import dpm  # noqa: E402
 import voc  # noqa: E402
 from dpm.data import builtin_model_path  # noqa: E402
 from dpm.image import read_image  # noqa: E402
-from dpm.model_opencv import read_opencv_star_model, read_opencv_xml, write_opencv_xml  # noqa: E402
+from dpm.model_opencv import (anchored_box_prediction, apply_box_prediction, read_opencv_star_model,  # noqa: E402
+                              read_opencv_xml, write_opencv_xml)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def build_tool(out_dir: Path) -> Path:
     return exe
 
 
-def run_opencv(exe, xml, paths, scale, shapes):
+def run_opencv(exe, xml, paths, scale):
     t0 = time.perf_counter()
     out = subprocess.run([str(exe), str(xml), str(scale), *map(str, paths)], check=True, capture_output=True,
                          text=True).stdout
@@ -56,10 +57,8 @@ def run_opencv(exe, xml, paths, scale, shapes):
     dets = {p.stem: [] for p in paths}
     for line in out.splitlines():
         name, *vals = line.split()
-        h, w = shapes[Path(name).stem]
         x1, y1, x2, y2, s = (float(v) for v in vals)
-        box = np.clip(np.array([x1, y1, x2, y2]) + 1, 1, [w, h, w, h])
-        dets[Path(name).stem].append([*box, s])
+        dets[Path(name).stem].append([x1 + 1, y1 + 1, x2 + 1, y2 + 1, s])
     return {k: np.array(v).reshape(-1, 5) for k, v in dets.items()}, elapsed
 
 
@@ -72,7 +71,14 @@ def run_dpm(model, images, scale, **kw):
     return dets, time.perf_counter() - t0
 
 
-def report(label, dets, gt, elapsed):
+def predicted(dets, matrix):
+    """Root boxes through the anchored box prediction."""
+    return {name: np.c_[apply_box_prediction(d[:, :4], matrix), d[:, 4]] for name, d in dets.items()}
+
+
+def report(label, dets, gt, elapsed, shapes):
+    """AP of ``dets`` (boxes clipped to their image, as dpm clips its own)."""
+    dets = {k: np.c_[np.clip(v[:, :4], 1, np.tile(shapes[k][::-1], 2)), v[:, 4]] for k, v in dets.items()}
     dets = {**{i: np.zeros((0, 5)) for i in gt.image_ids}, **dets} if hasattr(gt, "image_ids") else dets
     r = voc.evaluate(dets, gt, "person")
     n = sum(len(v) for v in dets.values())
@@ -100,22 +106,30 @@ def main():
         model = dpm.load_model(builtin_model_path("person"))
         xml = write_opencv_xml(model, tmp / "person.xml")
         print(f"{len(ids)} images of {args.voc} {args.split} at {args.scale}x; built-in person model {model}")
-        d, t = run_opencv(exe, xml, paths, args.scale, shapes)
-        a = report("OpenCV C++ (exported person.xml)", d, gt, t)
+        d, t = run_opencv(exe, xml, paths, args.scale)
+        od = {k: v.copy() for k, v in d.items()}
+        a = report("OpenCV C++ (exported person.xml)", d, gt, t, shapes)
         d, t = run_dpm(model, images, args.scale)
-        b = report("dpm.detect (cascade, box prediction)", d, gt, t)
-        d, t = run_dpm(model, images, args.scale, bbox_prediction=False)
-        c = report("dpm.detect (cascade, root boxes)", d, gt, t)
+        b = report("dpm.detect (cascade, box prediction)", d, gt, t, shapes)
+        d, t = run_dpm(model, images, args.scale, bbox_prediction=False, clip=False)
+        dd = {k: v.copy() for k, v in d.items()}
+        c = report("dpm.detect (cascade, root boxes)", d, gt, t, shapes)
         print(f"AP difference OpenCV - dpm: {a - b:+.4f} (box prediction), {a - c:+.4f} (root boxes)")
+        if len(model.components) == 1:   # OpenCV does not report the component
+            matrix = anchored_box_prediction(model)[0]
+            a2 = report("OpenCV C++ + anchored box prediction", predicted(od, matrix), gt, 0.0, shapes)
+            c2 = report("dpm.detect root boxes + anchored box prediction", predicted(dd, matrix), gt, 0.0, shapes)
+            print(f"AP difference OpenCV - dpm: {a2 - c2:+.4f} (both anchored), {a2 - b:+.4f} (against dpm's "
+                  "own box prediction)")
         if args.opencv_xml:
-            d, t = run_opencv(exe, args.opencv_xml, paths, args.scale, shapes)
-            a = report(f"OpenCV C++ ({Path(args.opencv_xml).name})", d, gt, t)
+            d, t = run_opencv(exe, args.opencv_xml, paths, args.scale)
+            a = report(f"OpenCV C++ ({Path(args.opencv_xml).name})", d, gt, t, shapes)
             star = read_opencv_star_model(args.opencv_xml)
             d, t = run_dpm(star, images, args.scale)
-            b = report("dpm.detect (read_opencv_star_model, release 5, exact)", d, gt, t)
+            b = report("dpm.detect (read_opencv_star_model, release 5, exact)", d, gt, t, shapes)
             m31 = read_opencv_xml(args.opencv_xml)
             d, t = run_dpm(m31, images, args.scale)
-            c = report("dpm.detect (read_opencv_xml, release 3.1, cascade)", d, gt, t)
+            c = report("dpm.detect (read_opencv_xml, release 3.1, cascade)", d, gt, t, shapes)
             print(f"AP difference OpenCV - dpm: {a - b:+.4f} (star model), {a - c:+.4f} (release-3.1 model)")
 
 

@@ -46,7 +46,7 @@ from .model_opencv_read import INFO_KEY, OPENCV_FEATURES, OPENCV_WINDOW, read_op
 from .model_r5 import StarModel
 
 __all__ = ["OPENCV_FEATURES", "OPENCV_WINDOW", "write_opencv_xml", "read_opencv_xml", "read_opencv_star_model",
-           "opencv_entries"]
+           "opencv_entries", "anchored_box_prediction", "apply_box_prediction"]
 
 #: Principal directions of a projection made for a model without a cascade (plus the truncation one).
 PCA_DIMS = 5
@@ -106,10 +106,55 @@ def opencv_entries(model) -> dict:
     h, w = model.maxsize
     maxsize = extra.get("maxsize", [h, w])
     location = extra.get("location", [[0.0, 0.0, 0.0]] * len(model.components))
-    return _entries(sbin=model.sbin, interval=model.interval, maxsize=maxsize, coeff=coeff,
-                    score_threshold=score_threshold, bias=[c.bias for c in model.components], roots=roots,
-                    parts=parts, anchors=anchors, defs=defs, nparts=nparts, orders=orders, thresholds=thresholds,
-                    location=location)
+    entries = _entries(sbin=model.sbin, interval=model.interval, maxsize=maxsize, coeff=coeff,
+                       score_threshold=score_threshold, bias=[c.bias for c in model.components], roots=roots,
+                       parts=parts, anchors=anchors, defs=defs, nparts=nparts, orders=orders,
+                       thresholds=thresholds, location=location)
+    # Not OpenCV's (its reader skips it): for applying the box prediction to its root boxes.
+    if any(c.bbox_regressor is not None for c in model.components):
+        entries["AnchoredBoxPrediction"] = anchored_box_prediction(model)
+    elif len(extra.get("box_prediction", [])) == len(model.components):
+        entries["AnchoredBoxPrediction"] = [np.asarray(m, dtype=np.float64) for m in extra["box_prediction"]]
+    return entries
+
+
+def anchored_box_prediction(model: Model) -> list:
+    """Per component, the ``(4, 4)`` matrix ``M`` of its bounding-box regressor with every part at its anchor:
+    ``[x1 y1 x2 y2] = M @ [x2 - x1, x1, y1, 1]`` of a root box (1-based, as ``dpm``'s).
+
+    OpenCV's detector reports root boxes only; this is the box prediction it can still have (the
+    ``getboxes.m`` regressor reads the parts' positions, which OpenCV's ``detect`` does not return).
+    ``write_opencv_xml`` stores it as ``AnchoredBoxPrediction``; a component without a regressor
+    gets the matrix that keeps its root box.
+    """
+    out = []
+    for c in model.components:
+        rh, rw = c.root_size
+        # Root cell side s = (W + 1) / rw; the root box's height is rh * s - 1; part j's box starts
+        # (anchor - 1) * s / 2 right of and below the root's.
+        if c.bbox_regressor is None:
+            m = np.array([[0.0, 1, 0, 0], [0, 0, 1, 0], [1, 1, 0, 0], [rh / rw, 0, 1, rh / rw - 1]])
+        else:
+            r = np.asarray(c.bbox_regressor, dtype=np.float64)
+            m = np.zeros((4, 4))
+            m[:, :3] = r[:, :3]
+            for j, p in enumerate(c.parts):
+                rx, ry = r[:, 3 + 2 * j], r[:, 4 + 2 * j]
+                shift = (rx * (p.anchor[0] - 1) + ry * (p.anchor[1] - 1)) / (2 * rw)
+                m[:, 0] += shift
+                m[:, 3] += shift
+                m[:, 1] += rx
+                m[:, 2] += ry
+        out.append(m)
+    return out
+
+
+def apply_box_prediction(boxes, matrix) -> np.ndarray:
+    """Boxes ``(N, 4)`` (1-based ``[x1 y1 x2 y2]`` root boxes) through one matrix of
+    :func:`anchored_box_prediction`."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    feats = np.c_[b[:, 2] - b[:, 0], b[:, 0], b[:, 1], np.ones(len(b))]
+    return feats @ np.asarray(matrix, dtype=np.float64).T
 
 
 def _entries(*, sbin, interval, maxsize, coeff, score_threshold, bias, roots, parts, anchors, defs, nparts,

@@ -75,6 +75,12 @@ class _Parsed:
                     raise ValueError(f"{path}: <{name}[{i}]> has shape {np.shape(m)}, expected {want.shape} "
                                      "(the filter times <PCAcoeff>)")
                 self.pca_error = max(self.pca_error, float(np.abs(m - want).max(initial=0.0)))
+        self.box_prediction = None
+        if "AnchoredBoxPrediction" in e:    # dpm's addition (write_opencv_xml), not OpenCV's
+            boxes = self._list(e, "AnchoredBoxPrediction", ncomp)
+            if not all(isinstance(m, np.ndarray) and m.shape == (4, 4) and np.isfinite(m).all() for m in boxes):
+                raise ValueError(f"{path}: <AnchoredBoxPrediction> must hold one finite 4x4 matrix per component")
+            self.box_prediction = boxes
         starts = np.concatenate([[0], np.cumsum(self.nparts)]).astype(int)
         self.part_ranges = [range(a, b) for a, b in zip(starts[:-1], starts[1:])]
 
@@ -174,6 +180,8 @@ def read_opencv_xml(path, *, max_bytes: int | None = None) -> Model:
         extra["truncation"] = trunc
     if any(np.any(v != 0) for v in x.location):
         extra["location"] = [v.tolist() for v in x.location]
+    if x.box_prediction is not None:
+        extra["box_prediction"] = [m.tolist() for m in x.box_prediction]
     if tuple(x.maxsize) != model.maxsize:
         extra["maxsize"] = list(x.maxsize)
     model.cascade, pca_row = _cascade(path, x)

@@ -12,8 +12,9 @@ from dpm.cli.convert import main as convert_main
 from dpm.data import builtin_model_path
 from dpm.files.opencv_storage import read_opencv_storage
 from dpm.image import read_image
-from dpm.model_opencv import (OPENCV_FEATURES, opencv_entries, read_opencv_star_model, read_opencv_xml,
-                              write_opencv_xml)
+from dpm.boxes import predict_boxes
+from dpm.model_opencv import (OPENCV_FEATURES, anchored_box_prediction, apply_box_prediction, opencv_entries,
+                              read_opencv_star_model, read_opencv_xml, write_opencv_xml)
 
 from conftest import shared_path
 
@@ -56,6 +57,8 @@ def test_round_trip_keeps_what_the_xml_holds(person, tmp_path):
     # What the XML cannot hold: the bbox regressor, the learner's blocks, the class name.
     assert person.components[0].bbox_regressor is not None and back.components[0].bbox_regressor is None
     assert back.class_name == "person"  # the file's stem, not a field of the XML
+    # ... but the regressor's anchored form (AnchoredBoxPrediction, dpm's addition) comes back.
+    assert back.info["opencv"] and "box_prediction" in back.info["opencv"]
     # And the XML written again is the same file.
     write_opencv_xml(back, tmp_path / "again.xml")
     assert (tmp_path / "again.xml").read_bytes() == path.read_bytes()
@@ -72,6 +75,30 @@ def test_export_layout(person):
     assert [a.tolist() for a in e["Anchor"][:len(c.parts)]] == [[p.anchor[0] - 1, p.anchor[1] - 1] for p in c.parts]
     np.testing.assert_allclose(e["RootPCAFilters"][0].reshape(root.shape[0], root.shape[1], -1),
                                root @ e["PCAcoeff"])
+
+
+def test_anchored_box_prediction(person):
+    c = person.components[0]
+    rh, rw = c.root_size
+    rng = np.random.default_rng(0)
+    x1, y1 = rng.uniform(1, 300, (2, 5))
+    s = rng.uniform(4, 20, 5)                       # root cell side in pixels
+    roots = np.c_[x1, y1, x1 + rw * s - 1, y1 + rh * s - 1]
+    parts = np.stack([np.c_[x1 + (p.anchor[0] - 1) * s / 2, y1 + (p.anchor[1] - 1) * s / 2,
+                            x1 + (p.anchor[0] - 1 + p.size[1]) * s / 2 - 1, y1 + (p.anchor[1] - 1 + p.size[0]) * s / 2 - 1]
+                      for p in c.parts], axis=1)
+    want = predict_boxes(roots, parts, np.zeros(5, int), [c.bbox_regressor])
+    matrix = anchored_box_prediction(person)[0]
+    np.testing.assert_allclose(apply_box_prediction(roots, matrix), want, atol=1e-9)
+    # Without a regressor the matrix keeps the root box.
+    plain = person.copy()
+    plain.components[0].bbox_regressor = None
+    np.testing.assert_allclose(apply_box_prediction(roots, anchored_box_prediction(plain)[0]), roots, atol=1e-9)
+    # On real detections it lands near dpm's own prediction (parts move a little from their anchors).
+    d = dpm.detect(read_image(shared_path("models", "voc-release3.1", "000034.jpg")), person, upsample=2,
+                   clip=False, threshold=-0.5)
+    gap = np.abs(apply_box_prediction(d.root_boxes, matrix) - d.boxes)
+    assert len(d.boxes) and np.median(gap) < 3
 
 
 def test_model_without_cascade_never_prunes(tmp_path, person):
