@@ -14,6 +14,7 @@ import numpy as np
 
 from .cascade.types import Cascade, CascadeComponent
 from .files.opencv_storage import read_opencv_storage
+from .limits import LimitError
 from .model import NUM_FEATURES, Block, Component, Model, Part, validate_model
 from .model_r5 import R5_FEATURES, StarComponent, StarFilter, StarModel, validate_star_model
 
@@ -27,6 +28,7 @@ OPENCV_WINDOW = 4
 INFO_KEY = "opencv"
 # OpenCV's sample names its class after the dataset, as release 5 does.
 _CLASSES = {"inriaperson": "person"}
+SUPPORTED = "supported: the cascade DPM XML of OpenCV's cv::dpm::DPMDetector"
 _REQUIRED = ("SBin", "NumComponents", "NumFeatures", "Interval", "MaxSizeX", "MaxSizeY", "PCAcoeff", "PCADim",
              "ScoreThreshold", "Bias", "RootFilters", "RootPCAFilters", "PartFilters", "PartPCAFilters",
              "PrunThreshold", "Anchor", "Deformation", "NumParts", "PartOrder", "LocationWeight")
@@ -39,8 +41,7 @@ class _Parsed:
         self.path = path
         missing = [k for k in _REQUIRED if k not in e]
         if missing:
-            raise ValueError(f"{path}: not an OpenCV DPM model (no <{missing[0]}>); supported: the cascade DPM "
-                             "XML of cv::dpm::DPMDetector")
+            raise ValueError(f"{path}: not an OpenCV DPM model (no <{missing[0]}>); {SUPPORTED}")
         self.sbin = self._int(e, "SBin")
         self.interval = self._int(e, "Interval")
         ncomp = self._int(e, "NumComponents")
@@ -133,6 +134,15 @@ class _Parsed:
         return m.reshape(m.shape[0], m.shape[1] // OPENCV_FEATURES, OPENCV_FEATURES)
 
 
+def _storage(path: Path, max_bytes) -> dict:
+    try:
+        return read_opencv_storage(path, max_bytes=max_bytes, what="OpenCV DPM model")
+    except LimitError:
+        raise
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {SUPPORTED}") from None
+
+
 def read_opencv_xml(path, *, max_bytes: int | None = None) -> Model:
     """The :class:`dpm.model.Model` (release 3.1 semantics) with its cascade of an OpenCV DPM XML file.
 
@@ -148,7 +158,7 @@ def read_opencv_xml(path, *, max_bytes: int | None = None) -> Model:
     for a file over ``max_bytes``, default ``DPM_MAX_MODEL_BYTES`` or 64 MiB).
     """
     path = Path(path)
-    x = _Parsed(path, read_opencv_storage(path, max_bytes=max_bytes, what="OpenCV DPM model"))
+    x = _Parsed(path, _storage(path, max_bytes))
     counts = set(x.nparts)
     if len(counts) > 1:
         raise ValueError(f"{path}: components have {sorted(counts)} parts; a dpm model has the same number in "
@@ -231,7 +241,7 @@ def read_opencv_star_model(path, *, max_bytes: int | None = None) -> StarModel:
     feature, scale prior, padding by ``MaxSize``): ``dpm.detect`` runs it with release 5's semantics,
     which are OpenCV's, without the cascade.  Raises ``ValueError`` naming the file and the element."""
     path = Path(path)
-    x = _Parsed(path, read_opencv_storage(path, max_bytes=max_bytes, what="OpenCV DPM model"))
+    x = _Parsed(path, _storage(path, max_bytes))
     comps, index = [], 0
     for ci, root in enumerate(x.roots):
         rh, rw = root.shape[:2]
