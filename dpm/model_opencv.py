@@ -51,6 +51,7 @@ __all__ = ["OPENCV_FEATURES", "OPENCV_WINDOW", "write_opencv_xml", "read_opencv_
 #: Principal directions of a projection made for a model without a cascade (plus the truncation one).
 PCA_DIMS = 5
 
+
 def write_opencv_xml(model, path) -> Path:
     """Write ``model`` (a :class:`dpm.model.Model`, with or without a cascade, or a
     :class:`dpm.model_r5.StarModel`) as OpenCV cascade DPM XML, atomically.

@@ -151,7 +151,7 @@ def read_opencv_xml(path, *, max_bytes: int | None = None) -> Model:
     ``dpm``'s detector of this model ignores them (use :func:`read_opencv_star_model` to
     detect with them).  A file whose thresholds are all ``-inf`` (written from a model
     without a cascade) gives a model without a cascade.  The learner's blocks are made
-    up (one per filter, bias and deformation, with release 3.1's initial settings); they
+    up (one per filter, bias and deformation, with :class:`dpm.training.TrainConfig`'s initial settings); they
     fold the roots as release 3.1 does, so retraining symmetrises the roots.
 
     Raises ``ValueError`` naming the file and the element (:class:`dpm.limits.LimitError`
@@ -163,20 +163,25 @@ def read_opencv_xml(path, *, max_bytes: int | None = None) -> Model:
     if len(counts) > 1:
         raise ValueError(f"{path}: components have {sorted(counts)} parts; a dpm model has the same number in "
                          "every component (read it with read_opencv_star_model)")
+    from .training.config import TrainConfig   # the learner's initial settings (imported when needed)
+
+    cfg = TrainConfig()
+    lower = cfg.filter_lower_bound
     blocks, comps, trunc = [], [], {}
     for ci, root in enumerate(x.roots):
         rh, rw = root.shape[:2]
-        blocks.append(_block(1, 0.0, 20.0, -100.0))
-        blocks.append(_block(rh * ((rw + 1) // 2) * NUM_FEATURES, 1.0, 1.0, -100.0))
+        blocks.append(_block(1, cfg.offset_regmult, cfg.offset_learnmult, np.full(1, lower)))
+        size = rh * ((rw + 1) // 2) * NUM_FEATURES
+        blocks.append(_block(size, cfg.root_regmult, cfg.root_learnmult, np.full(size, lower)))
         comp = Component(root=np.ascontiguousarray(root[..., :NUM_FEATURES]), bias=float(x.bias[ci]),
                          root_block=len(blocks) - 1, bias_block=len(blocks) - 2)
         _keep_truncation(trunc, f"c{ci}.root", root)
         for pi, k in enumerate(x.part_ranges[ci]):
             f = x.parts[k]
             ph, pw = f.shape[:2]
-            blocks.append(_block(ph * ((pw + 1) // 2) * NUM_FEATURES, 1.0, 1.0, -100.0))
-            blocks.append(Block(size=4, regmult=10.0, learnmult=0.1,
-                                lower_bounds=np.array([0.01, -100.0, 0.01, -100.0])))
+            size = ph * ((pw + 1) // 2) * NUM_FEATURES
+            blocks.append(_block(size, cfg.part_regmult, cfg.part_learnmult, np.full(size, lower)))
+            blocks.append(_block(4, cfg.def_regmult, cfg.def_learnmult, np.array(cfg.def_lower_bounds, dtype=float)))
             comp.parts.append(Part(filter=np.ascontiguousarray(f[..., :NUM_FEATURES]),
                                    anchor=(int(x.anchors[k][0]) + 1, int(x.anchors[k][1]) + 1),
                                    deformation=x.defs[k].copy(), filter_block=len(blocks) - 2,
@@ -207,8 +212,8 @@ def read_opencv_xml(path, *, max_bytes: int | None = None) -> Model:
     return model
 
 
-def _block(size, regmult, learnmult, lower) -> Block:
-    return Block(size=size, regmult=regmult, learnmult=learnmult, lower_bounds=np.full(size, lower))
+def _block(size, regmult, learnmult, lower_bounds) -> Block:
+    return Block(size=size, regmult=float(regmult), learnmult=float(learnmult), lower_bounds=lower_bounds)
 
 
 def _keep_truncation(store: dict, key: str, f: np.ndarray) -> None:

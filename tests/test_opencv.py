@@ -193,6 +193,22 @@ def test_bad_xml_one_line(tmp_path, text, message):
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("text, message", [
+    (b"<opencv_storage>" + b"<_/>" * 100_001 + b"</opencv_storage>", "more than 100000 XML elements"),
+    (b'<opencv_storage><PCAcoeff type_id="opencv-matrix"><rows>65536</rows><cols>65536</cols><dt>d</dt>'
+     b"<data>1</data></PCAcoeff></opencv_storage>", "more than 4194304"),
+    (b'<opencv_storage><PCAcoeff type_id="opencv-matrix"><rows>1</rows><cols>1</cols><dt>d</dt>'
+     b"<data>" + b" " * 100 + b"1</data></PCAcoeff></opencv_storage>", "more data than its 1x1 values"),
+    (b"<opencv_storage><Bias>" + b"1 " * (1 << 20) + b"</Bias></opencv_storage>", "characters of numbers"),
+])
+def test_bounded_reader(tmp_path, text, message):
+    path = tmp_path / "big.xml"
+    path.write_bytes(text)
+    with pytest.raises(ValueError, match=message) as err:
+        read_opencv_storage(path)
+    assert str(path) in str(err.value)
+
+
 def test_size_limit(tmp_path):
     path = tmp_path / "big.xml"
     path.write_bytes(b"<opencv_storage>" + b" " * 4096 + b"</opencv_storage>")

@@ -12,9 +12,12 @@ each child element is a named entry, one of:
 The reader is bounded: the file's size is checked against
 :data:`dpm.limits.MAX_MODEL_BYTES` before it is read, a document with a DTD
 (``<!DOCTYPE``/``<!ENTITY``: entity expansion) is refused before it is
-parsed, nesting deeper than a matrix inside a sequence is refused, and a
-matrix must hold exactly the ``rows x cols`` numbers it declares (each side
-at most :data:`MAX_SIDE`).  Every error is a one-line ``ValueError`` naming the
+parsed, the parse stops past :data:`MAX_ELEMENTS` elements, nesting deeper
+than a matrix inside a sequence is refused, and a matrix must hold exactly the
+``rows x cols`` numbers it declares (each side at most :data:`MAX_SIDE`, at
+most :data:`MAX_MATRIX_VALUES` values, its text checked for length before it
+is split); a list of numbers outside a matrix has at most
+:data:`MAX_LIST_CHARS` characters.  Every error is a one-line ``ValueError`` naming the
 file and the element.  Only the standard library's ``xml.etree`` is used.
 """
 from __future__ import annotations
@@ -28,12 +31,21 @@ import numpy as np
 
 from ..limits import limit, too_big
 
-__all__ = ["MAX_SIDE", "read_opencv_storage", "write_opencv_storage"]
+__all__ = ["MAX_SIDE", "MAX_MATRIX_VALUES", "MAX_ELEMENTS", "MAX_LIST_CHARS", "read_opencv_storage",
+           "write_opencv_storage"]
 
 ROOT = "opencv_storage"
 MATRIX = "opencv-matrix"
 #: Largest number of rows or columns of one matrix (a 64-cell filter of 32 channels has 2048 columns).
 MAX_SIDE = 1 << 16
+#: Most values of one matrix (a 64 x 64-cell filter of 32 channels has 131,072).
+MAX_MATRIX_VALUES = 1 << 22
+#: Most elements in a file (OpenCV's sample DPM model has 318; 32 components of 32 parts about 7,000).
+MAX_ELEMENTS = 100_000
+#: Most characters of a list of numbers outside a matrix (a DPM file's longest holds about 130 numbers).
+MAX_LIST_CHARS = 1 << 20
+#: Most characters one number may take in a matrix's data (``repr`` of a float takes at most 24).
+_CHARS_PER_VALUE = 64
 _DTYPES = {"d": np.float64, "f": np.float32, "i": np.int32}
 
 
@@ -54,10 +66,7 @@ def read_opencv_storage(path, *, max_bytes: int | None = None, what: str = "Open
         raise too_big(path, what, f"more than {cap} bytes", "MAX_MODEL_BYTES", cap, "max_bytes")
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ValueError(f"{path}: not an OpenCV XML file (it declares a DTD or entities; OpenCV's files have none)")
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise ValueError(f"{path}: not an XML file ({exc})") from None
+    root = _parse(path, data)
     if root.tag != ROOT:
         raise ValueError(f"{path}: not an OpenCV XML file (root element <{root.tag}>, expected <{ROOT}>)")
     entries = {}
@@ -66,6 +75,27 @@ def read_opencv_storage(path, *, max_bytes: int | None = None, what: str = "Open
             raise ValueError(f"{path}: <{child.tag}> appears twice")
         entries[child.tag] = _entry(path, child, child.tag, depth=0)
     return entries
+
+
+def _parse(path, data: bytes):
+    """The root element, parsed incrementally so that a file of countless tiny elements is
+    refused before it is all in memory."""
+    parser = ET.XMLPullParser(events=("start",))
+    count, root = 0, None
+    try:
+        for at in range(0, max(len(data), 1), 1 << 20):
+            parser.feed(data[at:at + (1 << 20)])
+            for _, el in parser.read_events():
+                root = el if root is None else root
+                count += 1
+                if count > MAX_ELEMENTS:
+                    raise ValueError(f"{path}: more than {MAX_ELEMENTS} XML elements; not an OpenCV DPM model")
+        parser.close()
+    except ET.ParseError as exc:
+        raise ValueError(f"{path}: not an XML file ({exc})") from None
+    if root is None:
+        raise ValueError(f"{path}: not an XML file (no element)")
+    return root
 
 
 def _entry(path, el, where, depth):
@@ -81,6 +111,8 @@ def _entry(path, el, where, depth):
             bad = next(k.tag for k in kids if k.tag != "_")
             raise ValueError(f"{path}: <{where}> holds <{bad}>; a sequence holds <_> elements")
         return [_entry(path, k, f"{where}[{i}]", depth + 1) for i, k in enumerate(kids)]
+    if len(el.text or "") > MAX_LIST_CHARS:
+        raise ValueError(f"{path}: <{where}> holds more than {MAX_LIST_CHARS} characters of numbers")
     return _numbers(path, el.text, where)
 
 
@@ -128,6 +160,10 @@ def _matrix(path, el, where) -> np.ndarray:
         if not text.isdigit() or not 0 <= int(text) <= MAX_SIDE:
             raise ValueError(f"{path}: <{where}> <{name}> is {text[:40]!r}, expected a whole number 0..{MAX_SIDE}")
         dims.append(int(text))
+    if dims[0] * dims[1] > MAX_MATRIX_VALUES:
+        raise ValueError(f"{path}: <{where}> declares {dims[0]}x{dims[1]} values, more than {MAX_MATRIX_VALUES}")
+    if len(fields["data"]) > _CHARS_PER_VALUE * max(dims[0] * dims[1], 1):
+        raise ValueError(f"{path}: <{where}> holds more data than its {dims[0]}x{dims[1]} values")
     dt = fields["dt"].strip()
     if dt not in _DTYPES:
         raise ValueError(f"{path}: <{where}> has element type {dt[:10]!r}; read: {', '.join(_DTYPES)}")
