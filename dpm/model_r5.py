@@ -44,7 +44,8 @@ from .files import matlab_cells as _cells, matlab_index as _index
 from .features.flip import flip_features
 from .limits import MODEL_RANGES
 
-__all__ = ["R5_FEATURES", "StarFilter", "StarComponent", "StarModel", "is_release5_struct", "star_model"]
+__all__ = ["R5_FEATURES", "StarFilter", "StarComponent", "StarModel", "is_release5_struct", "star_model",
+           "validate_star_model"]
 
 #: Feature channels of release-5 models: 31 HOG + the truncation feature.
 R5_FEATURES = 32
@@ -234,7 +235,7 @@ def star_model(m, *, class_name: str = "", source: str = "") -> StarModel:
                       class_name=class_name or str(getattr(m, "class", "")),
                       info={"source": source, "year": str(getattr(m, "year", "")),
                             "note": str(getattr(m, "note", "")), "class": str(getattr(m, "class", ""))})
-    _validate(model)
+    validate_star_model(model)
     return model
 
 
@@ -295,7 +296,8 @@ class _Reader:
                           filter_block=_index(fdesc.blocklabel), def_block=_index(d.blocklabel))
 
 
-def _validate(model: StarModel) -> None:
+def validate_star_model(model: StarModel) -> None:
+    """Check a star model's field ranges and values; ``ValueError`` naming the field."""
     lo, hi = MODEL_RANGES["sbin"]
     if not lo <= model.sbin <= hi or model.sbin % 4:
         raise ValueError(f"sbin {model.sbin} out of range (a multiple of 4 in {lo}..{hi})")
