@@ -206,8 +206,8 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
         raise ValueError(f"window must be a non-negative integer (cells), got {window!r}")
     clock = time.perf_counter()
     if pyramid is None:
-        pyramid = (detection_pyramid(image, model.sbin, model.interval, np.float32, False) if exact_features is not True
-                   else detection_pyramid(image, model.sbin, model.interval, np.float64, True))
+        exact = exact_features is True
+        pyramid = detection_pyramid(image, model.sbin, model.interval, np.float64 if exact else np.float32, exact)
     levels = [np.ascontiguousarray(f, dtype=np.float64) for f in pyramid.levels]
     now = time.perf_counter()
     times = {"features": now - clock}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
-from .cascade import detect_cascade, detect_cascade_raw
+from .cascade import detect_cascade
 from .finish import finish_detections, upsampled
 from .parse import detect_raw
 from .pyramid import DEFAULT_DTYPE
