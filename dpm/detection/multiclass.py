@@ -20,6 +20,7 @@ from .._alloc import tune_malloc
 from ..features import feature_pyramid
 from ..image import as_rgb
 from ..model import Model
+from .bands import raw_if_too_big
 from .finish import finish_detections, upsampled
 from .parse import DEFAULT_DTYPE, detect_raw
 from .results import Detections
@@ -66,7 +67,7 @@ def pyramid_groups(models: dict) -> dict:
 
 
 def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | None = 0.5,
-           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE):
+           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE, max_memory=None):
     """Detect objects with one model or several.
 
     Parameters
@@ -80,12 +81,14 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         exactly what the model gives alone.
     threshold : float or mapping of class name to float, optional
         Default: each model's own ``thresh``.
-    upsample, nms, bbox_prediction, clip, dtype
-        As in :func:`dpm.detection.detect_one`; the same for every model.
+    upsample, nms, bbox_prediction, clip, dtype, max_memory
+        As in :func:`dpm.detection.detect_one`; the same for every model (the
+        memory bound is for all of them together: models are scored together
+        on a level's feature bands as far as that fits).
     """
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
     if isinstance(models, Model):
-        return detect_one(image, models, threshold=threshold, dtype=dtype, **kwargs)
+        return detect_one(image, models, threshold=threshold, dtype=dtype, max_memory=max_memory, **kwargs)
     models = as_model_dict(models)
     if isinstance(threshold, Mapping):
         unknown = sorted(set(threshold) - set(models))
@@ -94,16 +97,25 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)
+    thresholds = {name: _threshold(threshold, name, m) for name, m in models.items()}
+    raws = raw_if_too_big(work, models, thresholds, max_memory=max_memory, dtype=dtype)
+    if raws is not None:
+        return {name: _named(finish_detections(raws[name], models[name], image.shape[:2], **kwargs), name)
+                for name in models}
     out = {}
     for (sbin, interval), names in pyramid_groups(models).items():
         pyramid = feature_pyramid(work, sbin, interval, dtype=dtype)
         for name in names:
             m = models[name]
-            t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
-            raw = detect_raw(work, m, t, pyramid=pyramid, dtype=dtype)
+            raw = detect_raw(work, m, thresholds[name], pyramid=pyramid, dtype=dtype)
             out[name] = finish_detections(raw, m, image.shape[:2], **kwargs)
         del pyramid
     return {name: _named(out[name], name) for name in models}
+
+
+def _threshold(threshold, name: str, model: Model) -> float:
+    t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
+    return model.thresh if t is None else float(t)
 
 
 def _named(dets: Detections, name: str) -> Detections:

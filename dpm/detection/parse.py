@@ -17,7 +17,7 @@ from ..model import Model
 from .results import Detections
 from .scores import LevelScores, PreparedModel, score_levels
 
-__all__ = ["DEFAULT_DTYPE", "boxes_at", "boxes_from", "detect_raw", "part_positions"]
+__all__ = ["DEFAULT_DTYPE", "boxes_at", "boxes_from", "detect_raw", "level_found", "part_positions", "raw_detections"]
 
 # Precision of the filter responses in detection (see ``dpm.detection.detect``'s ``dtype``).
 DEFAULT_DTYPE = np.float32
@@ -91,19 +91,36 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
         # Levels straight in the responses' precision (float32: the float64
         # features rounded once, what casting each level would give).
         pyramid = feature_pyramid(image, model.sbin, model.interval, dtype=prepared.dtype)
-    nparts = model.num_parts
-    # Per (level, component) with detections: positions, part positions, cell size; the boxes are
-    # computed per component at the end (the same arithmetic per detection, fewer array calls).
     found = []
     for ls in score_levels(pyramid, model, prepared, keep_features=False):
-        for ci, score in enumerate(ls.scores):
-            xs, ys = np.nonzero(score.T > thresh)  # MATLAB find order: column-major
-            if xs.size == 0:
-                continue
-            px, py = part_positions(model, ci, ls, ys, xs)
-            found.append((ci, ls.level, ls.cell, ys, xs, px, py, score[ys, xs]))
+        found.extend(level_found(model, ls, thresh))
+    return raw_detections(found, model, image.shape[:2])
+
+
+def level_found(model: Model, ls: LevelScores, thresh: float) -> list:
+    """The placements of one level scoring above ``thresh``, compactly (what :func:`raw_detections` takes).
+
+    One entry per component with placements: component, level, cell size,
+    root positions (0-based rows and columns, in ``detect.m``'s column-major
+    order), part positions and scores.  Small: the level's score and argmax
+    maps can be dropped afterwards.
+    """
+    found = []
+    for ci, score in enumerate(ls.scores):
+        xs, ys = np.nonzero(score.T > thresh)  # MATLAB find order: column-major
+        if xs.size == 0:
+            continue
+        px, py = part_positions(model, ci, ls, ys, xs)
+        found.append((ci, ls.level, ls.cell, ys, xs, px, py, score[ys, xs]))
+    return found
+
+
+def raw_detections(found: list, model: Model, image_shape) -> Detections:
+    """Raw detections (``detect.m``'s rows, in its order) from :func:`level_found` entries of
+    the levels in ascending order."""
+    nparts = model.num_parts
     if not found:
-        return Detections.empty(nparts, image.shape[:2], model.class_name)
+        return Detections.empty(nparts, tuple(image_shape), model.class_name)
     comps = np.concatenate([np.full(f[3].size, f[0], dtype=np.intp) for f in found])
     levels = np.concatenate([np.full(f[3].size, f[1], dtype=np.intp) for f in found])
     scores = np.concatenate([f[7] for f in found])
@@ -119,4 +136,4 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
                            np.concatenate([np.full(f[3].size, f[2]) for f in mine]))
         root[where] = r
         parts[where] = p
-    return Detections(root.copy(), scores, comps, root, parts, levels, tuple(image.shape[:2]), model.class_name)
+    return Detections(root.copy(), scores, comps, root, parts, levels, tuple(image_shape), model.class_name)

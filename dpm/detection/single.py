@@ -4,6 +4,7 @@ from __future__ import annotations
 from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
+from .bands import raw_if_too_big
 from .finish import finish_detections, upsampled
 from .parse import DEFAULT_DTYPE, detect_raw
 from .results import Detections
@@ -29,7 +30,7 @@ def check_image_size(shape, model: Model, upsample: int = 1) -> None:
 
 
 def detect_one(image, model: Model, *, threshold: float | None = None, upsample: int = 1, nms: float | None = 0.5,
-           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE) -> Detections:
+           bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE, max_memory=None) -> Detections:
     """Detect objects in an image: the ``process.m`` pipeline of voc-release3.1.
 
     Parameters
@@ -63,6 +64,12 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
         come out differently.  On the reference cases (five images and
         models, two thresholds each) every detection, box and argmax is the
         original's, with scores within 1.1e-6.  See docs/detection.md.
+    max_memory : int or str, optional
+        Memory (bytes, or a string such as ``"2G"``) detection aims to stay
+        under.  When the whole feature pyramid would take more, the image is
+        detected level by level in bands of rows (:mod:`dpm.detection.bands`),
+        with the same detections.  Default: the environment variable
+        ``DPM_MAX_MEMORY``, else 1.5 GiB (:data:`dpm.limits.MAX_MEMORY`).
 
     Returns
     -------
@@ -72,6 +79,8 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)
-    raw = detect_raw(work, model, threshold, dtype=dtype)
+    thresh = model.thresh if threshold is None else float(threshold)
+    raws = raw_if_too_big(work, {"": model}, {"": thresh}, max_memory=max_memory, dtype=dtype)
+    raw = raws[""] if raws is not None else detect_raw(work, model, thresh, dtype=dtype)
     return finish_detections(raw, model, image.shape[:2], upsample=upsample, nms=nms,
                              bbox_prediction=bbox_prediction, clip=clip)

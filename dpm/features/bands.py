@@ -27,7 +27,7 @@ from . import _resize as _resize_kernels
 from .hog import NUM_FEATURES, float_image, hog_kernels, hog_shape, mround, resize_shape
 from .pyramid import check_pyramid_args, octave_scale_count, pyramid_scales
 
-__all__ = ["ImageRows", "LevelPlan", "pyramid_plan"]
+__all__ = ["ImageRows", "LevelPlan", "level_layout", "pyramid_plan"]
 
 
 class ImageRows:
@@ -38,25 +38,27 @@ class ImageRows:
     reduction: of :func:`dpm.features.resize` of the whole parent).
     """
 
-    def __init__(self, image=None, *, parent: "ImageRows" = None, shape=None, cache_bytes: int = 0):
+    def __init__(self, image=None, *, parent: "ImageRows" = None, shape=None, cache_bytes: int = 0,
+                 band_bytes: int = 2 ** 26):
         self._image = image
         self.parent = parent
+        self.band_bytes = band_bytes
         self.shape = tuple(image.shape[:2]) if image is not None else tuple(shape)
         self.cache_bytes = cache_bytes
         self._whole = None
 
     @classmethod
-    def of_image(cls, image) -> "ImageRows":
+    def of_image(cls, image, band_bytes: int = 2 ** 26) -> "ImageRows":
         a = np.asarray(image)
         if a.ndim != 3 or a.shape[2] != 3 or 0 in a.shape:
             raise ValueError(f"image must be a non-empty (H, W, 3) array, got shape {a.shape}")
-        return cls(a)
+        return cls(a, band_bytes=band_bytes)
 
     def reduced(self, shape, cache_bytes: int = 0) -> "ImageRows":
         """This image reduced to ``shape`` (itself when the shape is its own: the reduction is then a copy)."""
         if tuple(shape) == self.shape:
             return self
-        return ImageRows(parent=self, shape=shape, cache_bytes=cache_bytes)
+        return ImageRows(parent=self, shape=shape, cache_bytes=cache_bytes, band_bytes=self.band_bytes)
 
     @property
     def nbytes(self) -> int:
@@ -75,9 +77,8 @@ class ImageRows:
         out = np.empty((b - a, w, 3), dtype=np.float64)
         if b <= a:
             return out
-        # Bands of the parent of at most about as many rows as this band has: the
-        # parent's own band is then not much larger than ours.
-        step = max(1, b - a)
+        # Bands of the parent of about band_bytes.
+        step = max(1, int(self.band_bytes // (pw * 24 * max(1.0, ph / h))))
         for y0 in range(a, b, step):
             y1 = min(b, y0 + step)
             lo, hi = _resize_kernels.source_rows(ph, h, y0, y1)
@@ -138,37 +139,52 @@ class LevelPlan:
         return self.cell * w * (2 * 24 + 9) + (self.shape[1] + 2) * 18 * 8 + self.shape[1] * NUM_FEATURES * 8
 
 
-def pyramid_plan(image, sbin: int = 8, interval: int = 10, *, cache_bytes: int = 0):
+def level_layout(height: int, width: int, sbin: int = 8, interval: int = 10):
+    """``[(level, chain, depth, (h, w), cell)]``: how ``featpyramid.m`` makes each level of an
+    ``height x width`` image: the ``chain``-th (1-based) first-octave reduction, halved ``depth``
+    times, to ``h x w`` pixels, in HOG cells of ``cell`` pixels.  Level shapes are
+    ``hog_shape(h, w, cell)``; levels the original leaves unset (tiny images) are missing."""
+    sbin, interval = check_pyramid_args(sbin, interval)
+    max_scale = octave_scale_count(height, width, sbin, interval)
+    sc = 2.0 ** (1.0 / interval)
+    out = []
+    for i in range(1, interval + 1):
+        dh, dw = resize_shape(height, width, 1.0 / sc ** (i - 1))
+        out.append((i - 1, i, 0, (dh, dw), sbin // 2))
+        out.append((i + interval - 1, i, 0, (dh, dw), sbin))
+        for n, j in enumerate(range(i + interval, max_scale + 1, interval)):
+            dh, dw = resize_shape(dh, dw, 0.5)
+            out.append((j + interval - 1, i, n + 1, (dh, dw), sbin))
+    return sorted(out)
+
+
+def pyramid_plan(image, sbin: int = 8, interval: int = 10, *, cache_bytes: int = 0, band_bytes: int = 2 ** 26):
     """The levels of ``feature_pyramid(image, sbin, interval)`` as :class:`LevelPlan` s, and its scales.
 
     Nothing is computed: each level's rows are computed when asked for
     (:meth:`LevelPlan.rows`).  ``image`` is an ``(H, W, 3)`` array of values
     0..255 of any numeric dtype (uint8 stays uint8: rows are converted to
     float64 a band at a time).  Resized images of at most ``cache_bytes``
-    (float64) are kept once computed.  Images so small that the pyramid has
-    levels ``feature_pyramid`` leaves unset are refused (use
-    ``feature_pyramid``).
+    (float64) are kept once computed; reductions read their source in bands of
+    about ``band_bytes``.  Images so small that ``featpyramid.m`` leaves levels
+    unset are refused (use ``feature_pyramid``).
 
     Returns
     -------
     (levels, scales) : (list of LevelPlan, ndarray)
     """
-    sbin, interval = check_pyramid_args(sbin, interval)
-    root = ImageRows.of_image(image)
+    root = ImageRows.of_image(image, band_bytes)
     h, w = root.shape
+    layout = level_layout(h, w, sbin, interval)
     scales = pyramid_scales(h, w, sbin, interval)
-    max_scale = octave_scale_count(h, w, sbin, interval)
-    if max_scale < interval:
+    if len(layout) != len(scales):
         raise ValueError(f"image of {w}x{h} pixels is too small for a banded pyramid; use feature_pyramid")
-    sc = 2.0 ** (1.0 / interval)
-    levels = [None] * len(scales)
-    for i in range(1, interval + 1):
-        dh, dw = resize_shape(h, w, 1.0 / sc ** (i - 1))
-        src = root.reduced((dh, dw), cache_bytes)
-        levels[i - 1] = LevelPlan(i - 1, src, sbin // 2, hog_shape(dh, dw, sbin // 2))
-        levels[i + interval - 1] = LevelPlan(i + interval - 1, src, sbin, hog_shape(dh, dw, sbin))
-        for j in range(i + interval, max_scale + 1, interval):
-            dh, dw = resize_shape(dh, dw, 0.5)
-            src = src.reduced((dh, dw), cache_bytes)
-            levels[j + interval - 1] = LevelPlan(j + interval - 1, src, sbin, hog_shape(dh, dw, sbin))
+    chains = {}
+    levels = []
+    for level, chain, depth, shape, cell in layout:
+        key = (chain, depth)
+        if key not in chains:
+            parent = root if depth == 0 else chains[(chain, depth - 1)]
+            chains[key] = parent.reduced(shape, cache_bytes)
+        levels.append(LevelPlan(level, chains[key], cell, hog_shape(*shape, cell)))
     return levels, scales
