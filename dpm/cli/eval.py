@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from .._io import atomic_write, exclusive_lock
-from ._common import (EXIT_OK, add_execution, add_verbosity, cluster_executor, jobs, report_failures, run,
-                      setup_logging, show_progress)
+from ._common import (EXIT_OK, add_execution, add_max_memory, add_verbosity, cluster_executor, jobs,
+                      report_failures, run, setup_logging, show_progress)
 
 log = logging.getLogger("dpm.cli.eval")
 
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score threshold (default: the model's own, as pascal_test.m)")
     g.add_argument("--no-bbox-prediction", action="store_true",
                    help="score root boxes instead of the regressor's predicted boxes")
+    add_max_memory(g)
     add_execution(g, "images (detection)")
     g.add_argument("--limit", type=int, default=None, metavar="N",
                    help="only the first N images of the split (a quick check; AP is then over "
@@ -108,7 +109,7 @@ def _check_args(parser, args):
     if (args.model is None) == (args.results is None):
         parser.error("give either MODEL or --results FILE (not both)")
     if args.results is not None:
-        for opt, default in (("upsample", 1), ("threshold", None), ("no_bbox_prediction", False),
+        for opt, default in (("upsample", 1), ("threshold", None), ("no_bbox_prediction", False), ("max_memory", None),
                              ("jobs", None), ("scheduler", None), ("scheduler_file", None), ("limit", None)):
             if getattr(args, opt) != default:
                 parser.error(f"--{opt.replace('_', '-')} only applies when running a MODEL")
@@ -163,7 +164,7 @@ def _run_model(args, evalset, out_dir, model, cls):
     with cluster_executor(args) as executor, ResultsWriter(results_path, "voc", total=len(ids)) as out:
         status = write_batch(
             detect_files(paths, model, n_jobs=jobs(args), executor=executor, progress=show_progress(args),
-                         threshold=args.threshold, upsample=args.upsample,
+                         threshold=args.threshold, upsample=args.upsample, max_memory=args.max_memory,
                          bbox_prediction=not args.no_bbox_prediction),
             out, image_ids=ids, on_result=keep)
     seconds = (time.perf_counter() - t0) / max(1, len(ids))
