@@ -111,7 +111,15 @@ def _pil_to_rgb(im) -> np.ndarray:
         return as_rgb(np.asarray(im, dtype=np.float64))
     if mode in ("1", "L", "LA"):
         return as_rgb(np.asarray(im.convert("L")))
-    return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+    # In strips: converting the whole image and taking it as an array would hold the decoded
+    # image four times over (Pillow's copy, then its bytes joined from chunks); this holds it twice.
+    w, h = im.size
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    step = max(1, 2 ** 24 // (4 * max(w, 1)))
+    for y0 in range(0, h, step):
+        strip = im.crop((0, y0, w, min(h, y0 + step)))
+        out[y0:y0 + strip.size[1]] = np.asarray(strip if strip.mode == "RGB" else strip.convert("RGB"))
+    return out
 
 
 def as_rgb(image) -> np.ndarray:
