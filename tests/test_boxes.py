@@ -88,7 +88,7 @@ def test_predict_boxes_is_linear_regressor_without_bias(rng):
 
 
 @pytest.mark.parametrize("overlap", [0.0, 0.5, 0.9])
-def test_nms_of_many_boxes_compares_strips_with_the_same_picks(overlap, monkeypatch):
+def test_nms_of_many_boxes_on_a_grid_makes_the_same_picks(overlap, monkeypatch):
     import dpm.boxes as boxes_module
 
     rng = np.random.default_rng(3)
@@ -99,5 +99,5 @@ def test_nms_of_many_boxes_compares_strips_with_the_same_picks(overlap, monkeypa
     b[:50, 2] = b[:50, 0] - 0.5       # boxes meeting others only within a pixel
     scores = np.round(rng.standard_normal(n), 1)  # many ties
     fast = boxes_module.nms_indices(b, scores, overlap)
-    monkeypatch.setattr(boxes_module, "_STRIP_NMS_FROM", 10 ** 9)
+    monkeypatch.setattr(boxes_module, "_GRID_NMS_FROM", 10 ** 9)
     assert np.array_equal(fast, boxes_module.nms_indices(b, scores, overlap))
