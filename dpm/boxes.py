@@ -55,9 +55,7 @@ def nms_indices(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.5) -> 
     x1, y1, x2, y2 = boxes.T
     area = box_area(boxes)
     if order.size > _GRID_NMS_FROM and np.isfinite(boxes).all():
-        keep = _nms_on_grid(order, x1, y1, x2, y2, area, overlap)
-        if keep is not None:
-            return keep
+        return _nms_on_grid(order, x1, y1, x2, y2, area, overlap)
     keep = []
     while order.size:
         i = order[0]
@@ -81,14 +79,18 @@ def _nms_on_grid(order, x1, y1, x2, y2, area, overlap):
     # pixel boxes) touches, with the same expression.  Boxes are sorted by size into grids whose
     # cells are at least as large as their boxes (a box is listed in at most 3 x 3 cells of its
     # grid).  The raw detections of a large photo (hundreds of thousands) take seconds.
+    # A box with x2 - x1 + 1 <= 0 (or in y; bounding-box prediction can invert a box) meets no
+    # box: it is never suppressed and suppresses nothing, so it is in no grid.
     n = x1.size
     ex, ey = x2 - x1 + 3, y2 - y1 + 3
-    if (ex < 1).any() or (ey < 1).any():
-        return None     # inverted boxes: the plain loop
-    ox, oy = float(np.min(x1)) - 2, float(np.min(y1)) - 2
+    meets = (ex > 2) & (ey > 2)
+    if not meets.any():
+        return order.astype(np.intp)
+    ox, oy = float(np.min(x1[meets])) - 2, float(np.min(y1[meets])) - 2
     size_class = np.ceil(np.log2(np.maximum(np.maximum(ex, ey), 16.0))).astype(np.intp)
+    size_class[~meets] = -1
     grids = []
-    for c in np.unique(size_class):
+    for c in np.unique(size_class[meets]):
         cell = float(2 ** int(c))
         mine = np.flatnonzero(size_class == c)
         gx0 = ((x1[mine] - 1 - ox) // cell).astype(np.intp)
@@ -111,6 +113,8 @@ def _nms_on_grid(order, x1, y1, x2, y2, area, overlap):
             continue
         keep.append(i)
         alive[i] = False
+        if not meets[i]:
+            continue
         lists = []
         for cell, ncx, ncy, members, starts in grids:
             gx0 = max(0, int((x1[i] - 1 - ox) // cell))

@@ -98,6 +98,8 @@ def test_nms_of_many_boxes_on_a_grid_makes_the_same_picks(overlap, monkeypatch):
     b = np.stack([x1, y1, x1 + rng.integers(0, 300, n), y1 + rng.integers(0, 300, n)], axis=1)
     b[:50, 2] = b[:50, 0] - 0.5       # boxes meeting others only within a pixel
     b[50:80, 2:] += 3000              # a few large boxes
+    b[80:90, 2] = b[80:90, 0] - 40    # inverted boxes (bounding-box prediction can make them)
+    b[90:95, 3] = b[90:95, 1] - 1.5
     scores = np.round(rng.standard_normal(n), 1)  # many ties
     monkeypatch.setattr(boxes_module, "_GRID_NMS_FROM", 100)
     fast = boxes_module.nms_indices(b, scores, overlap)
