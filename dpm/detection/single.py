@@ -4,6 +4,7 @@ from __future__ import annotations
 from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
+from .bands import raw_if_too_big
 from .cascade import detect_cascade, detect_cascade_raw
 from .finish import finish_detections, upsampled
 from .parse import detect_raw
@@ -43,7 +44,7 @@ def check_image_size(shape, model: Model, upsample: int = 1) -> None:
 
 def detect_one(image, model: Model, *, threshold: float | None = None, upsample: int = 1, nms: float | None = 0.5,
                bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE,
-               exact_features: bool | None = None, cascade: bool | None = None) -> Detections:
+               exact_features: bool | None = None, cascade: bool | None = None, max_memory=None) -> Detections:
     """Detect objects in an image: the ``process.m`` pipeline of voc-release3.1.
 
     A model that carries a star-cascade (``model.cascade``, see
@@ -81,6 +82,12 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
         come out differently.  On the reference cases (five images and
         models, two thresholds each) every detection, box and argmax is the
         original's, with scores within 1.1e-6.  See docs/detection.md.
+    max_memory : int or str, optional
+        Memory (bytes, or a string such as ``"2G"``) detection aims to stay
+        under.  When the whole feature pyramid would take more, the image is
+        detected level by level in bands of rows (:mod:`dpm.detection.bands`),
+        with the same detections.  Default: the environment variable
+        ``DPM_MAX_MEMORY``, else 1.5 GiB (:data:`dpm.limits.MAX_MEMORY`).
 
     exact_features : bool or None, default None
         How the features of float32 responses are computed.  ``False`` (the
@@ -114,6 +121,10 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)
-    raw = detect_raw(work, model, threshold, dtype=dtype, exact_features=exact_features)
+    thresh = model.thresh if threshold is None else float(threshold)
+    # Too big for max_memory: level by level in bands, with the exact features (no banded fast path yet).
+    raws = raw_if_too_big(work, {"": model}, {"": thresh}, max_memory=max_memory, dtype=dtype)
+    raw = (raws[""] if raws is not None
+           else detect_raw(work, model, thresh, dtype=dtype, exact_features=exact_features))
     return finish_detections(raw, model, image.shape[:2], upsample=upsample, nms=nms,
                              bbox_prediction=bbox_prediction, clip=clip)
