@@ -43,7 +43,7 @@ def bounded(**kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         return detect(max_memory=bands.BASE_BYTES + image.nbytes * kwargs.get("upsample", 1) ** 2 + 2 ** 24,
-                      **kwargs)
+                      exact_features=True, **kwargs)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
