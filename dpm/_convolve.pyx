@@ -186,12 +186,16 @@ cdef inline Py_ssize_t _last_nonzero(const floating* a, Py_ssize_t n) noexcept n
     return -1
 
 
-cdef int _convolve_bands(const floating[:, :, ::1] features, const floating[:, ::1] bank,
-                         const Py_ssize_t[:, ::1] layout, floating[::1] out,
-                         Py_ssize_t band_bytes, Py_ssize_t pady, Py_ssize_t padx,
-                         bint fixed) except -1:
+cdef Py_ssize_t _convolve_bands(const floating[:, :, ::1] features, const floating[:, ::1] bank,
+                                const Py_ssize_t[:, ::1] layout, floating[::1] out,
+                                Py_ssize_t band_bytes, Py_ssize_t pady, Py_ssize_t padx,
+                                bint fixed, Py_ssize_t row0, Py_ssize_t full_height,
+                                bint last) except -1:
     # The band loop of convolve_bank (fixed = False: BLAS GEMM) and of
     # convolve_bank_fixed (fixed = True, double only: dpm_cell_products).
+    # features holds rows row0 .. of a map of full_height rows; returns the
+    # number of rows consumed (all of them if last; else up to the start of
+    # an incomplete band at the end).
     cdef Py_ssize_t height = features.shape[0], width = features.shape[1]
     cdef Py_ssize_t nchan = features.shape[2], ncells = bank.shape[0]
     cdef Py_ssize_t nfilt = layout.shape[0]
@@ -201,14 +205,14 @@ cdef int _convolve_bands(const floating[:, :, ::1] features, const floating[:, :
     cdef double* at = NULL
     cdef const floating* a
     if height == 0 or width == 0 or nchan == 0 or ncells == 0 or nfilt == 0:
-        return 0
+        return height
     if not fixed and (sgemm == NULL or dgemm == NULL):
         raise RuntimeError("no BLAS: call _set_blas first (dpm.convolve does)")
     rows = band_bytes // (<Py_ssize_t>sizeof(floating) * ncells * width)
     if rows < 1:
         rows = 1
-    if rows > height:
-        rows = height
+    if rows > full_height:
+        rows = full_height
     p = <floating*>malloc(<size_t>(rows * width * ncells) * sizeof(floating))
     if fixed:
         at = <double*>malloc(<size_t>((rows * width + 8) * nchan) * sizeof(double))
@@ -231,6 +235,8 @@ cdef int _convolve_bands(const floating[:, :, ::1] features, const floating[:, :
                     if _first_nonzero(a + r1 * rowlen, rowlen) == rowlen:
                         break
                     r1 += 1
+                if r1 == height and r1 - r0 < rows and not last and row0 + r1 < full_height:
+                    break       # the band may go on in the next call's rows
                 m = (r1 - r0) * width
                 # Products over band positions j0..j1 (first to last nonzero).
                 j0 = j0 // nchan
@@ -255,15 +261,15 @@ cdef int _convolve_bands(const floating[:, :, ::1] features, const floating[:, :
                         continue
                     h = layout[f, 0]
                     w = layout[f, 1]
-                    hout = height + 2 * pady - h + 1
+                    hout = full_height + 2 * pady - h + 1
                     wout = width + 2 * padx - w + 1
-                    _shift_add(p, m, width, r0, r1, h, w, layout[f, 2], hout, wout,
+                    _shift_add(p, m, width, r0 + row0, r1 + row0, h, w, layout[f, 2], hout, wout,
                                pady, padx, &out[layout[f, 3]])
                 r0 = r1
     finally:
         free(p)
         free(at)
-    return 0
+    return r0
 
 
 def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] bank,
@@ -303,7 +309,25 @@ def convolve_bank(const floating[:, :, ::1] features, const floating[:, ::1] ban
     Trusts its caller: sizes must be consistent and fit BLAS's 32-bit ints.
     The GIL is released for the whole computation.
     """
-    _convolve_bands(features, bank, layout, out, band_bytes, pady, padx, False)
+    _convolve_bands(features, bank, layout, out, band_bytes, pady, padx, False, 0, features.shape[0], True)
+
+
+def convolve_bank_rows(const floating[:, :, ::1] features, const floating[:, ::1] bank,
+                       const Py_ssize_t[:, ::1] layout, floating[::1] out,
+                       Py_ssize_t band_bytes, Py_ssize_t pady, Py_ssize_t padx,
+                       Py_ssize_t row0, Py_ssize_t height, bint last, bint fixed):
+    """:func:`convolve_bank` (or, ``fixed``, :func:`convolve_bank_fixed`) fed one band of rows.
+
+    ``features`` holds rows ``row0 ..`` of a map of ``height`` rows whose
+    responses ``out`` accumulates (``layout`` and ``out`` for the whole map).
+    ``row0`` must be where a band of the whole computation starts (0, or a
+    value this function returned).  Unless ``last``, a band that reaches the
+    end of ``features`` without being complete is left for the next call.
+    Returns the map row where the next call must start.  Fed this way, every
+    GEMM and every addition is the whole computation's, in the same order, so
+    the responses are bit-identical to one :func:`convolve_bank` call.
+    """
+    return row0 + _convolve_bands(features, bank, layout, out, band_bytes, pady, padx, fixed, row0, height, last)
 
 
 def convolve_bank_fixed(const double[:, :, ::1] features, const double[:, ::1] bank,
@@ -314,4 +338,4 @@ def convolve_bank_fixed(const double[:, :, ::1] features, const double[:, ::1] b
 
     Same arguments as :func:`convolve_bank` (float64 only).
     """
-    _convolve_bands(features, bank, layout, out, band_bytes, pady, padx, True)
+    _convolve_bands(features, bank, layout, out, band_bytes, pady, padx, True, 0, features.shape[0], True)

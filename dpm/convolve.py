@@ -62,7 +62,7 @@ from . import _cpu
 
 _convolve = _cpu.best_build(__package__ + "._convolve")
 
-__all__ = ["FilterBank", "convolve", "limit_blas_threads", "get_blas_threads"]
+__all__ = ["BandResponses", "FilterBank", "convolve", "limit_blas_threads", "get_blas_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -396,6 +396,9 @@ class FilterBank:
         elif total:
             with limit_blas_threads(blas_threads):
                 _convolve.convolve_bank(feats, self._bank, layout, out, BAND_BYTES, pady, padx)
+        return self._views(out, shapes)
+
+    def _views(self, out, shapes):
         results = []
         for (hout, wout), off in shapes:
             if off >= 0:
@@ -403,6 +406,13 @@ class FilterBank:
             else:
                 results.append(np.zeros((hout, wout), dtype=self.dtype))
         return results
+
+    def band_responses(self, height: int, width: int, *, pad=(0, 0), exact_order: bool = False):
+        """:class:`BandResponses`: the responses of an ``height x width`` map fed in bands of rows."""
+        if exact_order and self.dtype != np.float64:
+            raise ValueError(f"exact_order=True needs a float64 FilterBank, this one is {self.dtype.name}")
+        return BandResponses(self, int(height), int(width), pad, exact_order)
+
 
     def _layout(self, height, width):
         """Kernel layout, per-filter ``((h, w), offset)`` and total output size.
@@ -429,6 +439,58 @@ class FilterBank:
             self._layouts.clear()
         self._layouts[key] = (layout, shapes, offset)
         return layout, shapes, offset
+
+
+class BandResponses:
+    """Responses of one feature map to a :class:`FilterBank`, its rows fed band by band.
+
+    For maps too large to hold (a bounded-memory detector computes a pyramid
+    level's features a band of rows at a time): :meth:`feed` takes rows
+    ``start, ...`` of the map and returns the row the next call must start at
+    (the kernel leaves a band of its own that the given rows end inside of for
+    the next call), so that every GEMM and every addition is the one
+    :meth:`FilterBank.convolve` makes for the whole map, in the same order:
+    :attr:`responses` are then bit-identical to ``convolve(map, pad=pad)``.
+    """
+
+    def __init__(self, bank: FilterBank, height: int, width: int, pad, exact_order: bool):
+        pady, padx = (int(v) for v in pad)
+        if pady < 0 or padx < 0:
+            raise ValueError(f"pad must be two non-negative integers, got {pad!r}")
+        if height * width > _INT_MAX:
+            raise ValueError(f"feature map {height}x{width} is too large for BLAS (32-bit sizes)")
+        self.bank, self.height, self.width, self.pad = bank, height, width, (pady, padx)
+        self.exact_order = exact_order
+        self._layout, shapes, total = bank._layout(height + 2 * pady, width + 2 * padx)
+        self._out = np.zeros(total, dtype=bank.dtype)
+        #: The responses (complete once every row was fed), as :meth:`FilterBank.convolve` returns them.
+        self.responses = bank._views(self._out, shapes)
+        #: The next row to feed.
+        self.next_row = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._out.nbytes
+
+    def feed(self, features, start: int, blas_threads=1) -> int:
+        """Feed rows ``start .. start + len(features) - 1`` of the map; ``start`` must be
+        :attr:`next_row`.  Returns (and stores) the new :attr:`next_row`."""
+        if start != self.next_row:
+            raise ValueError(f"rows must be fed from row {self.next_row}, got {start}")
+        feats = np.ascontiguousarray(features, dtype=self.bank.dtype)
+        if feats.ndim != 3 or feats.shape[1:] != (self.width, self.bank.num_channels):
+            raise ValueError(f"features must be (rows, {self.width}, {self.bank.num_channels}), got {feats.shape}")
+        if start + feats.shape[0] > self.height:
+            raise ValueError(f"rows {start}..{start + feats.shape[0] - 1} run past the map's {self.height} rows")
+        last = start + feats.shape[0] == self.height
+        if self._out.size == 0 or feats.shape[0] == 0:
+            self.next_row = start + feats.shape[0]
+            return self.next_row
+        pady, padx = self.pad
+        with limit_blas_threads(None if self.exact_order else blas_threads):
+            self.next_row = _convolve.convolve_bank_rows(feats, self.bank._bank, self._layout, self._out, BAND_BYTES,
+                                                         pady, padx, start, self.height, last, self.exact_order)
+        return self.next_row
 
 
 def convolve(features, filters, dtype=np.float64, *, allow_empty=False, blas_threads=1,

@@ -12,13 +12,14 @@ common image into that form:
 
 EXIF orientation tags are ignored, as MATLAB's ``imread`` ignores them.
 
-Images larger than a limit (50 million pixels by default; ``max_pixels=`` or the
+Images larger than a limit (150 million pixels by default; ``max_pixels=`` or the
 environment variable ``DPM_MAX_PIXELS``) are refused from their header, before
-any pixel is decoded: a 137 KB PNG can declare 12000 x 12000 pixels, and
-detection needs about 130 bytes per pixel (docs/limits.md).
+any pixel is decoded: a 0.4 MB PNG can declare 20000 x 20000 pixels (1.2 GB
+decoded).  Detection itself stays within ``max_memory`` (docs/limits.md).
 """
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from struct import error as struct_error
@@ -39,7 +40,7 @@ def read_image(path, *, max_pixels: int | None = None) -> np.ndarray:
     max_pixels : int, optional
         Most pixels (width x height) the image may have, checked from its header
         before decoding.  Default: the environment variable ``DPM_MAX_PIXELS``,
-        else 50 million (:data:`dpm.limits.MAX_PIXELS`).
+        else 150 million (:data:`dpm.limits.MAX_PIXELS`).
 
     Raises
     ------
@@ -78,7 +79,12 @@ def read_image(path, *, max_pixels: int | None = None) -> np.ndarray:
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file (or a format this installation cannot decode)") from None
     except Image.DecompressionBombError as exc:
-        # Only beyond Pillow's own limit (2 x PIL.Image.MAX_IMAGE_PIXELS), when max_pixels was raised past it.
+        # Beyond Pillow's own limit (2 x PIL.Image.MAX_IMAGE_PIXELS), checked as Pillow opens the file.
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        if declared and int(declared.group(1)) > max_pixels:
+            n = int(declared.group(1))
+            raise too_big(path, "the image", f"{n:,} pixels", "MAX_PIXELS", max_pixels, "max_pixels",
+                          unit=lambda v: f"{v:,} pixels") from None
         raise ValueError(f"{path}: cannot read image ({' '.join(str(exc).split())}); raise "
                          "PIL.Image.MAX_IMAGE_PIXELS as well to read it") from None
     except MemoryError:
@@ -105,7 +111,15 @@ def _pil_to_rgb(im) -> np.ndarray:
         return as_rgb(np.asarray(im, dtype=np.float64))
     if mode in ("1", "L", "LA"):
         return as_rgb(np.asarray(im.convert("L")))
-    return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+    # In strips: converting the whole image and taking it as an array would hold the decoded
+    # image four times over (Pillow's copy, then its bytes joined from chunks); this holds it twice.
+    w, h = im.size
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    step = max(1, 2 ** 24 // (4 * max(w, 1)))
+    for y0 in range(0, h, step):
+        strip = im.crop((0, y0, w, min(h, y0 + step)))
+        out[y0:y0 + strip.size[1]] = np.asarray(strip if strip.mode == "RGB" else strip.convert("RGB"))
+    return out
 
 
 def as_rgb(image) -> np.ndarray:

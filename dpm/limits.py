@@ -10,12 +10,16 @@ sees for each failure):
 * :data:`MAX_ARRAY_BYTES` (4 GiB; ``DPM_MAX_ARRAY_BYTES`` or
   ``dpm.files.read_npz(..., max_bytes=)``): any other ``.npz`` of arrays, such
   as a training checkpoint's example cache;
-* :data:`MAX_PIXELS` (50 million; ``DPM_MAX_PIXELS`` or
+* :data:`MAX_PIXELS` (150 million; ``DPM_MAX_PIXELS`` or
   ``read_image(..., max_pixels=)``): the pixels of an image, from its header;
 * :data:`MAX_ANNOTATION_BYTES` (2 GiB; ``DPM_MAX_ANNOTATION_BYTES`` or
   ``coco.read_instances(..., max_bytes=)``): a JSON annotation or results
   file, before it is parsed (parsing takes about ten times its size in memory);
 * fixed ranges of every model field (:data:`MODEL_RANGES`).
+
+:data:`MAX_MEMORY` (1.5 GiB; ``DPM_MAX_MEMORY``, ``dpm.detect(..., max_memory=)``
+or ``--max-memory``) is not a file limit but the memory detection aims to
+stay under: larger images are detected in bands (:mod:`dpm.detection.bands`).
 
 A limit that is exceeded raises :class:`LimitError`, a ``ValueError`` whose
 one-line message names the file, what is too big, the limit and how to raise it.
@@ -25,15 +29,18 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["LimitError", "MAX_MODEL_BYTES", "MAX_ARRAY_BYTES", "MAX_PIXELS", "MODEL_RANGES",
+__all__ = ["LimitError", "MAX_MODEL_BYTES", "MAX_ARRAY_BYTES", "MAX_PIXELS", "MAX_MEMORY", "MODEL_RANGES",
            "MAX_ANNOTATION_BYTES", "MAX_NPZ_MEMBERS", "MAX_MAT_ELEMENTS", "MAX_FIGURE_PIXELS", "MAX_DPI", "MAX_SHOW_SBIN",
-           "limit", "env_name", "too_big", "format_bytes"]
+           "limit", "env_name", "too_big", "format_bytes", "parse_size"]
 
 MAX_MODEL_BYTES = 64 * 2 ** 20
 MAX_ARRAY_BYTES = 4 * 2 ** 30
-# Detection needs about 130 bytes per image pixel (measured: 0.56 GB peak for a 4-megapixel
-# image with a 2-component voc-release3.1 model), so 50 million pixels is about 6.5 GB.
-MAX_PIXELS = 50_000_000
+# Detection holds memory to MAX_MEMORY by working in bands (docs/limits.md); what stays is the
+# decoded image, 3 bytes per pixel: 150 million pixels (a 12000 x 12000 photo is 144 million)
+# is 450 MB.  Pillow refuses more than 178 million pixels on its own.
+MAX_PIXELS = 150_000_000
+# The memory detection aims to stay under (dpm.detection.bands).
+MAX_MEMORY = 3 * 2 ** 29
 # COCO train2017's instances file is 448 MiB; Python's json takes about ten times a file's size.
 MAX_ANNOTATION_BYTES = 2 * 2 ** 30
 MAX_NPZ_MEMBERS = 10_000        # a model of 32 components x 32 parts has about 4,300
@@ -59,7 +66,8 @@ MODEL_RANGES = {
 }
 
 _ENV = {"MAX_MODEL_BYTES": "DPM_MAX_MODEL_BYTES", "MAX_ARRAY_BYTES": "DPM_MAX_ARRAY_BYTES",
-        "MAX_PIXELS": "DPM_MAX_PIXELS", "MAX_ANNOTATION_BYTES": "DPM_MAX_ANNOTATION_BYTES"}
+        "MAX_PIXELS": "DPM_MAX_PIXELS", "MAX_ANNOTATION_BYTES": "DPM_MAX_ANNOTATION_BYTES",
+        "MAX_MEMORY": "DPM_MAX_MEMORY"}
 _SUFFIX = {"": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
 
 
@@ -82,9 +90,15 @@ def limit(name: str, value=None) -> int:
     text = os.environ.get(env, "").strip()
     if not text:
         return globals()[name]
-    m = re.fullmatch(r"(\d+)\s*([kKmMgGtT]?)(?:i?[bB])?", text)
+    return parse_size(text, env)
+
+
+def parse_size(text: str, name: str) -> int:
+    """``"256M"`` -> 268435456: a whole number with an optional binary suffix ``K``, ``M``, ``G``
+    or ``T`` (``B``/``iB`` may follow).  ``ValueError`` naming ``name`` otherwise."""
+    m = re.fullmatch(r"(\d+)\s*([kKmMgGtT]?)(?:i?[bB])?", str(text).strip())
     if not m:
-        raise ValueError(f"{env}={text!r}: expected a whole number, optionally with K, M, G or T "
+        raise ValueError(f"{name}={text!r}: expected a whole number, optionally with K, M, G or T "
                          "(e.g. 256M)")
     return int(m.group(1)) * _SUFFIX[m.group(2).lower()]
 

@@ -85,3 +85,23 @@ def test_predict_boxes_is_linear_regressor_without_bias(rng):
                          parts[:, 1, 0], parts[:, 1, 1]])
     np.testing.assert_allclose(out[comps == 0], a[comps == 0] @ reg.T)
     np.testing.assert_array_equal(out[comps == 1], root[comps == 1])  # no regressor: root boxes
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.5, 0.9])
+def test_nms_of_many_boxes_on_a_grid_makes_the_same_picks(overlap, monkeypatch):
+    import dpm.boxes as boxes_module
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    x1 = rng.integers(1, 4000, n) + np.where(rng.random(n) < 0.3, rng.random(n), 0.0)
+    y1 = rng.integers(1, 3000, n).astype(float)
+    b = np.stack([x1, y1, x1 + rng.integers(0, 300, n), y1 + rng.integers(0, 300, n)], axis=1)
+    b[:50, 2] = b[:50, 0] - 0.5       # boxes meeting others only within a pixel
+    b[50:80, 2:] += 3000              # a few large boxes
+    b[80:90, 2] = b[80:90, 0] - 40    # inverted boxes (bounding-box prediction can make them)
+    b[90:95, 3] = b[90:95, 1] - 1.5
+    scores = np.round(rng.standard_normal(n), 1)  # many ties
+    monkeypatch.setattr(boxes_module, "_GRID_NMS_FROM", 100)
+    fast = boxes_module.nms_indices(b, scores, overlap)
+    monkeypatch.setattr(boxes_module, "_GRID_NMS_FROM", 10 ** 9)
+    assert np.array_equal(fast, boxes_module.nms_indices(b, scores, overlap))

@@ -274,14 +274,29 @@ def test_nan_model_cannot_be_saved_and_reloaded_silently(tmp_path):
 
 # --- images -----------------------------------------------------------------------------------
 
-def test_137kb_png_of_12000x12000_is_refused_from_its_header(tmp_path):
+def test_400kb_png_of_20000x20000_is_refused_from_its_header(tmp_path):
     path = tmp_path / "huge.png"
-    size = hostile.huge_png(path, 12000, 12000)
-    assert size < 200_000
+    size = hostile.huge_png(path, 20000, 20000)
+    assert size < 500_000
     code = "import dpm\ntry:\n    dpm.read_image(sys.argv[1])\n    print('loaded')\nexcept ValueError as e:\n    print(e)"
     rc, out, err, peak = hostile.run_measured(code, path, address_space=2 * hostile.GiB)
     assert rc == 0, err
-    assert out == [f"{path}: the image is 12000x12000 = 144,000,000 pixels, over the limit of 50,000,000 pixels; "
+    assert out == [f"{path}: the image is 400,000,000 pixels, over the limit of 150,000,000 pixels; "
+                   "if you trust the file, raise the limit with the environment variable DPM_MAX_PIXELS=<number> "
+                   "or the keyword max_pixels="]
+    assert peak < 100
+
+
+def test_png_of_12000x12000_is_read_and_one_over_the_limit_refused_with_its_size(tmp_path):
+    path = tmp_path / "big.png"
+    hostile.huge_png(path, 12000, 12000)
+    code = "import dpm\ntry:\n    print(dpm.read_image(sys.argv[1]).shape)\nexcept ValueError as e:\n    print(e)"
+    rc, out, err, peak = hostile.run_measured(code, path, address_space=3 * hostile.GiB)
+    assert rc == 0, err
+    assert out == ["(12000, 12000, 3)"]
+    hostile.huge_png(path, 13000, 12000)
+    rc, out, err, peak = hostile.run_measured(code, path, address_space=2 * hostile.GiB)
+    assert out == [f"{path}: the image is 13000x12000 = 156,000,000 pixels, over the limit of 150,000,000 pixels; "
                    "if you trust the file, raise the limit with the environment variable DPM_MAX_PIXELS=<number> "
                    "or the keyword max_pixels="]
     assert peak < 100

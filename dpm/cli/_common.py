@@ -71,6 +71,26 @@ def add_execution(parser, what: str = "images") -> None:
                              "(dask scheduler --scheduler-file FILE)")
 
 
+def add_max_memory(parser) -> None:
+    """``--max-memory SIZE``: the memory detection aims to stay under (``dpm.detect(max_memory=)``)."""
+    parser.add_argument("--max-memory", metavar="SIZE", type=_size, default=None,
+                        help="memory each image's detection aims to stay under, e.g. 2G or 512M; larger "
+                             "images are detected level by level in bands, with the same detections "
+                             "(default: DPM_MAX_MEMORY, else 1.5G; per process with -j)")
+
+
+def _size(text: str) -> int:
+    from ..limits import parse_size
+
+    try:
+        value = parse_size(text, "--max-memory")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--max-memory must be positive, got {text!r}")
+    return value
+
+
 def jobs(args) -> int:
     """``-j``, 1 when not given."""
     return 1 if args.jobs is None else args.jobs

@@ -6,8 +6,8 @@ import logging
 import time
 from pathlib import Path
 
-from ._common import (EXIT_OK, add_execution, add_verbosity, cluster_executor, jobs, report_failures, run,
-                      setup_logging, show_progress)
+from ._common import (EXIT_OK, add_execution, add_max_memory, add_verbosity, cluster_executor, jobs,
+                      report_failures, run, setup_logging, show_progress)
 
 log = logging.getLogger("dpm.cli.detect")
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score threshold (default: the model's own, model.thresh)")
     p.add_argument("--upsample", type=int, default=1, metavar="K",
                    help="detect on the image enlarged K times (for objects smaller than the model); default 1")
+    add_max_memory(p)
     p.add_argument("--nms", type=float, default=0.5, metavar="OVERLAP",
                    help="non-maximum suppression overlap (original rule: intersection / area of the "
                         "lower-scoring box); 1 disables it; default 0.5")
@@ -154,9 +155,11 @@ def _main(argv) -> int:
         todo = skip_done(paths, getattr(out, "resumed", 0), getattr(out, "resumed_last", None))
         if executor is not None:
             results = on_workers(todo, lambda ps: detect_files(ps, model, executor=executor,
-                                                               progress=show_progress(args), **options))
+                                                               progress=show_progress(args),
+                                                               max_memory=args.max_memory, **options))
         else:
-            results = detect_files(todo, model, n_jobs=jobs(args), progress=show_progress(args), **options)
+            results = detect_files(todo, model, n_jobs=jobs(args), progress=show_progress(args),
+                                   max_memory=args.max_memory, **options)
         status = write_batch(results, out, image_ids=image_ids, drawings=drawings)
     log.info("%d image(s) written, %.3f s per image%s", status.written,
              (time.perf_counter() - t0) / max(1, status.done - getattr(out, "resumed", 0)),

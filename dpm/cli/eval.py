@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from .._io import exclusive_lock
-from ._common import EXIT_OK, add_execution, add_verbosity, jobs, report_failures, run, setup_logging
+from ._common import EXIT_OK, add_execution, add_max_memory, add_verbosity, jobs, report_failures, run, setup_logging
 
 log = logging.getLogger("dpm.cli.eval")
 
@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score root boxes instead of the regressor's predicted boxes")
     g.add_argument("--exact", action="store_true",
                    help="evaluate the exact detector even where a model carries a star-cascade (used by default)")
+    add_max_memory(g)
     add_execution(g, "images (detection)")
     g.add_argument("--limit", type=int, default=None, metavar="N",
                    help="only the first N images of the split (a quick check; AP is then over "
@@ -122,8 +123,8 @@ def _check_args(parser, args):
         parser.error("give either MODEL or --results FILE (not both)")
     if args.results is not None:
         for opt, default in (("upsample", 1), ("threshold", None), ("no_bbox_prediction", False), ("exact", False),
-                             ("jobs", None), ("scheduler", None), ("scheduler_file", None), ("limit", None),
-                             ("resume", False)):
+                             ("max_memory", None), ("jobs", None), ("scheduler", None), ("scheduler_file", None),
+                             ("limit", None), ("resume", False)):
             if getattr(args, opt) != default:
                 parser.error(f"--{opt.replace('_', '-')} only applies when running a MODEL")
     if args.upsample < 1:

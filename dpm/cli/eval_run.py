@@ -93,7 +93,7 @@ def detect_evaluation_set(args, evalset, out_dir: Path, models: dict) -> Detecti
              ", ".join(models), len(paths), split, evalset.name,
              "the models' own" if args.threshold is None else f"{args.threshold:g}", args.upsample, jobs(args))
     options = dict(threshold=args.threshold, upsample=args.upsample, bbox_prediction=not args.no_bbox_prediction,
-                   **({"cascade": False} if args.exact else {}))
+                   max_memory=args.max_memory, **({"cascade": False} if args.exact else {}))
     writer = PerClassWriter(out_dir, list(models), split=split, total=len(ids), resumable=True,
                             resume=args.resume, key=_key(args, models, evalset))
     t0 = time.perf_counter()

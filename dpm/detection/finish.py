@@ -22,6 +22,13 @@ def upsampled(image, upsample: int):
     return upsample_image(image, int(upsample)) if upsample > 1 else image
 
 
+def work_shape(shape, upsample: int) -> tuple:
+    """The ``(H, W)`` of the image :func:`upsampled` makes from an image of ``shape``; checks the factor."""
+    if not isinstance(upsample, (int, np.integer)) or upsample < 1:
+        raise ValueError(f"upsample must be a positive integer factor, got {upsample!r}")
+    return int(shape[0]) * int(upsample), int(shape[1]) * int(upsample)
+
+
 def finish_detections(raw: Detections, model: Model, shape, *, upsample: int = 1, nms: float | None = 0.5,
                       bbox_prediction: bool = True, clip: bool = True) -> Detections:
     """:func:`detect_raw`'s detections on the image enlarged ``upsample`` times, made final as

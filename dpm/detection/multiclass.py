@@ -20,6 +20,7 @@ from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
 from ..model_r5 import StarModel
+from .bands import detect_raw_bounded, needs_bands
 from .finish import finish_detections, upsampled
 from .cascade import detect_cascade_raw
 from .parse import detect_raw
@@ -72,7 +73,7 @@ def pyramid_groups(models: dict) -> dict:
 
 def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | None = 0.5,
            bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE,
-           exact_features: bool | None = None, cascade: bool | None = None):
+           exact_features: bool | None = None, cascade: bool | None = None, max_memory=None):
     """Detect objects with one model or several.
 
     Parameters
@@ -89,9 +90,11 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         exactly what the model gives alone.
     threshold : float or mapping of class name to float, optional
         Default: each model's own ``thresh``.
-    upsample, nms, bbox_prediction, clip, dtype, exact_features, cascade
+    upsample, nms, bbox_prediction, clip, dtype, exact_features, cascade, max_memory
         As in :func:`dpm.detection.detect_one`; the same for every model
-        (``cascade=None``: each model with its star-cascade if it has one).
+        (``cascade=None``: each model with its star-cascade if it has one; the
+        memory bound is for all of them together: models are scored together
+        on a level's feature bands as far as that fits).
     """
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
     if isinstance(models, StarModel):
@@ -99,7 +102,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
         return detect_star(image, models, threshold=threshold, cascade=cascade, **kwargs)
     if isinstance(models, Model):
         return detect_one(image, models, threshold=threshold, dtype=dtype, exact_features=exact_features,
-                          cascade=cascade, **kwargs)
+                          cascade=cascade, max_memory=max_memory, **kwargs)
     models = as_model_dict(models)
     if isinstance(threshold, Mapping):
         unknown = sorted(set(threshold) - set(models))
@@ -108,21 +111,34 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)
-    out = {}
+    thresholds = {name: _threshold(threshold, name, m) for name, m in models.items()}
     cascaded = {name: use_cascade(m, cascade) for name, m in models.items()}
+    # Images too big for max_memory: level by level in bands, every model detected exactly (the
+    # cascade and the fast features have no banded path).
+    bands = needs_bands(work.shape[:2], models, max_memory=max_memory, dtype=dtype)
+    if bands:
+        raws = detect_raw_bounded(work, models, thresholds, max_memory=bands, dtype=dtype)
+        return {name: _named(finish_detections(raws[name], models[name], image.shape[:2], **kwargs), name)
+                for name in models}
+    out = {}
     for (sbin, interval), names in pyramid_groups(models).items():
         # One pyramid for every model of the group; the cascade reads its levels in float64.
         pyramid = detection_pyramid(work, sbin, interval, dtype, exact_features)
         for name in names:
             m = models[name]
-            t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
             if cascaded[name]:
+                t = threshold.get(name) if isinstance(threshold, Mapping) else threshold   # None: the cascade's
                 raw = detect_cascade_raw(work, m, m.cascade, t, pyramid=pyramid)
             else:
-                raw = detect_raw(work, m, t, pyramid=pyramid, dtype=dtype)
+                raw = detect_raw(work, m, thresholds[name], pyramid=pyramid, dtype=dtype)
             out[name] = finish_detections(raw, m, image.shape[:2], **kwargs)
         del pyramid
     return {name: _named(out[name], name) for name in models}
+
+
+def _threshold(threshold, name: str, model: Model) -> float:
+    t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
+    return model.thresh if t is None else float(t)
 
 
 def _named(dets: Detections, name: str) -> Detections:

@@ -17,7 +17,7 @@ from .results import Detections
 from .pyramid import DEFAULT_DTYPE, detection_pyramid
 from .scores import LevelScores, PreparedModel, score_levels
 
-__all__ = ["boxes_at", "boxes_from", "detect_raw", "detections_from_placements", "part_positions"]
+__all__ = ["boxes_at", "boxes_from", "detect_raw", "detections_from_placements", "level_found", "part_positions"]
 
 
 def boxes_at(model: Model, comp_index: int, ls: LevelScores, ys: np.ndarray, xs: np.ndarray):
@@ -87,32 +87,45 @@ def detect_raw(image, model: Model, threshold: float | None = None, *, pyramid=N
     prepared = PreparedModel(model, dtype)
     if pyramid is None:
         pyramid = detection_pyramid(image, model.sbin, model.interval, prepared.dtype, exact_features)
-    # Per (level, component) with detections: positions, part positions, cell size; the boxes are
-    # computed per component at the end (the same arithmetic per detection, fewer array calls).
     found = []
     for ls in score_levels(pyramid, model, prepared, keep_features=False):
-        for ci, score in enumerate(ls.scores):
-            xs, ys = np.nonzero(score.T > thresh)  # MATLAB find order: column-major
-            if xs.size == 0:
-                continue
-            px, py = part_positions(model, ci, ls, ys, xs)
-            found.append((ci, ls.level, ls.cell, ys, xs, px, py, score[ys, xs]))
+        found.extend(level_found(model, ls, thresh))
     return detections_from_placements(model, found, image.shape[:2])
+
+
+def level_found(model: Model, ls: LevelScores, thresh: float) -> list:
+    """The placements of one level scoring above ``thresh``, compactly (what
+    :func:`detections_from_placements` takes).
+
+    One entry per component with placements: component, level, cell size,
+    root positions (0-based rows and columns, in ``detect.m``'s column-major
+    order), part positions and scores.  Small: the level's score and argmax
+    maps can be dropped afterwards.
+    """
+    found = []
+    for ci, score in enumerate(ls.scores):
+        xs, ys = np.nonzero(score.T > thresh)  # MATLAB find order: column-major
+        if xs.size == 0:
+            continue
+        px, py = part_positions(model, ci, ls, ys, xs)
+        found.append((ci, ls.level, ls.cell, ys, xs, px, py, score[ys, xs]))
+    return found
 
 
 def detections_from_placements(model: Model, found, image_shape) -> Detections:
     """Raw :class:`Detections` (boxes = root boxes) from placements grouped per (level, component).
 
     ``found``: a list of ``(component, level, cell, ys, xs, px, py, scores)``
-    in the detections' order: 0-based root positions ``(ys, xs)`` of the
-    padded root level, 1-based part positions ``px``, ``py`` ``(N, P)`` of the
-    padded part level, ``cell`` the level's cell size in pixels.  The boxes
-    are those of :func:`detect_raw` (which uses it); the star-cascade
-    detector (:mod:`dpm.detection.cascade`) uses it too.
+    in the detections' order (:func:`level_found`'s entries of the levels in
+    ascending order): 0-based root positions ``(ys, xs)`` of the padded root
+    level, 1-based part positions ``px``, ``py`` ``(N, P)`` of the padded part
+    level, ``cell`` the level's cell size in pixels.  The boxes are those of
+    :func:`detect_raw` (which uses it); the star-cascade and the bounded
+    detectors use it too.
     """
     nparts = model.num_parts
     if not found:
-        return Detections.empty(nparts, image_shape, model.class_name)
+        return Detections.empty(nparts, tuple(image_shape), model.class_name)
     comps = np.concatenate([np.full(f[3].size, f[0], dtype=np.intp) for f in found])
     levels = np.concatenate([np.full(f[3].size, f[1], dtype=np.intp) for f in found])
     scores = np.concatenate([f[7] for f in found])

@@ -18,7 +18,7 @@ from ..convolve import FilterBank
 from ..dt import MAX_SIDE, check_coefficients, transform_unchecked
 from ..model import Model
 
-__all__ = ["LevelScores", "PartArgmax", "PreparedModel", "pad_features", "score_levels"]
+__all__ = ["LevelScores", "PartArgmax", "PreparedModel", "pad_features", "score_level", "score_levels"]
 
 
 @dataclass(frozen=True)
@@ -206,21 +206,38 @@ def score_levels(pyramid, model: Model, prepared: PreparedModel | None = None, s
             featr = pad_features(feat, pady, padx, dtype)
             if prepared.parts is not None:
                 featp = pad_features(pyramid.levels[lev - interval], 2 * pady, 2 * padx, dtype)
-        scores, argmax = [], []
-        for ci, comp in enumerate(model.components):
-            score = root_resp[ci].astype(np.float64)
-            score += comp.bias
-            am = []
-            for j, part in enumerate(comp.parts):
-                # 1-based probe start anchor + 1 ("the anchor position is shifted to account for
-                # misalignment between features at different resolutions") -> 0-based start = anchor.
-                # Only the probed rows and columns of the transform of -response are computed.
-                ax0, ay0 = part.anchor
-                resp = part_resp[prepared.part_index[ci][j]]
-                m, ix, iy = _part_dt(resp, prepared.deformations[ci][j], ay0, ax0, score.shape)
-                score -= _fit(m, score.shape, np.inf)
-                am.append(PartArgmax(ix, iy, ay0, 2, resp.shape, ax0, 2))
-            scores.append(score)
-            argmax.append(am)
-        yield LevelScores(lev, model.sbin / pyramid.scales[lev], scores, argmax,
-                          featr, featp)
+        ls = score_level(prepared, lev, model.sbin / pyramid.scales[lev], root_resp, part_resp)
+        ls.root_features, ls.part_features = featr, featp
+        yield ls
+
+
+def score_level(prepared: PreparedModel, level: int, cell: float, root_resp, part_resp) -> LevelScores:
+    """:class:`LevelScores` of one level from its filter responses.
+
+    ``root_resp`` are the responses of the model's root filters (one per
+    component) over the padded root level, ``part_resp`` those of its part
+    filters (in :attr:`PreparedModel.parts` order; None without parts) over
+    the padded part level (``interval`` levels below), as
+    :meth:`dpm.convolve.FilterBank.convolve` gives them; ``cell`` is the
+    level's cell size in pixels.  The per-level step of :func:`score_levels`,
+    for callers that compute the responses themselves (the bounded-memory
+    detector, :mod:`dpm.detection.bands`).
+    """
+    model = prepared.model
+    scores, argmax = [], []
+    for ci, comp in enumerate(model.components):
+        score = root_resp[ci].astype(np.float64)
+        score += comp.bias
+        am = []
+        for j, part in enumerate(comp.parts):
+            # 1-based probe start anchor + 1 ("the anchor position is shifted to account for
+            # misalignment between features at different resolutions") -> 0-based start = anchor.
+            # Only the probed rows and columns of the transform of -response are computed.
+            ax0, ay0 = part.anchor
+            resp = part_resp[prepared.part_index[ci][j]]
+            m, ix, iy = _part_dt(resp, prepared.deformations[ci][j], ay0, ax0, score.shape)
+            score -= _fit(m, score.shape, np.inf)
+            am.append(PartArgmax(ix, iy, ay0, 2, resp.shape, ax0, 2))
+        scores.append(score)
+        argmax.append(am)
+    return LevelScores(level, cell, scores, argmax)

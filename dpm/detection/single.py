@@ -4,8 +4,9 @@ from __future__ import annotations
 from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
+from .bands import detect_raw_bounded, needs_bands
 from .cascade import detect_cascade
-from .finish import finish_detections, upsampled
+from .finish import finish_detections, upsampled, work_shape
 from .parse import detect_raw
 from .pyramid import DEFAULT_DTYPE
 from .results import Detections
@@ -43,7 +44,7 @@ def check_image_size(shape, model: Model, upsample: int = 1) -> None:
 
 def detect_one(image, model: Model, *, threshold: float | None = None, upsample: int = 1, nms: float | None = 0.5,
                bbox_prediction: bool = True, clip: bool = True, dtype=DEFAULT_DTYPE,
-               exact_features: bool | None = None, cascade: bool | None = None) -> Detections:
+               exact_features: bool | None = None, cascade: bool | None = None, max_memory=None) -> Detections:
     """Detect objects in an image: the ``process.m`` pipeline of voc-release3.1.
 
     A model that carries a star-cascade (``model.cascade``, see
@@ -81,6 +82,12 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
         come out differently.  On the reference cases (five images and
         models, two thresholds each) every detection, box and argmax is the
         original's, with scores within 1.1e-6.  See docs/detection.md.
+    max_memory : int or str, optional
+        Memory (bytes, or a string such as ``"2G"``) detection aims to stay
+        under.  When the whole feature pyramid would take more, the image is
+        detected level by level in bands of rows (:mod:`dpm.detection.bands`),
+        with the same detections.  Default: the environment variable
+        ``DPM_MAX_MEMORY``, else 1.5 GiB (:data:`dpm.limits.MAX_MEMORY`).
 
     exact_features : bool or None, default None
         How the features of float32 responses are computed.  ``False`` (the
@@ -108,12 +115,20 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
     Detections
         In suppression order (highest score first).
     """
-    if use_cascade(model, cascade):
+    image = as_rgb(image)
+    # An image too big for max_memory is detected level by level in bands, exactly (the cascade
+    # and the fast features have no banded path): see dpm.detection.bands.
+    bands = needs_bands(work_shape(image.shape, upsample), {"": model}, max_memory=max_memory, dtype=dtype)
+    if not bands and use_cascade(model, cascade):
         return detect_cascade(image, model, model.cascade, threshold=threshold, upsample=upsample, nms=nms,
                               bbox_prediction=bbox_prediction, clip=clip, exact_features=exact_features)
     tune_malloc()
-    image = as_rgb(image)
     work = upsampled(image, upsample)
-    raw = detect_raw(work, model, threshold, dtype=dtype, exact_features=exact_features)
+    thresh = model.thresh if threshold is None else float(threshold)
+    if bands:
+        use_cascade(model, cascade)     # cascade=True on a model without one is still an error
+        raw = detect_raw_bounded(work, {"": model}, {"": thresh}, max_memory=bands, dtype=dtype)[""]
+    else:
+        raw = detect_raw(work, model, thresh, dtype=dtype, exact_features=exact_features)
     return finish_detections(raw, model, image.shape[:2], upsample=upsample, nms=nms,
                              bbox_prediction=bbox_prediction, clip=clip)

@@ -294,8 +294,24 @@ def bin_cells(const double[:, ::1] magnitude, const unsigned char[:, ::1] orient
         ``hist[i + 1, j + 1]``.  Contributions the original drops (cells outside
         the grid) land in the margin.  Requires ``by, bx >= 1``.
     """
-    cdef Py_ssize_t H = magnitude.shape[0], W = magnitude.shape[1]
-    cdef Py_ssize_t by = hist.shape[0] - 2, bx = hist.shape[1] - 2
+    bin_cell_rows(magnitude, orientation, sbin, hist, magnitude.shape[0], hist.shape[0] - 2, 0, 0)
+
+
+def bin_cell_rows(const double[:, ::1] magnitude, const unsigned char[:, ::1] orientation,
+                  int sbin, double[:, :, ::1] hist, Py_ssize_t H, Py_ssize_t by,
+                  Py_ssize_t mag_row0, Py_ssize_t hist_row0):
+    """:func:`bin_cells` for a band of histogram rows (a bounded-memory pyramid).
+
+    ``hist`` holds rows ``hist_row0 .. hist_row0 + hist.shape[0] - 1`` of the
+    ``(by + 2, bx + 2, 18)`` histograms of an image of ``H`` rows; the pixels
+    whose both updates land in those rows are binned, in the same order as
+    :func:`bin_cells`, so those rows that receive all their pixels are
+    bit-identical to the whole computation's.  ``magnitude`` and
+    ``orientation`` hold gradient rows ``mag_row0 ..`` (full width), at least
+    the rows the visited pixels read.
+    """
+    cdef Py_ssize_t W = magnitude.shape[1]
+    cdef Py_ssize_t bx = hist.shape[1] - 2, nrows = hist.shape[0]
     cdef Py_ssize_t vis_y = by * sbin, vis_x = bx * sbin
     cdef Py_ssize_t rowstride = hist.shape[1] * 18
     cdef Py_ssize_t x, y, yc, ix, iyp, xlast
@@ -326,14 +342,16 @@ def bin_cells(const double[:, ::1] magnitude, const unsigned char[:, ::1] orient
             wx0[x] = xp - ix            # weight of the right cell
             wx1[x] = 1.0 - wx0[x]       # weight of the left cell
         for y in range(1, vis_y - 1):
-            yc = y if y < H - 2 else H - 2
             yp = (<double>y + 0.5) / <double>sbin - 0.5
             iyp = <Py_ssize_t>floor(yp)
+            if iyp + 1 < hist_row0 or iyp + 2 >= hist_row0 + nrows:
+                continue
+            yc = y if y < H - 2 else H - 2
             vy0 = yp - iyp
             vy1 = 1.0 - vy0
-            mrow = &magnitude[yc, 0]
-            orow = &orientation[yc, 0]
-            h0 = &hist[iyp + 1, 0, 0]
+            mrow = &magnitude[yc - mag_row0, 0]
+            orow = &orientation[yc - mag_row0, 0]
+            h0 = &hist[iyp + 1 - hist_row0, 0, 0]
             for x in range(1, xlast + 1):
                 _bin_pixel(h0 + cell[x] + orow[x], rowstride, mrow[x], wx0[x], wx1[x], vy0, vy1)
             for x in range(xlast + 1, vis_x - 1):

@@ -163,14 +163,37 @@ cdef int _pad_taps(Py_ssize_t S, Py_ssize_t D, Taps *taps) noexcept nogil:
     return 0
 
 
+def source_rows(Py_ssize_t H, Py_ssize_t DH, Py_ssize_t y0, Py_ssize_t y1):
+    """``(lo, hi)``: the source rows ``[lo, hi)`` that destination rows ``[y0, y1)`` of an
+    ``H -> DH`` reduction read (``1 <= DH <= H``, ``0 <= y0 < y1 <= DH``)."""
+    cdef Taps ty
+    cdef Py_ssize_t lo, hi
+    if _build_taps(H, DH, &ty) != 0:
+        raise MemoryError()
+    lo = ty.first[y0]
+    hi = ty.first[y1 - 1] + ty.count[y1 - 1]
+    _free_taps(&ty)
+    return lo, hi
+
+
 def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
     """Area-averaging reduction ``(H, W, C) -> (DH, DW, C)``, ``1 <= DH <= H``, ``1 <= DW <= W``.
 
     The output size fixes the effective scale of each axis (``DH / H`` and
     ``DW / W``).  ``dst`` need not be initialised.
     """
-    cdef Py_ssize_t H = src.shape[0], W = src.shape[1], C = src.shape[2]
-    cdef Py_ssize_t DH = dst.shape[0], DW = dst.shape[1]
+    resize_rows(src, dst, src.shape[0], dst.shape[0], 0, 0)
+
+
+def resize_rows(const double[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H, Py_ssize_t DH,
+                Py_ssize_t y0, Py_ssize_t s0):
+    """Rows ``[y0, y0 + dst.shape[0])`` of the ``(H, W, C) -> (DH, DW, C)`` reduction.
+
+    ``src`` holds source rows ``s0 ..`` (at least those :func:`source_rows` names);
+    every row is bit-identical to the same row of the whole reduction.
+    """
+    cdef Py_ssize_t W = src.shape[1], C = src.shape[2]
+    cdef Py_ssize_t DW = dst.shape[1], n = dst.shape[0]
     cdef Py_ssize_t y, maxcount
     cdef bint padded
     cdef Taps ty, tx
@@ -195,9 +218,9 @@ def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
             if padded and _pad_taps(W, DW, &tx) != 0:
                 failed = 1
             if not failed:
-                for y in range(DH):
-                    _combine_rows(&src[0, 0, 0], W * C, &ty, y, buffer)
-                    _reduce_row(buffer, C, &tx, DW, padded, &dst[y, 0, 0])
+                for y in range(y0, y0 + n):
+                    _combine_rows(&src[0, 0, 0] - s0 * W * C, W * C, &ty, y, buffer)
+                    _reduce_row(buffer, C, &tx, DW, padded, &dst[y - y0, 0, 0])
             _free_taps(&tx)
             _free_taps(&ty)
             free(buffer)

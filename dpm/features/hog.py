@@ -72,6 +72,16 @@ def _as_float_image(image, name="image", channels=None) -> np.ndarray:
     return a
 
 
+def float_image(image, name="image", channels=None) -> np.ndarray:
+    """An image validated (numeric, finite, ``(H, W, channels)``) and made C-contiguous float64."""
+    return _as_float_image(image, name, channels)
+
+
+def hog_kernels():
+    """The HOG kernels in use (:mod:`dpm.features._hog` or its AVX2 build; identical results)."""
+    return _hog_kernels
+
+
 def hog_shape(height: int, width: int, sbin: int) -> tuple[int, int, int]:
     """Shape of ``hog`` of an ``height x width`` image: cells minus the outer ring."""
     return (max(mround(height / sbin) - 2, 0), max(mround(width / sbin) - 2, 0), NUM_FEATURES)

@@ -92,6 +92,16 @@ def pyramid_scales(height: int, width: int, sbin: int = 8, interval: int = 10) -
     return scales
 
 
+def check_pyramid_args(sbin, interval) -> tuple[int, int]:
+    """``(sbin, interval)`` as ints, or ``ValueError`` if outside the model ranges (docs/limits.md)."""
+    return _check_args(sbin, interval)
+
+
+def octave_scale_count(height: int, width: int, sbin: int, interval: int) -> int:
+    """``max_scale`` of ``featpyramid.m``: the levels of the pyramid below its first octave."""
+    return _max_scale(height, width, sbin, interval)
+
+
 def _check_args(sbin, interval):
     # The ranges of model files (docs/limits.md): the pyramid's levels grow with interval.
     lo, hi = MODEL_RANGES["sbin"]
