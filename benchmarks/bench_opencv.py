@@ -10,7 +10,7 @@ Needs ``g++`` and OpenCV with opencv_contrib (``pkg-config opencv4``; Debian:
 ``--scale`` times:
 
 1. the built-in person model (with its star-cascade) exported by
-   ``dpm.model_opencv.write_opencv_xml`` and run by ``tools/opencv_dpm_detect.cpp``,
+   ``dpm.model.opencv.write_opencv_xml`` and run by ``tools/opencv_dpm_detect.cpp``,
    against ``dpm.detect`` of the same model (default: cascade and box prediction;
    also without box prediction, OpenCV has none);
 2. with ``--opencv-xml``: that OpenCV model run by OpenCV, against the same file
@@ -35,7 +35,7 @@ import dpm  # noqa: E402
 import voc  # noqa: E402
 from dpm.data import builtin_model_path  # noqa: E402
 from dpm.image import read_image  # noqa: E402
-from dpm.model_opencv import (anchored_box_prediction, apply_box_prediction, read_opencv_star_model,  # noqa: E402
+from dpm.model.opencv import (anchored_box_prediction, apply_box_prediction, read_opencv_star_model,  # noqa: E402
                               read_opencv_xml, write_opencv_xml)
 
 ROOT = Path(__file__).resolve().parents[1]

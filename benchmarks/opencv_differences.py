@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dpm  # noqa: E402
 from dpm.image import read_image  # noqa: E402
-from dpm.model_opencv import read_opencv_star_model, write_opencv_xml  # noqa: E402
+from dpm.model.opencv import read_opencv_star_model, write_opencv_xml  # noqa: E402
 from voc.matching import box_overlaps  # noqa: E402
 
 from bench_opencv import build_tool  # noqa: E402

@@ -1,4 +1,4 @@
-"""Models in and out of OpenCV's cascade DPM XML (dpm.model_opencv, dpm-convert)."""
+"""Models in and out of OpenCV's cascade DPM XML (dpm.model.opencv, dpm-convert)."""
 import shutil
 import subprocess
 import warnings
@@ -13,7 +13,7 @@ from dpm.data import builtin_model_path
 from dpm.files.opencv_storage import read_opencv_storage
 from dpm.image import read_image
 from dpm.boxes import predict_boxes
-from dpm.model_opencv import (OPENCV_FEATURES, anchored_box_prediction, apply_box_prediction, opencv_entries,
+from dpm.model.opencv import (OPENCV_FEATURES, anchored_box_prediction, apply_box_prediction, opencv_entries,
                               read_opencv_star_model, read_opencv_xml, write_opencv_xml)
 
 from conftest import shared_path
@@ -62,6 +62,12 @@ def test_round_trip_keeps_what_the_xml_holds(person, tmp_path):
     # And the XML written again is the same file.
     write_opencv_xml(back, tmp_path / "again.xml")
     assert (tmp_path / "again.xml").read_bytes() == path.read_bytes()
+    # The one loader of model files reads it too (by its first bytes, whatever its name).
+    (tmp_path / "no-suffix").write_bytes(path.read_bytes())
+    for p in (path, tmp_path / "no-suffix"):
+        loaded = dpm.load_model(p)
+        write_opencv_xml(loaded, tmp_path / "loaded.xml")
+        assert (tmp_path / "loaded.xml").read_bytes() == path.read_bytes()
 
 
 def test_export_layout(person):

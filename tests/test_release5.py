@@ -12,7 +12,7 @@ from dpm.detection.release5 import loc_features, star_levels
 from dpm.dt_bounded import bounded_distance_transform
 from dpm.features import FLIP_PERMUTATION, flip_features
 from dpm.features.pyramid_r5 import TRUNCATION_CHANNEL, feature_pyramid_r5, hog32
-from dpm.model_r5 import StarModel
+from dpm.model.release5 import StarModel
 
 from conftest import shared_path
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..features import NUM_FEATURES
 from ..model import Model
-from ..model_check import validate_model
+from ..model.check import validate_model
 from ..training.data import Positive, clip_to_images
 from .pca import load_hog_pca
 from .statistics import STATS_INTERVAL, STATS_OVERLAP, CascadeStatistics, cascade_statistics

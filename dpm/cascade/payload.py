@@ -38,7 +38,7 @@ def _numbers(arrays, key, kinds, what) -> np.ndarray:
 
 def cascade_from_payload(meta: dict, arrays) -> Cascade:
     """The cascade of :func:`cascade_to_payload`'s output (checked with its model by
-    :func:`dpm.model_check.validate_model`); malformed entries raise ``KeyError``,
+    :func:`dpm.model.check.validate_model`); malformed entries raise ``KeyError``,
     ``TypeError`` or ``ValueError``."""
     if not isinstance(meta, dict):
         raise TypeError("the cascade description is not a JSON object")

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ..files import read_mat
-from ..model_check import validate_cascade
-from ..model_r5 import R5_FEATURES, StarModel
+from ..model.check import validate_cascade
+from ..model.release5 import R5_FEATURES, StarModel
 from .thresholds import identity_order, part_order, stage_thresholds
 from .types import DEFAULT_WINDOW, Cascade, CascadeComponent
 

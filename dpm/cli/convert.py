@@ -39,7 +39,7 @@ def convert(source, out) -> Path:
     """
     from ..data import resolve_model
     from ..model import save_model
-    from ..model_opencv import read_opencv_xml, write_opencv_xml
+    from ..model.opencv import read_opencv_xml, write_opencv_xml
 
     out = Path(out)
     src = Path(source)

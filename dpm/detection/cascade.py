@@ -47,7 +47,7 @@ from ..convolve import FilterBank
 from ..cascade.types import Cascade, project
 from ..image import as_rgb
 from ..model import Model
-from ..model_check import validate_cascade
+from ..model.check import validate_cascade
 from .finish import finish_detections, upsampled
 from .parse import detections_from_placements
 from .pyramid import detection_pyramid
@@ -137,7 +137,7 @@ class CascadeStats:
 
 def check_cascade(model: Model, cascade: Cascade) -> None:
     """Raise ``ValueError`` naming the problem if ``cascade`` does not fit ``model``
-    (:func:`dpm.model_check.validate_cascade`, the check every loaded model passes)."""
+    (:func:`dpm.model.check.validate_cascade`, the check every loaded model passes)."""
     if not isinstance(cascade, Cascade):
         raise ValueError(f"cascade must be a dpm.cascade.Cascade, got {type(cascade).__name__}")
     validate_cascade(cascade, model, source="cascade")

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
-from ..model_r5 import StarModel
+from ..model.release5 import StarModel
 from .bands import detect_raw_bounded, needs_bands
 from .finish import finish_detections, upsampled
 from .cascade import detect_cascade_raw
@@ -81,7 +81,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     image : (H, W, 3) or (H, W) ndarray
     models : Model, StarModel, sequence of Model, or mapping of class name to Model
         One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`;
-        one voc-release5 :class:`~dpm.model_r5.StarModel`:
+        one voc-release5 :class:`~dpm.model.release5.StarModel`:
         :func:`dpm.detection.release5.detect_star` (``dtype`` and ``exact_features`` do not apply;
         ``cascade`` does),
         returning one :class:`~dpm.detection.Detections`.  Several (a sequence

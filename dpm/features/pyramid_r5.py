@@ -95,7 +95,7 @@ def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, p
         A multiple of 4 (the extra octave uses ``sbin / 4``).
     interval : int, default 10
     padx, pady : int
-        Padding in cells (:attr:`dpm.model_r5.StarModel.padding` gives
+        Padding in cells (:attr:`dpm.model.release5.StarModel.padding` gives
         ``getpadding.m``'s).
     extra_octave : bool, default False
         ``model.features.extra_octave``.

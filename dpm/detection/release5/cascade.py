@@ -44,8 +44,8 @@ import numpy as np
 from ..._alloc import tune_malloc
 from ...cascade.types import Cascade, project
 from ...convolve import FilterBank
-from ...model_check import validate_cascade
-from ...model_r5 import R5_FEATURES, StarModel
+from ...model.check import validate_cascade
+from ...model.release5 import R5_FEATURES, StarModel
 from ..cascade import CascadeStats, cost_table, new_kernel
 from .parse import StarRaw, merge_levels, model_pyramid, placed_detections
 from .scores import loc_features

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...boxes import nms_indices
-from ...model_r5 import StarModel
+from ...model.release5 import StarModel
 from .parse import StarRaw
 
 __all__ = ["ProcessSteps", "clip_detections", "predict_boxes_r5", "process_star", "reduce_boxes"]

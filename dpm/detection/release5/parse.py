@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...features.pyramid_r5 import feature_pyramid_r5
-from ...model_r5 import StarModel
+from ...model.release5 import StarModel
 from .scores import PreparedStar, StarLevel, star_levels
 
 __all__ = ["StarRaw", "detect_raw_star", "empty_star_raw", "level_detections", "merge_levels", "model_pyramid",

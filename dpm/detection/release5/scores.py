@@ -37,7 +37,7 @@ import numpy as np
 
 from ...convolve import FilterBank
 from ...dt_bounded import DEFAULT_RANGE, bounded_distance_transform
-from ...model_r5 import StarModel
+from ...model.release5 import StarModel
 
 __all__ = ["PreparedStar", "StarLevel", "loc_features", "star_levels"]
 

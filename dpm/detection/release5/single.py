@@ -5,7 +5,7 @@ import numpy as np
 
 from ..._alloc import tune_malloc
 from ...image import as_rgb
-from ...model_r5 import StarModel
+from ...model.release5 import StarModel
 from ..finish import unscale_boxes, upsampled
 from ..results import Detections
 from .cascade import detect_raw_star_cascade

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .features.flip import flip_features
+from ..features.flip import flip_features
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .model import Model
+    from .types import Model
 
 __all__ = ["fold_half", "unfold_half", "model_blocks", "model_from_blocks"]
 

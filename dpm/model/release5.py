@@ -24,7 +24,7 @@ models without ``blocks``/``features``).
 Why a class of its own rather than more fields on :class:`dpm.model.Model`:
 release 3.1's model is also the learner's parameter layout (blocks, fake
 parts, folded symmetric filters, 31 channels, checked by
-:func:`dpm.model_check.validate_model`), and its detector's semantics differ in
+:func:`dpm.model.check.validate_model`), and its detector's semantics differ in
 every step (padding, features, dt, scale prior, boxes).  A release-5 model is
 read-only here and has a detector of its own (:mod:`dpm.detection.release5`),
 so one dataclass per release keeps both simple.
@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .files import matlab_cells as _cells, matlab_index as _index
+from ..files import matlab_cells as _cells, matlab_index as _index
 
-from .features.flip import flip_features
-from .limits import MODEL_RANGES
+from ..features.flip import flip_features
+from ..limits import MODEL_RANGES
 
 __all__ = ["R5_FEATURES", "StarFilter", "StarComponent", "StarModel", "is_release5_struct", "star_model",
            "validate_star_model"]

@@ -16,9 +16,9 @@ no scale prior) with its cascade (the cascade's ``(31, k)`` projection gets the
 truncation feature as a ``k+1``-th direction, as OpenCV's sample model has), or a
 model without a cascade as a cascade that never prunes (every threshold
 ``-inf``, a projection from the model's own filters), or a release-5
-:class:`dpm.model_r5.StarModel`.  :func:`read_opencv_xml` reads such a file back
+:class:`dpm.model.release5.StarModel`.  :func:`read_opencv_xml` reads such a file back
 into a :class:`dpm.model.Model` with its cascade; :func:`read_opencv_star_model`
-reads it as a release-5 :class:`~dpm.model_r5.StarModel` (32 channels, scale
+reads it as a release-5 :class:`~dpm.model.release5.StarModel` (32 channels, scale
 prior), which ``dpm.detect`` runs with release 5's semantics, the ones
 OpenCV's detector shares.
 
@@ -39,11 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write
-from .files.opencv_storage import write_opencv_storage
-from .model import NUM_FEATURES, Model
-from .model_opencv_read import INFO_KEY, OPENCV_FEATURES, OPENCV_WINDOW, read_opencv_star_model, read_opencv_xml
-from .model_r5 import StarModel
+from .._io import atomic_write
+from ..files.opencv_storage import write_opencv_storage
+from .check import NUM_FEATURES
+from .types import Model
+from .opencv_read import INFO_KEY, OPENCV_FEATURES, OPENCV_WINDOW, read_opencv_star_model, read_opencv_xml
+from .release5 import StarModel
 
 __all__ = ["OPENCV_FEATURES", "OPENCV_WINDOW", "write_opencv_xml", "read_opencv_xml", "read_opencv_star_model",
            "opencv_entries", "anchored_box_prediction", "apply_box_prediction"]
@@ -54,7 +55,7 @@ PCA_DIMS = 5
 
 def write_opencv_xml(model, path) -> Path:
     """Write ``model`` (a :class:`dpm.model.Model`, with or without a cascade, or a
-    :class:`dpm.model_r5.StarModel`) as OpenCV cascade DPM XML, atomically.
+    :class:`dpm.model.release5.StarModel`) as OpenCV cascade DPM XML, atomically.
 
     Warns (``UserWarning``) about what OpenCV's detector will do differently:
     a cascade window other than OpenCV's fixed 4 cells, a release-5 extra octave.
@@ -76,7 +77,7 @@ def opencv_entries(model) -> dict:
     if isinstance(model, StarModel):
         return _star_entries(model)
     if not isinstance(model, Model):
-        raise TypeError(f"model must be a dpm.model.Model or a dpm.model_r5.StarModel, got {type(model).__name__}")
+        raise TypeError(f"model must be a dpm.model.Model or a dpm.model.release5.StarModel, got {type(model).__name__}")
     extra = _extras(model)
     roots, parts, anchors, defs, nparts = [], [], [], [], []
     for ci, c in enumerate(model.components):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .files import matlab_cells as _cells, matlab_index as _index
+from ..files import matlab_cells as _cells, matlab_index as _index
 
-from .model_check import NUM_FEATURES
+from .check import NUM_FEATURES
 
 __all__ = ["R31_FIELDS", "r31_payload"]
 

@@ -1,4 +1,4 @@
-"""Reading OpenCV's cascade DPM XML into dpm's models (the public names are in :mod:`dpm.model_opencv`).
+"""Reading OpenCV's cascade DPM XML into dpm's models (the public names are in :mod:`dpm.model.opencv`).
 
 The file is read by the bounded :func:`dpm.files.opencv_storage.read_opencv_storage`;
 every entry is checked (shape, count, finite values) and an error names the file and
@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .cascade.types import Cascade, CascadeComponent
-from .files.opencv_storage import read_opencv_storage
-from .limits import LimitError
-from .model import NUM_FEATURES, Block, Component, Model, Part, validate_model
-from .model_r5 import R5_FEATURES, StarComponent, StarFilter, StarModel, validate_star_model
+from ..cascade.types import Cascade, CascadeComponent
+from ..files.opencv_storage import read_opencv_storage
+from ..limits import LimitError
+from .check import NUM_FEATURES, validate_model
+from .types import Block, Component, Model, Part
+from .release5 import R5_FEATURES, StarComponent, StarFilter, StarModel, validate_star_model
 
 __all__ = ["OPENCV_FEATURES", "OPENCV_WINDOW", "INFO_KEY", "read_opencv_xml", "read_opencv_star_model"]
 
@@ -163,7 +164,7 @@ def read_opencv_xml(path, *, max_bytes: int | None = None) -> Model:
     if len(counts) > 1:
         raise ValueError(f"{path}: components have {sorted(counts)} parts; a dpm model has the same number in "
                          "every component (read it with read_opencv_star_model)")
-    from .training.config import TrainConfig   # the learner's initial settings (imported when needed)
+    from ..training.config import TrainConfig   # the learner's initial settings (imported when needed)
 
     cfg = TrainConfig()
     lower = cfg.filter_lower_bound
@@ -242,7 +243,7 @@ def _cascade(path, x: _Parsed):
 
 
 def read_opencv_star_model(path, *, max_bytes: int | None = None) -> StarModel:
-    """An OpenCV DPM XML file as a release-5 :class:`~dpm.model_r5.StarModel` (32 channels, truncation
+    """An OpenCV DPM XML file as a release-5 :class:`~dpm.model.release5.StarModel` (32 channels, truncation
     feature, scale prior, padding by ``MaxSize``): ``dpm.detect`` runs it with release 5's semantics,
     which are OpenCV's, without the cascade.  Raises ``ValueError`` naming the file and the element."""
     path = Path(path)

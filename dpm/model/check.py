@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from .limits import MODEL_RANGES
+from ..limits import MODEL_RANGES
 
 __all__ = ["validate_model", "validate_cascade", "NUM_FEATURES"]
 
