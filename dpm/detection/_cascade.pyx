@@ -168,7 +168,9 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
     cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
     cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by
-    cdef long long i
+    cdef bint take
+    cdef double* rval
+    cdef unsigned int* rstamp
     cdef double v, best
     argx[0] = -1
     argy[0] = -1
@@ -184,19 +186,24 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
         coly[x - xa] = -1
     for y in range(ya, yb + 1):
         ky = py - y + S
+        rval = val + <long long>y * W
+        rstamp = stamp + <long long>y * W
+        # The responses of this row that are not known yet and pass deformation pruning ...
         for x in range(xa, xb + 1):
-            kx = px - x + S
-            i = <long long>y * W + x
-            if stamp[i] != cur:
+            if rstamp[x] != cur:
+                kx = px - x + S
                 if -(qx[kx] + lx[kx]) - (qy[ky] + ly[ky]) < defthresh:
                     continue
-                val[i] = _response(lev, f, x, y)
-                stamp[i] = cur
+                rval[x] = _response(lev, f, x, y)
+                rstamp[x] = cur
                 st.nconv[pca] += 1
-            v = (-val[i] + qy[ky]) + ly[ky]
-            if v < col[x - xa]:
-                col[x - xa] = v
-                coly[x - xa] = y
+        # ... then every known one competes for its column's minimum (branch-free: the same
+        # comparisons in the same order as one loop doing both).
+        for x in range(xa, xb + 1):
+            v = (-rval[x] + qy[ky]) + ly[ky]
+            take = (rstamp[x] == cur) & (v < col[x - xa])
+            col[x - xa] = v if take else col[x - xa]
+            coly[x - xa] = y if take else coly[x - xa]
     best = INFINITY
     bx = -1
     by = -1

@@ -34,8 +34,18 @@ static inline double dpm_cascade_dot(const double *a, const double *b, int n)
             memcpy(&vb, b + i + v * DPM_CD_W, sizeof vb);
             s[v] += va * vb;
         }
+    /* A tail of 4 or more: its first 4 products go to sums 0..3 in one vector (the scalar
+       loop's arithmetic), the rest to sums 4.. one at a time. */
+    v = 0;
+    if (i + DPM_CD_W <= n) {
+        memcpy(&va, a + i, sizeof va);
+        memcpy(&vb, b + i, sizeof vb);
+        s[0] += va * vb;
+        i += DPM_CD_W;
+        v = DPM_CD_W;
+    }
     memcpy(t, s, sizeof t);
-    for (v = 0; i < n; i++, v++)
+    for (; i < n; i++, v++)
         t[v] += a[i] * b[i];
     return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
 }
