@@ -168,23 +168,13 @@ def test_shipped_licence_is_the_releases():
         shared_path("models", "voc-release5", "COPYING").read_bytes()
 
 
-def _zoo_equals_mat(name, image):
+@pytest.mark.parametrize("name", [*DEFAULT, *(pytest.param(n, marks=pytest.mark.slow) for n in SLOW)])
+def test_zoo_model_is_the_mat_file_with_its_published_cascade(name, image):
     mat = mat_model(name)
     zoo = load_model(builtin_model_path(name))
     assert mat.cascade is not None and zoo.cascade is not None
     assert_same_star(mat, zoo)
     assert_same_detections(dpm.detect(image, zoo), dpm.detect(image, mat), name)
-
-
-@pytest.mark.parametrize("name", DEFAULT)
-def test_zoo_model_is_the_mat_file_with_its_published_cascade(name, image):
-    _zoo_equals_mat(name, image)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", SLOW)
-def test_every_zoo_model_is_the_mat_file_with_its_published_cascade(name, image):
-    _zoo_equals_mat(name, image)
 
 
 def test_conversion_of_one_model_gives_the_shipped_bytes(tmp_path):
