@@ -27,8 +27,10 @@ def test_person_is_installed_and_described():
 
 def test_unknown_builtin_name_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="not a built-in model or group name "
-                                                "\\(did you mean voc2007/bicycle\\?"):
-        resolve_model("bicycle")
+                                                "\\(did you mean r5/voc2010/bicycle\\?"):
+        resolve_model("voc2010/bicycle")
+    with pytest.raises(FileNotFoundError, match="giraffe: no such model file, and not a built-in"):
+        resolve_model("giraffe")
 
 
 def test_detect_command_takes_the_builtin_name(capsys, tmp_path):
@@ -61,8 +63,8 @@ def test_list_models_needs_no_other_argument(capsys):
     out, err = capsys.readouterr()
     assert status == 0, err
     lines = [line.split("\t") for line in out.splitlines()]
-    assert lines[0] == ["name", "source", "components", "parts", "threshold"]
-    assert lines[1][0] == "person" and lines[1][2:4] == ["1", "6"]
+    assert lines[0] == ["name", "source", "components", "parts", "threshold", "cascade"]
+    assert lines[1][0] == "person" and lines[1][2:4] == ["1", "6"] and lines[1][5] == "yes"
 
 
 def test_missing_model_argument_is_a_usage_error(capsys):

@@ -139,7 +139,7 @@ def test_bad_input_is_one_line(two_class_voc, class_model_files, tmp_path, capsy
         expect = ["is a file, not a folder"]
     elif case == "unknown":
         argv[0] = "voc2007/car,nosuchmodel"
-        expect = ["nosuchmodel", "voc2007", "voc2007/car"]
+        expect = ["nosuchmodel", "voc2007 (all 20 of voc2007/...)", "r5/voc2010", "bare class names"]
     elif case == "class-option":
         argv += ["--class", "person"]
         expect = ["--class names the class of one model"]

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 
 from ..features import NUM_FEATURES
-from ..model import Model
+from ..model import Model, StarModel
 from ..model.check import validate_model
 from ..training.data import Positive, clip_to_images
 from .pca import load_hog_pca
@@ -128,6 +128,10 @@ def build_cascade(model: Model, positives, *, threshold: float | None = None, di
         ``dims`` / ``coeff``.
     """
     if not isinstance(model, Model):
+        if isinstance(model, StarModel):
+            raise ValueError("model: a voc-release5 StarModel takes the cascade of the release's published "
+                             "statistics (dpm.cascade.release5.cascade_from_published; the built-in r5/... "
+                             "models carry it), not one built here")
         raise ValueError(f"model must be a dpm.Model, got {type(model).__name__}")
     positives = list(getattr(positives, "positives", positives))
     if not positives:

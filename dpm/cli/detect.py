@@ -17,12 +17,14 @@ PROG = "dpm-detect"
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Detect objects with a Deformable Part Model (voc-release3.1 .mat or dpm .npz model). "
+        description="Detect objects with a Deformable Part Model (voc-release3.1 or voc-release5 .mat, "
+                    "dpm .npz model, or a built-in model). "
                     "Boxes are 1-based inclusive pixel coordinates [x1 y1 x2 y2], as in PASCAL VOC.",
         epilog="examples:\n"
                "  dpm-detect person image.jpg\n"
                "  dpm-detect voc2007 photos/ --draw out/          (all 20 VOC2007 classes in one pass)\n"
                "  dpm-detect voc2007/car,voc2007/bus street.jpg --format voc -o results/\n"
+               "  dpm-detect car,dog photo.jpg     (bare class names: the release-5 VOC2007 models)\n"
                "  dpm-detect person_final.mat photos/ --format voc -o comp3_det_test_person.txt -j 2\n"
                "  dpm-detect model.npz frame.png --upsample 2 --draw out/ --parts\n"
                "  find /archive -name '*.jpg' | dpm-detect person --list - -o dets.csv "
@@ -30,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  dpm-detect person --list paths.txt -o dets.csv --resume   # after an interruption",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", metavar="MODEL[,MODEL...]",
-                   help="model file (.mat from voc-release3.1 or .npz from dpm-train), the name of a built-in "
-                        "model or of a group of them (see --list-models); several, separated by commas, "
+                   help="model file (.mat from voc-release3.1 or voc-release5, .npz from dpm-train), the name "
+                        "of a built-in model or of a group of them, or a bare class name (car: r5/voc2007/car; "
+                        "person: the project's own model; see --list-models); several, separated by commas, "
                         "run in one pass (one model per class)")
     p.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
     p.add_argument("--format", choices=("csv", "json", "voc", "coco"), default="csv",

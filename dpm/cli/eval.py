@@ -170,7 +170,7 @@ def _label(spec: str, names) -> str:
     from ..data import GROUPS
 
     if spec in GROUPS or len(names) == 1:
-        return Path(spec).stem if spec not in GROUPS else spec
+        return Path(spec).stem if spec not in GROUPS else spec.replace("/", "-")   # r5/voc2007: r5-voc2007
     return "+".join(Path(n).stem for n in names)
 
 

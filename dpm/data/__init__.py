@@ -9,20 +9,32 @@ made.  Names with a slash live in a subfolder:
   models for the 20 PASCAL VOC 2007 classes, converted exactly from
   ``VOC2007/<class>_final.mat`` by ``tools/convert_zoo.py``;
 * ``inria/person``: the original release's INRIA person model
-  (``INRIA/inria_final.mat``).
+  (``INRIA/inria_final.mat``);
+* ``r5/voc2007/<class>``, ``r5/voc2010/<class>``, ``r5/inria/person``:
+  voc-release5's pretrained star models (:class:`dpm.model.release5.StarModel`,
+  6 components of 8 parts), converted exactly from
+  ``VOC2007/<class>_final.mat``, ``VOC2010/<class>_final.mat`` and
+  ``INRIA/inriaperson_final.mat``, each with the star-cascade of the release's
+  published statistics (``star-cascade/``).
 
-The original release's models are distributed under its MIT-style licence,
-shipped next to them as ``COPYING-voc-release3.1``.  A group name (``voc2007``)
-stands for several models at once (:data:`GROUPS`).
+The original releases' models are distributed under their MIT-style
+licences, shipped next to them as ``COPYING-voc-release3.1`` and
+``COPYING-voc-release5``.  A group name (``voc2007``, ``r5/voc2007``,
+``r5/voc2010``) stands for several models at once (:data:`GROUPS`).
+
+A bare class name other than ``person`` (``car``, ``dog``) means that class's
+release-5 VOC2007 model (:data:`ALIASES`): the most accurate model shipped for
+PASCAL VOC2007 and, with its cascade, fast.  ``person`` stays the project's
+own model, as it always was (:data:`BARE_NAME_RULE`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..model import Model, load_model
+from ..model import Model, StarModel, load_model
 
-__all__ = ["MODELS", "GROUPS", "ZOO", "builtin_models", "builtin_model_path", "resolve_model",
-           "resolve_models", "resolve_named_models", "zoo_source", "model_table"]
+__all__ = ["ALIASES", "BARE_NAME_RULE", "MODELS", "GROUPS", "ZOO", "ZOO_R5", "builtin_models", "builtin_model_path",
+           "resolve_model", "resolve_models", "resolve_named_models", "zoo_release", "zoo_source", "model_table"]
 
 HERE = Path(__file__).parent
 
@@ -34,19 +46,43 @@ VOC2007_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car
 ZOO = {**{f"voc2007/{c}": f"VOC2007/{c}_final.mat" for c in VOC2007_CLASSES},
        "inria/person": "INRIA/inria_final.mat"}
 
+# voc-release5's star models shipped in the package: name -> file in the release's folder.
+ZOO_R5 = {**{f"r5/voc2007/{c}": f"VOC2007/{c}_final.mat" for c in VOC2007_CLASSES},
+          **{f"r5/voc2010/{c}": f"VOC2010/{c}_final.mat" for c in VOC2007_CLASSES},
+          "r5/inria/person": "INRIA/inriaperson_final.mat"}
+
 # name -> one-line description (training command and measured AP live in docs/training.md)
 MODELS = {
     "person": "1-component person model trained by dpm-train on the person-voc dataset",
     **{name: f"voc-release3.1 pretrained model ({src})" for name, src in ZOO.items()},
+    **{name: f"voc-release5 pretrained star model ({src}) with its published star-cascade"
+       for name, src in ZOO_R5.items()},
 }
 
 # group name -> the models it stands for, in order
-GROUPS = {"voc2007": tuple(f"voc2007/{c}" for c in VOC2007_CLASSES)}
+GROUPS = {"voc2007": tuple(f"voc2007/{c}" for c in VOC2007_CLASSES),
+          "r5/voc2007": tuple(f"r5/voc2007/{c}" for c in VOC2007_CLASSES),
+          "r5/voc2010": tuple(f"r5/voc2010/{c}" for c in VOC2007_CLASSES)}
+
+# bare class name -> the built-in model it means (docs: README.md, "Built-in models")
+ALIASES = {c: f"r5/voc2007/{c}" for c in VOC2007_CLASSES if c != "person"}
+BARE_NAME_RULE = ("a bare class name (car, dog, ...) means r5/voc2007/<class>, the most accurate model shipped "
+                  "for VOC2007 and fast with its cascade; person means the project's own model, as before")
 
 
 def zoo_source(name: str) -> str:
-    """The original release's file a zoo model was converted from (relative to the release's folder)."""
-    return ZOO[name]
+    """The original release's file a zoo model was converted from (relative to the release's folder,
+    :func:`zoo_release`)."""
+    return ZOO[name] if name in ZOO else ZOO_R5[name]
+
+
+def zoo_release(name: str) -> str:
+    """The release a zoo model comes from: ``voc-release3.1`` or ``voc-release5``."""
+    if name in ZOO:
+        return "voc-release3.1"
+    if name in ZOO_R5:
+        return "voc-release5"
+    raise KeyError(name)
 
 
 def builtin_models() -> dict:
@@ -60,7 +96,10 @@ def _available() -> str:
               if all(n in names for n in m)]
     if not names:
         return "none installed"
-    return "groups: " + (", ".join(groups) or "none") + "; models: " + ", ".join(names)
+    grouped = {n for g, m in GROUPS.items() if all(n in names for n in m) for n in m}
+    alone = [n for n in names if n not in grouped]
+    bare = "; bare class names mean r5/voc2007/<class>" if all(t in names for t in ALIASES.values()) else ""
+    return "groups: " + (", ".join(groups) or "none") + "; models: " + ", ".join(alone) + bare
 
 
 def builtin_model_path(name: str) -> Path:
@@ -71,8 +110,8 @@ def builtin_model_path(name: str) -> Path:
     return path
 
 
-def resolve_model(spec) -> Model:
-    """Load a model from a file path or a built-in model name.
+def resolve_model(spec) -> Model | StarModel:
+    """Load a model from a file path, a built-in model name or a bare class name (:data:`ALIASES`).
 
     A path that exists wins over a built-in name.
     """
@@ -81,13 +120,15 @@ def resolve_model(spec) -> Model:
         return load_model(p)
     if str(spec) in MODELS:
         return load_model(builtin_model_path(str(spec)))
+    if str(spec) in ALIASES:
+        return load_model(builtin_model_path(ALIASES[str(spec)]))
     near = [n for n in builtin_models() if n.endswith(f"/{spec}")]
     hint = f"did you mean {' or '.join(near)}? " if near else ""
     raise FileNotFoundError(f"{spec}: no such model file, and not a built-in model or group name ({hint}"
                             f"built-in {_available()}; see --list-models)")
 
 
-def resolve_models(spec) -> list[Model]:
+def resolve_models(spec) -> list[Model | StarModel]:
     """Load the models of ``MODEL[,MODEL...]``: files, built-in names and group names.
 
     A group name (:data:`GROUPS`) stands for its models, in order.  A spec that
@@ -98,7 +139,7 @@ def resolve_models(spec) -> list[Model]:
     return [model for _, model in resolve_named_models(spec)]
 
 
-def resolve_named_models(spec) -> list[tuple[str, Model]]:
+def resolve_named_models(spec) -> list[tuple[str, Model | StarModel]]:
     """:func:`resolve_models` with the name each model was found by (a file or a built-in name), in order."""
     spec = str(spec)
     items = [spec] if Path(spec).exists() else [s.strip() for s in spec.split(",")]
@@ -120,18 +161,24 @@ def resolve_named_models(spec) -> list[tuple[str, Model]]:
 
 
 def model_table() -> list[tuple[str, ...]]:
-    """``dpm-detect --list-models``: a header and one row per installed model and group.
+    """``dpm-detect --list-models``: a header and one row per installed model and group, and the
+    bare-name rule.
 
-    Columns: name, source, components, parts per component, default threshold.
+    Columns: name, source, components (a release-5 model counts its mirrored
+    components), parts per component, default threshold, whether it carries a
+    star-cascade (used by default).
     """
-    rows = [("name", "source", "components", "parts", "threshold")]
-    for name in builtin_models():
-        m = load_model(builtin_model_path(name))
-        source = f"voc-release3.1 {ZOO[name]}" if name in ZOO else m.info.get("trained_by", "dpm-train")
-        rows.append((name, source, str(len(m.components)), "/".join(str(len(c.parts)) for c in m.components),
-                     f"{m.thresh:.4g}"))
+    rows = [("name", "source", "components", "parts", "threshold", "cascade")]
     installed = builtin_models()
+    for name in installed:
+        m = load_model(builtin_model_path(name))
+        source = (f"{zoo_release(name)} {zoo_source(name)}" if name in ZOO or name in ZOO_R5
+                  else m.info.get("trained_by", "dpm-train"))
+        rows.append((name, source, str(len(m.components)), "/".join(str(len(c.parts)) for c in m.components),
+                     f"{m.thresh:.4g}", "yes" if m.cascade is not None else "no"))
     for group, names in GROUPS.items():
         if all(n in installed for n in names):
-            rows.append((group, f"group: the {len(names)} models {group}/<class>", "", "", ""))
+            rows.append((group, f"group: the {len(names)} models {group}/<class>", "", "", "", ""))
+    if all(target in installed for target in ALIASES.values()):
+        rows.append(("<class>", BARE_NAME_RULE, "", "", "", ""))
     return rows

@@ -7,6 +7,13 @@ never formed, see :meth:`dpm.convolve.FilterBank.convolve`), so the
 detections of each model are exactly those :func:`dpm.detection.detect_one`
 gives with that model alone.  Suppression is per class, as in the original.
 
+voc-release5 star models (:class:`~dpm.model.release5.StarModel`) may be in
+the list, alone or mixed with release-3.1 models: those with the same
+``sbin``, ``interval`` and extra octave share the features of one release-5
+pyramid, padded for each model (:func:`dpm.features.pyramid_r5.repad_pyramid`),
+and each gives exactly what :func:`dpm.detection.release5.detect_star` gives
+alone (``dtype``, ``exact_features`` and ``max_memory`` do not apply to them).
+
 Stacking the filters of all models into one filter bank per level was tried
 and measured slower: the models' paddings differ, and one bank needs the
 largest padding for all (benchmarks/bench_multiclass.py, docs/detection.md).
@@ -32,23 +39,21 @@ __all__ = ["detect", "as_model_dict", "pyramid_groups"]
 
 
 def as_model_dict(models) -> dict:
-    """``{class name: Model}`` from a Model, a sequence of Models or a mapping (kept as given).
+    """``{class name: model}`` from a model (a :class:`Model` or a release-5 :class:`StarModel`), a
+    sequence of them or a mapping (kept as given).
 
     Raises ``ValueError`` for no models, a model without a class name in a
     sequence, or two models of the same class.
     """
-    if isinstance(models, Model):
+    if isinstance(models, (Model, StarModel)):
         models = [models]
-    if isinstance(models, StarModel):
-        raise TypeError("a voc-release5 StarModel runs on its own (dpm.detect(image, model)); several models "
-                        "at once and dpm-detect do not take release-5 models yet")
     if isinstance(models, Mapping):
         out = dict(models)
     else:
         out = {}
         for i, m in enumerate(models):
-            if not isinstance(m, Model):
-                raise TypeError(f"models[{i}] is a {type(m).__name__}, not a dpm.Model")
+            if not isinstance(m, (Model, StarModel)):
+                raise TypeError(f"models[{i}] is a {type(m).__name__}, not a dpm.Model or StarModel")
             if not m.class_name:
                 raise ValueError(f"models[{i}] has no class_name; pass a dict {{class name: model}} instead")
             if m.class_name in out:
@@ -58,8 +63,8 @@ def as_model_dict(models) -> dict:
     if not out:
         raise ValueError("models: no models given")
     for name, m in out.items():
-        if not isinstance(m, Model):
-            raise TypeError(f"models[{name!r}] is a {type(m).__name__}, not a dpm.Model")
+        if not isinstance(m, (Model, StarModel)):
+            raise TypeError(f"models[{name!r}] is a {type(m).__name__}, not a dpm.Model or StarModel")
     return out
 
 
@@ -79,14 +84,15 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     Parameters
     ----------
     image : (H, W, 3) or (H, W) ndarray
-    models : Model, StarModel, sequence of Model, or mapping of class name to Model
+    models : Model, StarModel, sequence of them, or mapping of class name to Model or StarModel
         One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`;
         one voc-release5 :class:`~dpm.model.release5.StarModel`:
         :func:`dpm.detection.release5.detect_star` (``dtype`` and ``exact_features`` do not apply;
         ``cascade`` does),
         returning one :class:`~dpm.detection.Detections`.  Several (a sequence
-        keyed by each model's ``class_name``, or a dict): a dict of class name
-        to :class:`~dpm.detection.Detections`, in the models' order, each
+        keyed by each model's ``class_name``, or a dict; release-3.1 and
+        release-5 models may be mixed): a dict of class name to
+        :class:`~dpm.detection.Detections`, in the models' order, each
         exactly what the model gives alone.
     threshold : float or mapping of class name to float, optional
         Default: each model's own ``thresh``.
@@ -111,6 +117,39 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)
+    stars = {name: m for name, m in models.items() if isinstance(m, StarModel)}
+    out = _detect_stars(image, work, stars, threshold, cascade, kwargs) if stars else {}
+    if len(stars) < len(models):
+        out.update(_detect_r31(image, work, {n: m for n, m in models.items() if n not in stars}, threshold,
+                               dtype=dtype, exact_features=exact_features, cascade=cascade, max_memory=max_memory,
+                               kwargs=kwargs))
+    return {name: _named(out[name], name) for name in models}
+
+
+def _detect_stars(image, work, models: dict, threshold, cascade, kwargs) -> dict:
+    """Release-5 models: one pyramid's features per (sbin, interval, extra octave), padded per model."""
+    from ..features.pyramid_r5 import feature_pyramid_r5, repad_pyramid
+    from .release5 import detect_star
+
+    groups = {}
+    for name, m in models.items():
+        groups.setdefault((m.sbin, m.interval, m.extra_octave), []).append(name)
+    out = {}
+    for (sbin, interval, extra), names in groups.items():
+        base = feature_pyramid_r5(work, sbin, interval, padx=0, pady=0, extra_octave=extra)
+        for name in names:
+            m = models[name]
+            pady, padx = m.padding
+            t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
+            out[name] = detect_star(image, m, threshold=t, cascade=cascade,
+                                    pyramid=repad_pyramid(base, padx=padx, pady=pady), **kwargs)
+        del base
+    return out
+
+
+def _detect_r31(image, work, models: dict, threshold, *, dtype, exact_features, cascade, max_memory,
+                kwargs) -> dict:
+    """Release-3.1 models (:class:`Model`): one pyramid per (sbin, interval), or bands."""
     thresholds = {name: _threshold(threshold, name, m) for name, m in models.items()}
     cascaded = {name: use_cascade(m, cascade) for name, m in models.items()}
     # Images too big for max_memory: level by level in bands, every model detected exactly (the
@@ -118,8 +157,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     bands = needs_bands(work.shape[:2], models, max_memory=max_memory, dtype=dtype)
     if bands:
         raws = detect_raw_bounded(work, models, thresholds, max_memory=bands, dtype=dtype)
-        return {name: _named(finish_detections(raws[name], models[name], image.shape[:2], **kwargs), name)
-                for name in models}
+        return {name: finish_detections(raws[name], models[name], image.shape[:2], **kwargs) for name in models}
     out = {}
     for (sbin, interval), names in pyramid_groups(models).items():
         # One pyramid for every model of the group; the cascade reads its levels in float64.
@@ -133,7 +171,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
                 raw = detect_raw(work, m, thresholds[name], pyramid=pyramid, dtype=dtype)
             out[name] = finish_detections(raw, m, image.shape[:2], **kwargs)
         del pyramid
-    return {name: _named(out[name], name) for name in models}
+    return out
 
 
 def _threshold(threshold, name: str, model: Model) -> float:

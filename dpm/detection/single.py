@@ -25,15 +25,17 @@ def use_cascade(model: Model, cascade: bool | None) -> bool:
     return bool(cascade)
 
 
-def check_image_size(shape, model: Model, upsample: int = 1) -> None:
-    """Raise ``ValueError`` if no root filter of ``model`` fits in an image of this shape.
+def check_image_size(shape, model, upsample: int = 1) -> None:
+    """Raise ``ValueError`` if no root filter of ``model`` (a :class:`Model` or a release-5 ``StarModel``)
+    fits in an image of this shape.
 
     :func:`detect` itself accepts any image (the original scans the zero
     padding around small images too, and finds nothing there at sensible
     thresholds); the commands use this check to report such images.
     """
     h, w = int(shape[0]) * upsample, int(shape[1]) * upsample
-    fits = [h >= rh * model.sbin and w >= rw * model.sbin for rh, rw in (c.root_size for c in model.components)]
+    sizes = [c.root_size if isinstance(model, Model) else c.root.size for c in model.components]
+    fits = [h >= rh * model.sbin and w >= rw * model.sbin for rh, rw in sizes]
     if not any(fits):
         mh, mw = model.minsize
         up = f", upsampled {upsample}x" if upsample > 1 else ""

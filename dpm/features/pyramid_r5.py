@@ -26,7 +26,7 @@ import numpy as np
 from .hog import hog, resize
 from .pyramid import pyramid_scales
 
-__all__ = ["PaddedPyramid", "TRUNCATION_CHANNEL", "feature_pyramid_r5", "hog32"]
+__all__ = ["PaddedPyramid", "TRUNCATION_CHANNEL", "feature_pyramid_r5", "hog32", "repad_pyramid"]
 
 #: 0-based channel of the truncation feature (release 5's ``truncation_dim`` = 32).
 TRUNCATION_CHANNEL = 31
@@ -137,3 +137,17 @@ def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, p
     levels = [_pad(f, int(pady), int(padx)) for f in levels]
     return PaddedPyramid(levels=levels, scales=scales, sbin=int(sbin), interval=int(interval), padx=int(padx),
                          pady=int(pady), extra_octave=bool(extra), image_shape=(h, w))
+
+
+def repad_pyramid(pyramid: PaddedPyramid, *, padx: int, pady: int) -> PaddedPyramid:
+    """``pyramid`` with another padding: exactly the pyramid :func:`feature_pyramid_r5` builds with
+    ``padx``, ``pady`` (the levels' features are the same; only their padding differs), so models of
+    different window sizes share the features of one image."""
+    for name, value in (("padx", padx), ("pady", pady)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    y, x = pyramid.pady + 1, pyramid.padx + 1
+    levels = [_pad(f[y:f.shape[0] - y, x:f.shape[1] - x], int(pady), int(padx)) for f in pyramid.levels]
+    return PaddedPyramid(levels=levels, scales=pyramid.scales, sbin=pyramid.sbin, interval=pyramid.interval,
+                         padx=int(padx), pady=int(pady), extra_octave=pyramid.extra_octave,
+                         image_shape=pyramid.image_shape)

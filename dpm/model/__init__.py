@@ -9,7 +9,8 @@
 * :mod:`dpm.model.load`: :func:`load_model`, the one bounded loader of every
   model file, which tells the format from the file;
 * formats: :mod:`dpm.model.native` (the project's own ``.npz``,
-  :func:`save_model`), :mod:`dpm.model.release31` (voc-release3.1 ``.mat``),
+  :func:`save_model`; star models' payload in :mod:`dpm.model.native_star`),
+  :mod:`dpm.model.release31` (voc-release3.1 ``.mat``),
   :mod:`dpm.model.release5` (voc-release5 star models, :class:`StarModel`),
   :mod:`dpm.model.opencv` and :mod:`dpm.model.opencv_read` (OpenCV's cascade
   DPM XML, ``dpm-convert``).

@@ -5,8 +5,15 @@ threshold, class, provenance) and named float64 arrays (filters, deformations,
 bounding-box regressors, lower bounds; a star-cascade's arrays,
 :mod:`dpm.cascade.payload`), with a format tag and version.  voc-release3.1
 ``.mat`` models are turned into the same payload (:mod:`dpm.model.release31`),
-so both are built and checked by :func:`model_from_payload`.  Files are read
+so both are built and checked by :func:`model_from_payload`.  voc-release5
+star models (:class:`~dpm.model.release5.StarModel`, with their star-cascade)
+have a payload of their own (:mod:`dpm.model.native_star`).  Files are read
 by the bounded reader :func:`dpm.files.read_npz` through :func:`dpm.model.load_model`.
+
+Versions: a file is written with the lowest version that describes it, so a
+dpm that predates a version still reads the files it can: 1 for release-3.1
+models (with or without a cascade), 2 for star models (version 2 added them;
+an older dpm refuses such a file as "written by a newer dpm").
 """
 from __future__ import annotations
 
@@ -18,28 +25,38 @@ import numpy as np
 from .._io import atomic_write
 from ..files import read_npz, write_npz
 from .check import validate_model
+from .native_star import star_from_payload, star_to_payload
+from .release5 import StarModel
 from .types import Block, Component, Model, Part
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MALFORMED", "load_native", "model_from_payload", "model_to_payload",
            "one_line", "save_model"]
 
 FORMAT_NAME = "dpm-model"
-FORMAT_VERSION = 1
+#: The highest version this dpm reads (see the module docstring); :data:`STAR_VERSION` added star models.
+FORMAT_VERSION = 2
+MODEL_VERSION = 1
+STAR_VERSION = 2
 
 MAX_META_CHARS = 2 ** 20   # the JSON description of a model (a few kB for voc-release3.1 models)
 
 
-def save_model(model: Model, path) -> Path:
-    """Write ``model`` to ``path`` in the project's ``.npz`` format, atomically.
+def save_model(model: Model | StarModel, path) -> Path:
+    """Write ``model`` (a :class:`Model` or a voc-release5 :class:`StarModel`, each with its cascade if
+    it has one) to ``path`` in the project's ``.npz`` format, atomically.
 
     The file is written next to its destination and renamed into place, so an
-    interrupted save never leaves a half-written model.
+    interrupted save never leaves a half-written model; equal models give
+    equal bytes.
     """
     path = Path(path)
-    meta, arrays = model_to_payload(model)
+    if isinstance(model, StarModel):
+        (meta, arrays), version = star_to_payload(model), STAR_VERSION
+    else:
+        (meta, arrays), version = model_to_payload(model), MODEL_VERSION
     arrays = dict(arrays)
     arrays["format"] = np.array(FORMAT_NAME)
-    arrays["format_version"] = np.array(FORMAT_VERSION)
+    arrays["format_version"] = np.array(version)
     arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
     atomic_write(path, lambda fh: write_npz(fh, arrays))
     return path
@@ -125,7 +142,7 @@ def model_from_payload(meta: dict, arrays: dict, source="model") -> Model:
 MALFORMED = (KeyError, TypeError, IndexError, AttributeError, OverflowError, RecursionError, ValueError)
 
 
-def load_native(path: Path, max_bytes) -> Model:
+def load_native(path: Path, max_bytes) -> Model | StarModel:
     """The model in a file of the project's format (``path`` exists; ``max_bytes`` as for
     :func:`dpm.model.load_model`)."""
     data = read_npz(path, max_bytes=max_bytes, what="model file", limit_name="MAX_MODEL_BYTES")
@@ -151,6 +168,8 @@ def load_native(path: Path, max_bytes) -> Model:
         meta = json.loads(str(meta))
         if not isinstance(meta, dict):
             raise TypeError("the description is not a JSON object")
+        if "release" in meta:
+            return star_from_payload(meta, data, source=str(path))
         return model_from_payload(meta, data, source=str(path))
     except KeyError as exc:
         raise ValueError(f"{path}: damaged dpm model file (missing {exc})") from None

@@ -314,11 +314,34 @@ def validate_star_model(model: StarModel) -> None:
         raise ValueError(f"window sizes {model.maxsize}, {model.minsize} out of range ({flo}..{fhi} cells)")
     if not (math.isfinite(model.thresh) and wlo <= model.thresh <= whi):
         raise ValueError(f"thresh {model.thresh} is not a finite weight")
+    if not (math.isfinite(model.bias_feature) and 0 < model.bias_feature <= whi):
+        raise ValueError(f"features.bias {model.bias_feature} is not a finite positive number")
+    most = hi * (phi + 1)
+    if not 1 <= model.num_filters <= most:
+        raise ValueError(f"numfilters {model.num_filters} out of range (1..{most})")
     for ci, c in enumerate(model.components):
         if not plo <= len(c.parts) <= phi:
             raise ValueError(f"component {ci + 1} has {len(c.parts)} parts, expected {plo}..{phi}")
+        if not all(flo <= s <= fhi for s in c.detwindow) or not all(abs(s) <= fhi for s in c.shiftwindow):
+            raise ValueError(f"component {ci + 1}: detection window {c.detwindow} or shift {c.shiftwindow} "
+                             f"out of range ({flo}..{fhi} cells)")
+        _shape(ci, "loc", c.loc, (3,))
+        if c.bbox_regressor is not None:
+            _shape(ci, "bbox regressor", c.bbox_regressor, (4, 2 * len(c.filters) + 1))
+        if not all(-1 <= b < 2 ** 20 for b in (c.offset_block, c.loc_block)):
+            raise ValueError(f"component {ci + 1}: block labels {c.offset_block}, {c.loc_block} out of range")
         values = [np.array([c.offset]), c.loc] + ([c.bbox_regressor] if c.bbox_regressor is not None else [])
         for f in c.filters:
+            if np.ndim(f.filter) != 3 or np.shape(f.filter)[2] != R5_FEATURES:
+                raise ValueError(f"component {ci + 1}: a filter of shape {np.shape(f.filter)}, expected "
+                                 f"(h, w, {R5_FEATURES})")
+            _shape(ci, "deformation", f.deformation, (4,))
+            _shape(ci, "filter loc", f.loc, (3,))
+            if len(f.anchor) != 3 or f.anchor[2] not in (0, 1) or not all(0 <= a <= 2 * fhi for a in f.anchor):
+                raise ValueError(f"component {ci + 1}: anchor {tuple(f.anchor)}, expected [ax ay ds] with ds 0 or 1 "
+                                 f"and 0 <= ax, ay <= {2 * fhi}")
+            if not all(-1 <= b < 2 ** 20 for b in (f.filter_block, f.def_block)):
+                raise ValueError(f"component {ci + 1}: block labels {f.filter_block}, {f.def_block} out of range")
             if not all(flo <= s <= fhi for s in f.size):
                 raise ValueError(f"component {ci + 1}: a filter of {f.size[0]}x{f.size[1]} cells ({flo}..{fhi})")
             if not 0 <= f.filter_index < model.num_filters:
@@ -330,6 +353,11 @@ def validate_star_model(model: StarModel) -> None:
         for v in values:
             if not (np.isfinite(v).all() and (v >= wlo).all() and (v <= whi).all()):
                 raise ValueError(f"component {ci + 1}: a weight is not finite or beyond +-{whi:g}")
+
+
+def _shape(ci: int, what: str, value, shape: tuple) -> None:
+    if np.shape(value) != shape or np.asarray(value).dtype.kind not in "iuf":
+        raise ValueError(f"component {ci + 1}: {what} has shape {np.shape(value)}, expected {shape}")
 
 
 def _pair(x) -> tuple:

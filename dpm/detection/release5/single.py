@@ -27,7 +27,7 @@ def use_star_cascade(model: StarModel, cascade: bool | None) -> bool:
 
 def detect_star(image, model: StarModel, *, threshold: float | None = None, upsample: int = 1,
                 nms: float | None = 0.5, bbox_prediction: bool = True, clip: bool = True,
-                cascade: bool | None = None) -> Detections:
+                cascade: bool | None = None, pyramid=None) -> Detections:
     """Detect objects with a voc-release5 star model: ``imgdetect`` (or ``cascade_detect``) then ``process.m``.
 
     Parameters
@@ -51,6 +51,10 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
         model loaded from the release's layout carries the one of the
         published statistics).  False: the exact detector.  True: the cascade
         (``ValueError`` if the model has none).
+    pyramid : PaddedPyramid, optional
+        The feature pyramid of the image after ``upsample``, built with the
+        model's padding (:func:`~dpm.detection.release5.parse.model_pyramid`),
+        to share one among models (:func:`dpm.detect` with several models).
 
     Returns
     -------
@@ -63,9 +67,9 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
     image = as_rgb(image)
     work = upsampled(image, upsample)
     if use_star_cascade(model, cascade):
-        raw = detect_raw_star_cascade(work, model, model.cascade, threshold)
+        raw = detect_raw_star_cascade(work, model, model.cascade, threshold, pyramid=pyramid)
     else:
-        raw = detect_raw_star(work, model, threshold)
+        raw = detect_raw_star(work, model, threshold, pyramid=pyramid)
     steps = process_star(raw, model, work.shape[:2], overlap=nms, bbox_prediction=bbox_prediction, clip=clip)
     ds, _ = steps.final
     rows = steps.final_rows
