@@ -115,15 +115,32 @@ cdef void _reduce_row(const double *row, Py_ssize_t C, const Taps *taps, Py_ssiz
     cdef Py_ssize_t d, j, c, n
     cdef const double *w
     cdef const double *s
-    cdef double a0
+    cdef double a0, w0, w1, w2
+    cdef double *o
     if padded:
         # C == 3 and every destination padded to 3 taps (see _pad_taps): straight-line code.
-        for d in range(D):
+        # Four lanes per destination pixel, its three channels and the next
+        # pixel's first (rewritten by the next destination), so that the
+        # compiler makes one vector operation of the four (four doubles with
+        # AVX2); the row has one sample of padding for the fourth lane's
+        # reads.  The last destination writes its three channels only.
+        for d in range(D - 1):
             w = taps.weight + 3 * d
             s = row + 3 * taps.first[d]
-            out[3 * d] = ((0.0 + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
-            out[3 * d + 1] = ((0.0 + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
-            out[3 * d + 2] = ((0.0 + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
+            w0 = w[0]
+            w1 = w[1]
+            w2 = w[2]
+            o = out + 3 * d
+            o[0] = ((0.0 + w0 * s[0]) + w1 * s[3]) + w2 * s[6]
+            o[1] = ((0.0 + w0 * s[1]) + w1 * s[4]) + w2 * s[7]
+            o[2] = ((0.0 + w0 * s[2]) + w1 * s[5]) + w2 * s[8]
+            o[3] = ((0.0 + w0 * s[3]) + w1 * s[6]) + w2 * s[9]
+        w = taps.weight + 3 * (D - 1)
+        s = row + 3 * taps.first[D - 1]
+        o = out + 3 * (D - 1)
+        o[0] = ((0.0 + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
+        o[1] = ((0.0 + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
+        o[2] = ((0.0 + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
     else:
         for d in range(D):
             n = taps.count[d]
@@ -200,7 +217,8 @@ def resize_rows(const double[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H
     cdef double *buffer
     cdef int failed = 0
     with nogil:
-        buffer = <double *>malloc(W * C * sizeof(double))
+        # One more sample: the padding _reduce_row's fourth lane reads.
+        buffer = <double *>malloc((W * C + 1) * sizeof(double))
         if buffer == NULL:
             failed = 1
         elif _build_taps(H, DH, &ty) != 0:
@@ -218,6 +236,7 @@ def resize_rows(const double[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H
             if padded and _pad_taps(W, DW, &tx) != 0:
                 failed = 1
             if not failed:
+                buffer[W * C] = 0.0
                 for y in range(y0, y0 + n):
                     _combine_rows(&src[0, 0, 0] - s0 * W * C, W * C, &ty, y, buffer)
                     _reduce_row(buffer, C, &tx, DW, padded, &dst[y - y0, 0, 0])

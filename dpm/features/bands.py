@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _resize as _resize_kernels
+from .hog import resize_kernels
 from .hog import NUM_FEATURES, float_image, hog_kernels, hog_shape, mround, resize_shape
 from .pyramid import check_pyramid_args, octave_scale_count, pyramid_scales
 
@@ -81,9 +81,9 @@ class ImageRows:
         step = max(1, int(self.band_bytes // (pw * 24 * max(1.0, ph / h))))
         for y0 in range(a, b, step):
             y1 = min(b, y0 + step)
-            lo, hi = _resize_kernels.source_rows(ph, h, y0, y1)
+            lo, hi = resize_kernels().source_rows(ph, h, y0, y1)
             src = self.parent.rows(lo, hi)
-            _resize_kernels.resize_rows(src, out[y0 - a:y1 - a], ph, h, y0, lo)
+            resize_kernels().resize_rows(src, out[y0 - a:y1 - a], ph, h, y0, lo)
         return out
 
     def release(self):

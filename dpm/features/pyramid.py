@@ -12,7 +12,7 @@ import numpy as np
 
 from .._alloc import tune_malloc
 from ..limits import MODEL_RANGES
-from .hog import (_as_float_image, _gradients, _hog, _hog_from_gradients, _resize, _Scratch,
+from .hog import (_as_float_image, _fast_hog, _gradients, _hog, _hog_from_gradients, _resize, _Scratch,
                   hog_shape, resize_shape)
 
 __all__ = ["FeaturePyramid", "feature_pyramid", "pyramid_scales"]
@@ -127,12 +127,15 @@ def _octave_chain(image, i, sbin, interval, max_scale, scratch, dtype, fast):
     else:
         scaled = _resize(image, scale, scratch.array("scaled", (dh, dw, 3)))
     out = {}
-    if 0 in hog_shape(dh, dw, sbin // 2)[:2]:
+    if fast:
+        # One pass over the gradients bins them at both cell sizes.
+        out[i + interval - 1], out[i - 1] = _fast_hog(scaled, sbin, scratch, half=True)
+    elif 0 in hog_shape(dh, dw, sbin // 2)[:2]:
         out[i - 1] = _hog(scaled, sbin // 2, scratch, dtype, fast)
         out[i + interval - 1] = _hog(scaled, sbin, scratch, dtype, fast)
     else:
         # One gradient map binned at both cell sizes.
-        magnitude, orientation = _gradients(scaled, scratch, fast)
+        magnitude, orientation = _gradients(scaled, scratch)
         out[i - 1] = _hog_from_gradients(magnitude, orientation, sbin // 2, scratch, dtype)
         out[i + interval - 1] = _hog_from_gradients(magnitude, orientation, sbin, scratch, dtype)
     halved = ("half_a", "half_b")
