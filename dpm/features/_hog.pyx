@@ -197,7 +197,7 @@ cdef void _gradient_row(const double *up, const double *mid, const double *down,
     cdef Py_ssize_t start = 1, n, i
     while start < width - 1:
         n = min(<Py_ssize_t>CHUNK, width - 1 - start)
-        _strongest_channel(up + 3 * start, mid + 3 * start, down + 3 * start, n, gx, gy, gv)
+        _strongest_channel(up + 3 * start, mid + 3 * start, down + 3 * start, 3, 1, n, gx, gy, gv)
         _orientation_block(gx, gy, n, code, special)
         for i in range(n):
             sqmag[start + i] = gv[i]

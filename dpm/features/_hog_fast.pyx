@@ -22,10 +22,46 @@ include "_channels.pxi"
 
 
 
+cdef struct Planes:
+    # Image rows in planar layout (red, green, blue planes of width samples
+    # each), three rows kept, row r in slot r % 3: each row is rearranged once
+    # and read by the three gradient rows around it, with contiguous loads
+    # (strided loads of interleaved RGB cost the vectorised loop more than
+    # its arithmetic).
+    double *data
+    Py_ssize_t width
+    Py_ssize_t held[3]
+
+
+cdef int _planes_init(Planes *p, Py_ssize_t width) noexcept nogil:
+    p.width = width
+    p.held[0] = -1
+    p.held[1] = -1
+    p.held[2] = -1
+    p.data = <double *>malloc(9 * width * sizeof(double))
+    return -1 if p.data == NULL else 0
+
+
+cdef const double *_planar_row(Planes *p, const double *row, Py_ssize_t r) noexcept nogil:
+    # Image row r (``row``: its interleaved samples) in planar layout.
+    cdef Py_ssize_t W = p.width, i
+    cdef double *out = p.data + 3 * W * (r % 3)
+    cdef double *g = out + W
+    cdef double *b = out + 2 * W
+    if p.held[r % 3] != r:
+        for i in range(W):
+            out[i] = row[3 * i]
+            g[i] = row[3 * i + 1]
+            b[i] = row[3 * i + 2]
+        p.held[r % 3] = r
+    return out
+
+
 cdef void _gradient_row(const double *up, const double *mid, const double *down,
                         Py_ssize_t width, float *mag, unsigned char *ori) noexcept nogil:
     # Gradients of pixels 1..width-2 of one row (pointers to pixel 0 of the
-    # rows above, at and below).  Selects only, so that every step vectorises.
+    # planar rows above, at and below: planes of width samples, see Planes).
+    # Selects only, so that every step vectorises.
     #
     # The differences and the choice of channel are the double path's (in
     # double, _channels.pxi), and the chosen gradient is then rounded to
@@ -59,17 +95,21 @@ cdef void _gradient_row(const double *up, const double *mid, const double *down,
     cdef double ex, ey, ep, eq
     while start < width - 1:
         n = min(<Py_ssize_t>CHUNK, width - 1 - start)
-        _strongest_channel(up + 3 * start, mid + 3 * start, down + 3 * start, n, hx, hy, hv)
+        _strongest_channel(up + start, mid + start, down + start, 1, width, n, hx, hy, hv)
         for i in range(n):
             # A horizontal difference too small to change the double path's
             # dot products with directions 4 and 5 (80 and 100 degrees):
-            # they tie there and the first wins, as with ex = 0.
+            # they tie there and the first wins, as with ex = 0.  (A select
+            # between doubles, and the roundings in a loop of their own: so
+            # both loops vectorise.)
             ex = hx[i]
             ey = hy[i]
             ep = <double>0.1736 * ex + <double>0.9848 * ey
             eq = <double>-0.1736 * ex + <double>0.9848 * ey
-            gx[i] = <float>(0.0 if ep == eq else ex)
-            gy[i] = <float>ey
+            hx[i] = 0.0 if ep == eq else ex
+        for i in range(n):
+            gx[i] = <float>hx[i]
+            gy[i] = <float>hy[i]
             gv[i] = <float>hv[i]
         for i in range(n):
             dx = gx[i]
@@ -129,6 +169,9 @@ def gradient_bins(const double[:, :, ::1] image, float[:, ::1] magnitude,
     """
     cdef Py_ssize_t H = image.shape[0], W = image.shape[1]
     cdef Py_ssize_t x, y
+    cdef Planes planes
+    if _planes_init(&planes, W) != 0:
+        raise MemoryError()
     with nogil:
         for y in range(H):
             if y == 0 or y == H - 1 or W < 3:
@@ -140,8 +183,11 @@ def gradient_bins(const double[:, :, ::1] image, float[:, ::1] magnitude,
             magnitude[y, W - 1] = 0.0
             orientation[y, 0] = 0
             orientation[y, W - 1] = 0
-            _gradient_row(&image[y - 1, 0, 0], &image[y, 0, 0], &image[y + 1, 0, 0], W,
+            _gradient_row(_planar_row(&planes, &image[y - 1, 0, 0], y - 1),
+                          _planar_row(&planes, &image[y, 0, 0], y),
+                          _planar_row(&planes, &image[y + 1, 0, 0], y + 1), W,
                           &magnitude[y, 0], &orientation[y, 0])
+    free(planes.data)
 
 
 cdef struct Grid:
@@ -264,7 +310,8 @@ cdef int _cells(const double *image, Py_ssize_t row0, Py_ssize_t nrows, Py_ssize
     cdef Py_ssize_t y, v, last, ylo, yhi
     cdef int j
     cdef bint needed
-    if mag == NULL or ori == NULL:
+    cdef Planes planes
+    if mag == NULL or ori == NULL or _planes_init(&planes, W) != 0:
         free(mag)
         free(ori)
         return -1
@@ -280,8 +327,9 @@ cdef int _cells(const double *image, Py_ssize_t row0, Py_ssize_t nrows, Py_ssize
                 v += 1
         if not needed:
             continue
-        _gradient_row(image + 3 * W * (y - 1 - row0), image + 3 * W * (y - row0),
-                      image + 3 * W * (y + 1 - row0), W, mag, ori)
+        _gradient_row(_planar_row(&planes, image + 3 * W * (y - 1 - row0), y - 1),
+                      _planar_row(&planes, image + 3 * W * (y - row0), y),
+                      _planar_row(&planes, image + 3 * W * (y + 1 - row0), y + 1), W, mag, ori)
         for j in range(ngrids):
             last = _last_reader(&grids[j], y, H)
             for v in range(y, last + 1):
@@ -289,6 +337,7 @@ cdef int _cells(const double *image, Py_ssize_t row0, Py_ssize_t nrows, Py_ssize
                     _bin_row(&grids[j], mag, ori, W, v)
     free(mag)
     free(ori)
+    free(planes.data)
     return 0
 
 
