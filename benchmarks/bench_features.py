@@ -19,8 +19,12 @@ a synthetic 480x640 image, prints
 * detection's float32 pyramid, exact features (``exact=True``, the float64
   computation rounded once) against the fast single-precision ones
   (``exact=False``), run alternately in one process: the median of the
-  per-pair ratios exact / fast, and the fast path's split by stage
-  (``--fast-only`` prints only this part).
+  per-pair ratios exact / fast, in wall-clock and in CPU time (the process's
+  own, less disturbed by other work on a shared machine), and both
+  pyramids' split by stage (``--fast-only`` prints only this part, for the
+  demo image and for a person-voc test frame upsampled twice, as detection
+  with ``--upsample 2`` sees it: ``pets_0001.jpg`` of
+  ../shared/data/person-voc, skipped if absent).
 
 Times are the best of N runs (wall clock, ms), after one warm-up run; the
 variants being compared are run in alternation so that a change in the load of
@@ -93,25 +97,73 @@ def split(image, sbin=8, interval=10):
 
 
 def fast_split(image, sbin=8, interval=10):
-    """{stage: ms} of one single-threaded fast pyramid, step by step."""
+    """{stage: ms} of one single-threaded fast pyramid, step by step.
+
+    ``gradients+binning`` is the fused kernel (``hog_cells``); ``of which
+    gradients`` times the same gradient rows alone (``gradient_bins``, which
+    writes them out as maps), an estimate of their share.
+    """
     hog_module = sys.modules["dpm.features.hog"]
+    kernels = hog_module._fast_kernels
     image = np.ascontiguousarray(image, dtype=np.float64)
     h, w = image.shape[:2]
     sc = 2.0 ** (1.0 / interval)
     max_scale = _max_scale(h, w, sbin, interval)
-    t = dict(resize=0.0, gradients=0.0, binning=0.0, normalisation=0.0)
-    kernels = hog_module._fast_kernels
+    t = {"resize": 0.0, "gradients+binning": 0.0, "normalisation": 0.0, "of which gradients": 0.0}
+
+    def features(scaled, sbins):
+        hists = []
+        for b in sbins:
+            by, bx = hog_module.mround(scaled.shape[0] / b), hog_module.mround(scaled.shape[1] / b)
+            if by >= 3 and bx >= 3:
+                hists.append(np.zeros((by + 2, bx + 2, 18), dtype=np.float32))
+        if not hists:
+            return
+        t0 = time.perf_counter()
+        kernels.hog_cells(scaled, sbins[0] if len(hists) == len(sbins) else sbins[-1], hists[0],
+                          hists[1] if len(hists) > 1 else None)
+        t1 = time.perf_counter()
+        for hist in hists:
+            kernels.normalize_cells(hist, np.empty((hist.shape[0] - 4, hist.shape[1] - 4, 31), np.float32))
+        t2 = time.perf_counter()
+        kernels.gradient_bins(scaled, np.empty(scaled.shape[:2], np.float32), np.empty(scaled.shape[:2], np.uint8))
+        t["gradients+binning"] += t1 - t0
+        t["normalisation"] += t2 - t1
+        t["of which gradients"] += time.perf_counter() - t2
+
+    for i in range(1, interval + 1):
+        t0 = time.perf_counter()
+        scaled = _resize(image, 1.0 / sc ** (i - 1)) if i > 1 else image
+        t["resize"] += time.perf_counter() - t0
+        features(scaled, (sbin, sbin // 2))
+        for _ in range(i + interval, max_scale + 1, interval):
+            t0 = time.perf_counter()
+            scaled = _resize(scaled, 0.5)
+            t["resize"] += time.perf_counter() - t0
+            features(scaled, (sbin,))
+    return {k: v * 1e3 for k, v in t.items()}
+
+
+def exact_split(image, sbin=8, interval=10):
+    """{stage: ms} of one single-threaded exact float32 pyramid, step by step."""
+    hog_module = sys.modules["dpm.features.hog"]
+    kernels = hog_module._hog_kernels
+    image = np.ascontiguousarray(image, dtype=np.float64)
+    h, w = image.shape[:2]
+    sc = 2.0 ** (1.0 / interval)
+    max_scale = _max_scale(h, w, sbin, interval)
+    t = {"resize": 0.0, "gradients": 0.0, "binning": 0.0, "normalisation": 0.0}
 
     def features(scaled, sbins):
         t0 = time.perf_counter()
-        magnitude, orientation = _gradients(scaled, fast=True)
+        magnitude, orientation = _gradients(scaled)
         t["gradients"] += time.perf_counter() - t0
         for b in sbins:
-            by, bx = hog_module.mround(h_ / b), hog_module.mround(w_ / b)
+            by, bx = hog_module.mround(scaled.shape[0] / b), hog_module.mround(scaled.shape[1] / b)
             if by < 3 or bx < 3:
                 continue
             t0 = time.perf_counter()
-            hist = np.zeros((by + 2, bx + 2, 18), dtype=np.float32)
+            hist = np.zeros((by + 2, bx + 2, 18))
             kernels.bin_cells(magnitude, orientation, b, hist)
             t1 = time.perf_counter()
             kernels.normalize_cells(hist, np.empty((by - 2, bx - 2, 31), dtype=np.float32))
@@ -122,15 +174,20 @@ def fast_split(image, sbin=8, interval=10):
         t0 = time.perf_counter()
         scaled = _resize(image, 1.0 / sc ** (i - 1)) if i > 1 else image
         t["resize"] += time.perf_counter() - t0
-        h_, w_ = scaled.shape[:2]
         features(scaled, (sbin // 2, sbin))
         for _ in range(i + interval, max_scale + 1, interval):
             t0 = time.perf_counter()
             scaled = _resize(scaled, 0.5)
             t["resize"] += time.perf_counter() - t0
-            h_, w_ = scaled.shape[:2]
             features(scaled, (sbin,))
     return {k: v * 1e3 for k, v in t.items()}
+
+
+def _print_split(label, splits):
+    best = min(splits, key=lambda d: d["resize"] + sum(v for k, v in d.items() if k not in ("resize", "of which gradients")))
+    total = sum(v for k, v in best.items() if k != "of which gradients")
+    print(f"{label} " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f}%)" for k, v in best.items())
+          + f"; total {total:.1f} ms")
 
 
 def bench_fast(name, image, repeat):
@@ -139,24 +196,26 @@ def bench_fast(name, image, repeat):
     fast = lambda: feature_pyramid(image, 8, 10, dtype=np.float32, exact=False)   # noqa: E731
     exact()
     fast()
-    te, tf = [], []
+    wall = {"exact": [], "fast": []}
+    cpu = {"exact": [], "fast": []}
     for _ in range(repeat):
-        for fn, out in ((exact, te), (fast, tf)):
-            start = time.perf_counter()
+        for key, fn in (("exact", exact), ("fast", fast)):
+            w0, c0 = time.perf_counter(), time.process_time()
             fn()
-            out.append(time.perf_counter() - start)
-    te, tf = np.array(te) * 1e3, np.array(tf) * 1e3
+            cpu[key].append(time.process_time() - c0)
+            wall[key].append(time.perf_counter() - w0)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    print(f"\n== {name}: float32 pyramid, exact vs fast features ({repeat} pairs, CPUs {cpus})")
-    print(f"exact=True   median {np.median(te):7.1f} ms  (best {te.min():.1f})")
-    print(f"exact=False  median {np.median(tf):7.1f} ms  (best {tf.min():.1f})")
-    print(f"ratio exact / fast: median of pairs {np.median(te / tf):.2f}, "
-          f"of medians {np.median(te) / np.median(tf):.2f}")
-    splits = [fast_split(image) for _ in range(max(3, repeat // 4))]
-    best = min(splits, key=lambda d: sum(d.values()))
-    total = sum(best.values())
-    print("fast split   " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f}%)" for k, v in best.items())
-          + f"; total {total:.1f} ms")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    print(f"\n== {name} {image.shape[0]}x{image.shape[1]}: float32 pyramid, exact vs fast features "
+          f"({repeat} pairs, CPUs {cpus}, load average {load})")
+    for clock, t in (("wall", wall), ("CPU", cpu)):
+        te, tf = np.array(t["exact"]) * 1e3, np.array(t["fast"]) * 1e3
+        print(f"{clock:4} exact=True  median {np.median(te):7.1f} ms (best {te.min():.1f});  exact=False median "
+              f"{np.median(tf):7.1f} ms (best {tf.min():.1f});  ratio exact / fast: median of pairs "
+              f"{np.median(te / tf):.2f}, of bests {te.min() / tf.min():.2f}")
+    n = max(3, repeat // 4)
+    _print_split("exact split", [exact_split(image) for _ in range(n)])
+    _print_split("fast split ", [fast_split(image) for _ in range(n)])
 
 
 def bench(name, image, repeat):
@@ -206,18 +265,26 @@ def main(argv=None):
                         help="only the exact-against-fast features comparison")
     args = parser.parse_args(argv)
 
+    from PIL import Image
+
     demo = SHARED / "models" / "voc-release3.1" / "000034.jpg"
-    if demo.exists():
-        from PIL import Image
-        demo_image = np.asarray(Image.open(demo).convert("RGB"))
+    frame = SHARED / "data" / "person-voc" / "JPEGImages" / "pets_0001.jpg"
+    demo_image = np.asarray(Image.open(demo).convert("RGB")) if demo.exists() else None
+    if demo_image is not None:
         bench_fast("000034.jpg", demo_image, args.repeat)
-        if args.fast_only:
-            return
-        bench("000034.jpg", demo_image, args.repeat)
     else:
         print(f"skipping the demo image: {demo} is absent")
-        if args.fast_only:
-            return
+    if frame.exists():
+        from dpm.image import upsample_image
+
+        bench_fast("person-voc pets_0001.jpg upsampled 2x",
+                   upsample_image(np.asarray(Image.open(frame).convert("RGB")), 2), max(3, args.repeat // 4))
+    else:
+        print(f"skipping the person-voc frame: {frame} is absent")
+    if args.fast_only:
+        return
+    if demo_image is not None:
+        bench("000034.jpg", demo_image, args.repeat)
 
     # Synthetic 480x640: smooth waves, a few discs, and noise.
     rng = np.random.default_rng(0)
