@@ -105,7 +105,9 @@ def fast_split(image, sbin=8, interval=10):
     """
     hog_module = sys.modules["dpm.features.hog"]
     kernels = hog_module._fast_kernels
+    source = np.ascontiguousarray(image) if image.dtype == np.uint8 else None   # as feature_pyramid
     image = np.ascontiguousarray(image, dtype=np.float64)
+    source = image if source is None else source
     h, w = image.shape[:2]
     sc = 2.0 ** (1.0 / interval)
     max_scale = _max_scale(h, w, sbin, interval)
@@ -133,7 +135,7 @@ def fast_split(image, sbin=8, interval=10):
 
     for i in range(1, interval + 1):
         t0 = time.perf_counter()
-        scaled = _resize(image, 1.0 / sc ** (i - 1)) if i > 1 else image
+        scaled = _resize(source, 1.0 / sc ** (i - 1)) if i > 1 else image
         t["resize"] += time.perf_counter() - t0
         features(scaled, (sbin, sbin // 2))
         for _ in range(i + interval, max_scale + 1, interval):
@@ -148,7 +150,9 @@ def exact_split(image, sbin=8, interval=10):
     """{stage: ms} of one single-threaded exact float32 pyramid, step by step."""
     hog_module = sys.modules["dpm.features.hog"]
     kernels = hog_module._hog_kernels
+    source = np.ascontiguousarray(image) if image.dtype == np.uint8 else None   # as feature_pyramid
     image = np.ascontiguousarray(image, dtype=np.float64)
+    source = image if source is None else source
     h, w = image.shape[:2]
     sc = 2.0 ** (1.0 / interval)
     max_scale = _max_scale(h, w, sbin, interval)
@@ -172,7 +176,7 @@ def exact_split(image, sbin=8, interval=10):
 
     for i in range(1, interval + 1):
         t0 = time.perf_counter()
-        scaled = _resize(image, 1.0 / sc ** (i - 1)) if i > 1 else image
+        scaled = _resize(source, 1.0 / sc ** (i - 1)) if i > 1 else image
         t["resize"] += time.perf_counter() - t0
         features(scaled, (sbin // 2, sbin))
         for _ in range(i + interval, max_scale + 1, interval):

@@ -181,3 +181,14 @@ def test_resize_builds_give_the_same_bits(rng, shape):
             outs.append(resize(image, scale))
         for other in outs[1:]:
             assert np.array_equal(outs[0].view(np.uint64), other.view(np.uint64)), scale
+
+
+def test_resize_reads_uint8_images_as_their_float64_copy(rng, resize_kernels):
+    """The pyramid's first reductions read a uint8 image directly: the same bits as its float64 copy."""
+    image = rng.integers(0, 256, size=(53, 71, 3), dtype=np.uint8)
+    for scale in (0.9330329915368074, 0.5, 0.3):
+        h, w = mround(53 * scale), mround(71 * scale)
+        a, b = np.empty((h, w, 3)), np.empty((h, w, 3))
+        resize_kernels.resize_image(image, a)
+        resize_kernels.resize_image(image.astype(np.float64), b)
+        assert np.array_equal(a.view(np.uint64), b.view(np.uint64)), scale

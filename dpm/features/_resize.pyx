@@ -78,14 +78,23 @@ cdef void _free_taps(Taps *taps) noexcept nogil:
     taps.weight = NULL
 
 
-cdef void _combine_rows(const double *src, Py_ssize_t rowlen, const Taps *taps, Py_ssize_t d,
+ctypedef fused pixel_t:
+    # Source samples: double, or the 8-bit samples of a decoded image (each
+    # converted to double exactly, so the results are the same; the first
+    # octave of a pyramid reads its image without the float64 copy's memory
+    # traffic).
+    double
+    unsigned char
+
+
+cdef void _combine_rows(const pixel_t *src, Py_ssize_t rowlen, const Taps *taps, Py_ssize_t d,
                         double *out) noexcept nogil:
     # out[i] = 0 + w0*row0[i] + w1*row1[i] + ..., rows of rowlen samples.
     cdef Py_ssize_t n = taps.count[d], j, i
     cdef const double *w = taps.weight + taps.offset[d]
-    cdef const double *r0 = src + taps.first[d] * rowlen
-    cdef const double *r1
-    cdef const double *r2
+    cdef const pixel_t *r0 = src + taps.first[d] * rowlen
+    cdef const pixel_t *r1
+    cdef const pixel_t *r2
     cdef double w0 = w[0], w1, w2
     if n == 2:
         r1 = r0 + rowlen
@@ -193,16 +202,17 @@ def source_rows(Py_ssize_t H, Py_ssize_t DH, Py_ssize_t y0, Py_ssize_t y1):
     return lo, hi
 
 
-def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
+def resize_image(const pixel_t[:, :, ::1] src, double[:, :, ::1] dst):
     """Area-averaging reduction ``(H, W, C) -> (DH, DW, C)``, ``1 <= DH <= H``, ``1 <= DW <= W``.
 
     The output size fixes the effective scale of each axis (``DH / H`` and
-    ``DW / W``).  ``dst`` need not be initialised.
+    ``DW / W``).  ``dst`` need not be initialised.  ``src`` is float64 or
+    uint8 (the same results as its float64 copy).
     """
     resize_rows(src, dst, src.shape[0], dst.shape[0], 0, 0)
 
 
-def resize_rows(const double[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H, Py_ssize_t DH,
+def resize_rows(const pixel_t[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H, Py_ssize_t DH,
                 Py_ssize_t y0, Py_ssize_t s0):
     """Rows ``[y0, y0 + dst.shape[0])`` of the ``(H, W, C) -> (DH, DW, C)`` reduction.
 

@@ -241,7 +241,8 @@ def hog(image, sbin: int = 8) -> np.ndarray:
 
 
 def _resize(image: np.ndarray, scale: float, out: np.ndarray | None = None) -> np.ndarray:
-    # Unchecked resize of an (H, W, C) C-contiguous float64 image, 0 < scale <= 1;
+    # Unchecked resize of an (H, W, C) C-contiguous float64 (or uint8: the same
+    # results as its float64 copy) image, 0 < scale <= 1;
     # ``out``, if given, is a C-contiguous float64 array of the result's shape.
     h, w, c = image.shape
     dh, dw = mround(h * scale), mround(w * scale)
