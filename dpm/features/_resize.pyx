@@ -126,6 +126,10 @@ cdef void _reduce_row(const double *row, Py_ssize_t C, const Taps *taps, Py_ssiz
     cdef const double *s
     cdef double a0, w0, w1, w2
     cdef double *o
+    cdef double p0[4]
+    cdef double p1[4]
+    cdef double p2[4]
+    cdef double q[4]
     if padded:
         # C == 3 and every destination padded to 3 taps (see _pad_taps): straight-line code.
         # Four lanes per destination pixel, its three channels and the next
@@ -139,11 +143,17 @@ cdef void _reduce_row(const double *row, Py_ssize_t C, const Taps *taps, Py_ssiz
             w0 = w[0]
             w1 = w[1]
             w2 = w[2]
+            # Every load before the first store: the compiler cannot tell
+            # that out and row do not overlap, and would keep the order.
+            for c in range(4):
+                p0[c] = s[c]
+                p1[c] = s[3 + c]
+                p2[c] = s[6 + c]
+            for c in range(4):
+                q[c] = ((0.0 + w0 * p0[c]) + w1 * p1[c]) + w2 * p2[c]
             o = out + 3 * d
-            o[0] = ((0.0 + w0 * s[0]) + w1 * s[3]) + w2 * s[6]
-            o[1] = ((0.0 + w0 * s[1]) + w1 * s[4]) + w2 * s[7]
-            o[2] = ((0.0 + w0 * s[2]) + w1 * s[5]) + w2 * s[8]
-            o[3] = ((0.0 + w0 * s[3]) + w1 * s[6]) + w2 * s[9]
+            for c in range(4):
+                o[c] = q[c]
         w = taps.weight + 3 * (D - 1)
         s = row + 3 * taps.first[D - 1]
         o = out + 3 * (D - 1)
