@@ -20,6 +20,13 @@ cdef enum:
 
 include "_channels.pxi"
 
+ctypedef fused pixel_t:
+    # Image samples: double, or the 8-bit samples of a decoded image (each
+    # converted to double exactly: the same gradients as its float64 copy,
+    # without making the copy).
+    double
+    unsigned char
+
 
 
 cdef struct Planes:
@@ -42,7 +49,7 @@ cdef int _planes_init(Planes *p, Py_ssize_t width) noexcept nogil:
     return -1 if p.data == NULL else 0
 
 
-cdef const double *_planar_row(Planes *p, const double *row, Py_ssize_t r) noexcept nogil:
+cdef const double *_planar_row(Planes *p, const pixel_t *row, Py_ssize_t r) noexcept nogil:
     # Image row r (``row``: its interleaved samples) in planar layout.
     cdef Py_ssize_t W = p.width, i
     cdef double *out = p.data + 3 * W * (r % 3)
@@ -149,7 +156,7 @@ cdef void _gradient_row(const double *up, const double *mid, const double *down,
         start += n
 
 
-def gradient_bins(const double[:, :, ::1] image, float[:, ::1] magnitude,
+def gradient_bins(const pixel_t[:, :, ::1] image, float[:, ::1] magnitude,
                   unsigned char[:, ::1] orientation):
     """Per-pixel gradient magnitude and orientation bin of an RGB image, in float32 (for tests).
 
@@ -163,7 +170,7 @@ def gradient_bins(const double[:, :, ::1] image, float[:, ::1] magnitude,
 
     Parameters
     ----------
-    image : (H, W, 3) float64, C-contiguous
+    image : (H, W, 3) float64 or uint8 (the same results as its float64 copy), C-contiguous
     magnitude : (H, W) float32, C-contiguous, output
     orientation : (H, W) uint8, C-contiguous, output
     """
@@ -296,7 +303,7 @@ cdef void _bin_row(const Grid *g, const float *mag, const unsigned char *ori, Py
         h[rs + 18] += wx0[x] * a0
 
 
-cdef int _cells(const double *image, Py_ssize_t row0, Py_ssize_t nrows, Py_ssize_t H,
+cdef int _cells(const pixel_t *image, Py_ssize_t row0, Py_ssize_t nrows, Py_ssize_t H,
                 Py_ssize_t W, Grid *grids, int ngrids) noexcept nogil:
     # Gradients of the rows of an (H, W, 3) image that the held histogram
     # rows of the grids need, binned row by row (in increasing visited row,
@@ -341,7 +348,7 @@ cdef int _cells(const double *image, Py_ssize_t row0, Py_ssize_t nrows, Py_ssize
     return 0
 
 
-def hog_cells(const double[:, :, ::1] image, int sbin, float[:, :, ::1] hist,
+def hog_cells(const pixel_t[:, :, ::1] image, int sbin, float[:, :, ::1] hist,
               float[:, :, ::1] hist_half=None):
     """Float32 gradients of an RGB image binned into cell histograms, in one pass.
 
@@ -353,7 +360,7 @@ def hog_cells(const double[:, :, ::1] image, int sbin, float[:, :, ::1] hist,
 
     Parameters
     ----------
-    image : (H, W, 3) float64, C-contiguous; ``H, W >= 3``
+    image : (H, W, 3) float64 or uint8 (the same results as its float64 copy), C-contiguous; ``H, W >= 3``
     sbin : int
     hist, hist_half : (by + 2, bx + 2, 18) float32, zero on entry; ``by, bx >= 1``
         for their cell sizes.
@@ -379,7 +386,7 @@ def hog_cells(const double[:, :, ::1] image, int sbin, float[:, :, ::1] hist,
         raise MemoryError()
 
 
-def hog_cell_rows(const double[:, :, ::1] image, int sbin, float[:, :, ::1] hist, Py_ssize_t height,
+def hog_cell_rows(const pixel_t[:, :, ::1] image, int sbin, float[:, :, ::1] hist, Py_ssize_t height,
                   Py_ssize_t by, Py_ssize_t image_row0, Py_ssize_t hist_row0):
     """:func:`hog_cells` for a band of histogram rows (a bounded-memory pyramid).
 

@@ -55,8 +55,9 @@ def _check_sbin(sbin) -> int:
     return int(sbin)
 
 
-def _as_float_image(image, name="image", channels=None) -> np.ndarray:
-    """Validate an image and return it as C-contiguous float64 (``double(im)``)."""
+def _as_float_image(image, name="image", channels=None, keep_uint8=False) -> np.ndarray:
+    """Validate an image and return it as C-contiguous float64 (``double(im)``); with
+    ``keep_uint8``, a uint8 image stays uint8 (C-contiguous), for kernels that read either."""
     a = np.asarray(image)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
         raise ValueError(f"{name} must be a numeric array, got dtype {a.dtype}")
@@ -65,6 +66,8 @@ def _as_float_image(image, name="image", channels=None) -> np.ndarray:
     if channels is not None and (a.ndim != 3 or a.shape[2] != channels):
         raise ValueError(f"{name} must have shape (H, W, {channels}), got {a.shape}; "
                          "convert grey or RGBA images with dpm.image.as_rgb first")
+    if keep_uint8 and a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
     inexact = np.issubdtype(a.dtype, np.inexact)
     a = np.ascontiguousarray(a, dtype=np.float64)
     if inexact and not np.isfinite(a).all():

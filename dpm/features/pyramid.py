@@ -118,8 +118,9 @@ def _check_args(sbin, interval):
 def _octave_chain(image, source, i, sbin, interval, max_scale, scratch, dtype, fast):
     # Levels of the chain that starts at the i-th (1-based) scale of the first
     # octave, as {0-based level index: features}.  fast: single-precision HOG.
-    # source: the image (float64) or its uint8 original, which the first
-    # reduction reads alike (the same results, an eighth of the memory traffic).
+    # image: float64, or uint8 for the fast kernels; source: the image or its
+    # uint8 original, which the first reduction reads alike (the same results,
+    # an eighth of the memory traffic).
     sc = 2.0 ** (1.0 / interval)
     scale = 1.0 / sc ** (i - 1)
     h, w = image.shape[:2]
@@ -216,8 +217,10 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
     if not exact and dtype != np.float32:
         raise ValueError(f"exact=False (single-precision features) needs dtype=np.float32, got "
                          f"dtype={dtype.name}; pass dtype=np.float32, or exact=True for float64 levels")
+    # The reductions read a uint8 image directly (the same results as from its float64 copy), and
+    # so do the fast kernels: the float64 copy is made for the exact kernels only.
     original = np.asarray(image)
-    image = _as_float_image(original, channels=3)
+    image = _as_float_image(original, channels=3, keep_uint8=not exact)
     source = np.ascontiguousarray(original) if original.dtype == np.uint8 else image
     h, w = image.shape[:2]
     if h == 0 or w == 0:
