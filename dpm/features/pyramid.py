@@ -175,7 +175,8 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
         the fast features of detection.  The image is resized exactly as
         above; from the pixel differences on (gradients, orientation bins,
         spatial binning, normalisation) the computation is in single
-        precision, vectorised, about 1.5 times as fast overall.  Levels
+        precision, vectorised, one pass per resized image, about 1.3 to 1.5
+        times as fast overall.  Levels
         differ from the exact ones by float32 rounding (max abs difference
         around 1e-6 on the demo images) and, very rarely, where a gradient
         lies within float32 rounding of the boundary between two orientation
