@@ -66,34 +66,52 @@ def timed(functions, repeat):
 
 def split(image, sbin=8, interval=10):
     """(resize ms, hog ms) of one single-threaded pyramid, step by step."""
-    image = np.ascontiguousarray(image, dtype=np.float64)
-    h, w = image.shape[:2]
-    sc = 2.0 ** (1.0 / interval)
-    max_scale = _max_scale(h, w, sbin, interval)
-    t_resize = t_hog = 0.0
-    for i in range(1, interval + 1):
+    t_hog = [0.0]
+
+    def features(scaled, sbins):
         t0 = time.perf_counter()
-        scaled = _resize(image, 1.0 / sc ** (i - 1)) if i > 1 else image
-        t1 = time.perf_counter()
-        if 0 in hog_shape(*scaled.shape[:2], sbin // 2)[:2]:
+        if len(sbins) == 1:
+            _hog(scaled, sbin)
+        elif 0 in hog_shape(*scaled.shape[:2], sbin // 2)[:2]:
             _hog(scaled, sbin // 2)
             _hog(scaled, sbin)
         else:
             magnitude, orientation = _gradients(scaled)
             _hog_from_gradients(magnitude, orientation, sbin // 2)
             _hog_from_gradients(magnitude, orientation, sbin)
-        t2 = time.perf_counter()
-        t_resize += t1 - t0
-        t_hog += t2 - t1
+        t_hog[0] += time.perf_counter() - t0
+
+    return _walk_pyramid(image, features, sbin, interval), t_hog[0] * 1e3
+
+
+def _walk_pyramid(image, features, sbin, interval):
+    """Resize ms of one single-threaded pyramid walked as ``feature_pyramid`` does, calling
+    ``features(scaled, sbins)`` on each resized image (``sbins``: the cell sizes it is binned at)."""
+    source = np.ascontiguousarray(image) if image.dtype == np.uint8 else None   # as feature_pyramid
+    image = np.ascontiguousarray(image, dtype=np.float64)
+    source = image if source is None else source
+    h, w = image.shape[:2]
+    sc = 2.0 ** (1.0 / interval)
+    max_scale = _max_scale(h, w, sbin, interval)
+    t_resize = 0.0
+    for i in range(1, interval + 1):
+        t0 = time.perf_counter()
+        scaled = _resize(source, 1.0 / sc ** (i - 1)) if i > 1 else image
+        t_resize += time.perf_counter() - t0
+        features(scaled, (sbin, sbin // 2))
         for _ in range(i + interval, max_scale + 1, interval):
             t0 = time.perf_counter()
             scaled = _resize(scaled, 0.5)
-            t1 = time.perf_counter()
-            _hog(scaled, sbin)
-            t2 = time.perf_counter()
-            t_resize += t1 - t0
-            t_hog += t2 - t1
-    return t_resize * 1e3, t_hog * 1e3
+            t_resize += time.perf_counter() - t0
+            features(scaled, (sbin,))
+    return t_resize * 1e3
+
+
+def _cells(scaled, b):
+    """``(by, bx)`` cells of size ``b`` of an image, or None if its HOG map is empty."""
+    mround = sys.modules["dpm.features.hog"].mround
+    by, bx = mround(scaled.shape[0] / b), mround(scaled.shape[1] / b)
+    return (by, bx) if by >= 3 and bx >= 3 else None
 
 
 def fast_split(image, sbin=8, interval=10):
@@ -103,27 +121,17 @@ def fast_split(image, sbin=8, interval=10):
     gradients`` times the same gradient rows alone (``gradient_bins``, which
     writes them out as maps), an estimate of their share.
     """
-    hog_module = sys.modules["dpm.features.hog"]
-    kernels = hog_module._fast_kernels
-    source = np.ascontiguousarray(image) if image.dtype == np.uint8 else None   # as feature_pyramid
-    image = np.ascontiguousarray(image, dtype=np.float64)
-    source = image if source is None else source
-    h, w = image.shape[:2]
-    sc = 2.0 ** (1.0 / interval)
-    max_scale = _max_scale(h, w, sbin, interval)
-    t = {"resize": 0.0, "gradients+binning": 0.0, "normalisation": 0.0, "of which gradients": 0.0}
+    kernels = sys.modules["dpm.features.hog"]._fast_kernels
+    t = {"gradients+binning": 0.0, "normalisation": 0.0, "of which gradients": 0.0}
 
     def features(scaled, sbins):
-        hists = []
-        for b in sbins:
-            by, bx = hog_module.mround(scaled.shape[0] / b), hog_module.mround(scaled.shape[1] / b)
-            if by >= 3 and bx >= 3:
-                hists.append(np.zeros((by + 2, bx + 2, 18), dtype=np.float32))
+        sizes = [(b, _cells(scaled, b)) for b in sbins]
+        hists = [np.zeros((c[0] + 2, c[1] + 2, 18), dtype=np.float32) for b, c in sizes if c]
         if not hists:
             return
         t0 = time.perf_counter()
-        kernels.hog_cells(scaled, sbins[0] if len(hists) == len(sbins) else sbins[-1], hists[0],
-                          hists[1] if len(hists) > 1 else None)
+        # The first histogram has the larger cells; the second, if any, half of them.
+        kernels.hog_cells(scaled, [b for b, c in sizes if c][0], hists[0], hists[1] if len(hists) > 1 else None)
         t1 = time.perf_counter()
         for hist in hists:
             kernels.normalize_cells(hist, np.empty((hist.shape[0] - 4, hist.shape[1] - 4, 31), np.float32))
@@ -133,58 +141,33 @@ def fast_split(image, sbin=8, interval=10):
         t["normalisation"] += t2 - t1
         t["of which gradients"] += time.perf_counter() - t2
 
-    for i in range(1, interval + 1):
-        t0 = time.perf_counter()
-        scaled = _resize(source, 1.0 / sc ** (i - 1)) if i > 1 else image
-        t["resize"] += time.perf_counter() - t0
-        features(scaled, (sbin, sbin // 2))
-        for _ in range(i + interval, max_scale + 1, interval):
-            t0 = time.perf_counter()
-            scaled = _resize(scaled, 0.5)
-            t["resize"] += time.perf_counter() - t0
-            features(scaled, (sbin,))
-    return {k: v * 1e3 for k, v in t.items()}
+    resize = _walk_pyramid(image, features, sbin, interval)
+    return {"resize": resize, **{k: v * 1e3 for k, v in t.items()}}
 
 
 def exact_split(image, sbin=8, interval=10):
     """{stage: ms} of one single-threaded exact float32 pyramid, step by step."""
-    hog_module = sys.modules["dpm.features.hog"]
-    kernels = hog_module._hog_kernels
-    source = np.ascontiguousarray(image) if image.dtype == np.uint8 else None   # as feature_pyramid
-    image = np.ascontiguousarray(image, dtype=np.float64)
-    source = image if source is None else source
-    h, w = image.shape[:2]
-    sc = 2.0 ** (1.0 / interval)
-    max_scale = _max_scale(h, w, sbin, interval)
-    t = {"resize": 0.0, "gradients": 0.0, "binning": 0.0, "normalisation": 0.0}
+    kernels = sys.modules["dpm.features.hog"]._hog_kernels
+    t = {"gradients": 0.0, "binning": 0.0, "normalisation": 0.0}
 
     def features(scaled, sbins):
         t0 = time.perf_counter()
         magnitude, orientation = _gradients(scaled)
         t["gradients"] += time.perf_counter() - t0
         for b in sbins:
-            by, bx = hog_module.mround(scaled.shape[0] / b), hog_module.mround(scaled.shape[1] / b)
-            if by < 3 or bx < 3:
+            cells = _cells(scaled, b)
+            if cells is None:
                 continue
             t0 = time.perf_counter()
-            hist = np.zeros((by + 2, bx + 2, 18))
+            hist = np.zeros((cells[0] + 2, cells[1] + 2, 18))
             kernels.bin_cells(magnitude, orientation, b, hist)
             t1 = time.perf_counter()
-            kernels.normalize_cells(hist, np.empty((by - 2, bx - 2, 31), dtype=np.float32))
+            kernels.normalize_cells(hist, np.empty((cells[0] - 2, cells[1] - 2, 31), dtype=np.float32))
             t["binning"] += t1 - t0
             t["normalisation"] += time.perf_counter() - t1
 
-    for i in range(1, interval + 1):
-        t0 = time.perf_counter()
-        scaled = _resize(source, 1.0 / sc ** (i - 1)) if i > 1 else image
-        t["resize"] += time.perf_counter() - t0
-        features(scaled, (sbin // 2, sbin))
-        for _ in range(i + interval, max_scale + 1, interval):
-            t0 = time.perf_counter()
-            scaled = _resize(scaled, 0.5)
-            t["resize"] += time.perf_counter() - t0
-            features(scaled, (sbin,))
-    return {k: v * 1e3 for k, v in t.items()}
+    resize = _walk_pyramid(image, features, sbin, interval)
+    return {"resize": resize, **{k: v * 1e3 for k, v in t.items()}}
 
 
 def _print_split(label, splits):
