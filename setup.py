@@ -53,7 +53,7 @@ def extensions():
             Extension(
                 name,
                 [str(rel)],
-                depends=[str(h.relative_to(HERE)) for h in sorted(pyx.parent.glob("*.h"))],
+                depends=[str(h.relative_to(HERE)) for h in sorted([*pyx.parent.glob("*.h"), *pyx.parent.glob("*.pxi")])],
                 include_dirs=[numpy.get_include()],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                 extra_compile_args=args,

@@ -19,8 +19,12 @@ a synthetic 480x640 image, prints
 * detection's float32 pyramid, exact features (``exact=True``, the float64
   computation rounded once) against the fast single-precision ones
   (``exact=False``), run alternately in one process: the median of the
-  per-pair ratios exact / fast, and the fast path's split by stage
-  (``--fast-only`` prints only this part).
+  per-pair ratios exact / fast, in wall-clock and in CPU time (the process's
+  own, less disturbed by other work on a shared machine), and both
+  pyramids' split by stage (``--fast-only`` prints only this part, for the
+  demo image and for a person-voc test frame upsampled twice, as detection
+  with ``--upsample 2`` sees it: ``pets_0001.jpg`` of
+  ../shared/data/person-voc, skipped if absent).
 
 Times are the best of N runs (wall clock, ms), after one warm-up run; the
 variants being compared are run in alternation so that a change in the load of
@@ -62,75 +66,115 @@ def timed(functions, repeat):
 
 def split(image, sbin=8, interval=10):
     """(resize ms, hog ms) of one single-threaded pyramid, step by step."""
-    image = np.ascontiguousarray(image, dtype=np.float64)
-    h, w = image.shape[:2]
-    sc = 2.0 ** (1.0 / interval)
-    max_scale = _max_scale(h, w, sbin, interval)
-    t_resize = t_hog = 0.0
-    for i in range(1, interval + 1):
+    t_hog = [0.0]
+
+    def features(scaled, sbins):
         t0 = time.perf_counter()
-        scaled = _resize(image, 1.0 / sc ** (i - 1)) if i > 1 else image
-        t1 = time.perf_counter()
-        if 0 in hog_shape(*scaled.shape[:2], sbin // 2)[:2]:
+        if len(sbins) == 1:
+            _hog(scaled, sbin)
+        elif 0 in hog_shape(*scaled.shape[:2], sbin // 2)[:2]:
             _hog(scaled, sbin // 2)
             _hog(scaled, sbin)
         else:
             magnitude, orientation = _gradients(scaled)
             _hog_from_gradients(magnitude, orientation, sbin // 2)
             _hog_from_gradients(magnitude, orientation, sbin)
-        t2 = time.perf_counter()
-        t_resize += t1 - t0
-        t_hog += t2 - t1
-        for _ in range(i + interval, max_scale + 1, interval):
-            t0 = time.perf_counter()
-            scaled = _resize(scaled, 0.5)
-            t1 = time.perf_counter()
-            _hog(scaled, sbin)
-            t2 = time.perf_counter()
-            t_resize += t1 - t0
-            t_hog += t2 - t1
-    return t_resize * 1e3, t_hog * 1e3
+        t_hog[0] += time.perf_counter() - t0
+
+    return _walk_pyramid(image, features, sbin, interval), t_hog[0] * 1e3
 
 
-def fast_split(image, sbin=8, interval=10):
-    """{stage: ms} of one single-threaded fast pyramid, step by step."""
-    hog_module = sys.modules["dpm.features.hog"]
+def _walk_pyramid(image, features, sbin, interval):
+    """Resize ms of one single-threaded pyramid walked as ``feature_pyramid`` does, calling
+    ``features(scaled, sbins)`` on each resized image (``sbins``: the cell sizes it is binned at)."""
+    source = np.ascontiguousarray(image) if image.dtype == np.uint8 else None   # as feature_pyramid
     image = np.ascontiguousarray(image, dtype=np.float64)
+    source = image if source is None else source
     h, w = image.shape[:2]
     sc = 2.0 ** (1.0 / interval)
     max_scale = _max_scale(h, w, sbin, interval)
-    t = dict(resize=0.0, gradients=0.0, binning=0.0, normalisation=0.0)
-    kernels = hog_module._fast_kernels
-
-    def features(scaled, sbins):
-        t0 = time.perf_counter()
-        magnitude, orientation = _gradients(scaled, fast=True)
-        t["gradients"] += time.perf_counter() - t0
-        for b in sbins:
-            by, bx = hog_module.mround(h_ / b), hog_module.mround(w_ / b)
-            if by < 3 or bx < 3:
-                continue
-            t0 = time.perf_counter()
-            hist = np.zeros((by + 2, bx + 2, 18), dtype=np.float32)
-            kernels.bin_cells(magnitude, orientation, b, hist)
-            t1 = time.perf_counter()
-            kernels.normalize_cells(hist, np.empty((by - 2, bx - 2, 31), dtype=np.float32))
-            t["binning"] += t1 - t0
-            t["normalisation"] += time.perf_counter() - t1
-
+    t_resize = 0.0
     for i in range(1, interval + 1):
         t0 = time.perf_counter()
-        scaled = _resize(image, 1.0 / sc ** (i - 1)) if i > 1 else image
-        t["resize"] += time.perf_counter() - t0
-        h_, w_ = scaled.shape[:2]
-        features(scaled, (sbin // 2, sbin))
+        scaled = _resize(source, 1.0 / sc ** (i - 1)) if i > 1 else image
+        t_resize += time.perf_counter() - t0
+        features(scaled, (sbin, sbin // 2))
         for _ in range(i + interval, max_scale + 1, interval):
             t0 = time.perf_counter()
             scaled = _resize(scaled, 0.5)
-            t["resize"] += time.perf_counter() - t0
-            h_, w_ = scaled.shape[:2]
+            t_resize += time.perf_counter() - t0
             features(scaled, (sbin,))
-    return {k: v * 1e3 for k, v in t.items()}
+    return t_resize * 1e3
+
+
+def _cells(scaled, b):
+    """``(by, bx)`` cells of size ``b`` of an image, or None if its HOG map is empty."""
+    mround = sys.modules["dpm.features.hog"].mround
+    by, bx = mround(scaled.shape[0] / b), mround(scaled.shape[1] / b)
+    return (by, bx) if by >= 3 and bx >= 3 else None
+
+
+def fast_split(image, sbin=8, interval=10):
+    """{stage: ms} of one single-threaded fast pyramid, step by step.
+
+    ``gradients+binning`` is the fused kernel (``hog_cells``); ``of which
+    gradients`` times the same gradient rows alone (``gradient_bins``, which
+    writes them out as maps), an estimate of their share.
+    """
+    kernels = sys.modules["dpm.features.hog"]._fast_kernels
+    t = {"gradients+binning": 0.0, "normalisation": 0.0, "of which gradients": 0.0}
+
+    def features(scaled, sbins):
+        sizes = [(b, _cells(scaled, b)) for b in sbins]
+        hists = [np.zeros((c[0] + 2, c[1] + 2, 18), dtype=np.float32) for b, c in sizes if c]
+        if not hists:
+            return
+        t0 = time.perf_counter()
+        # The first histogram has the larger cells; the second, if any, half of them.
+        kernels.hog_cells(scaled, [b for b, c in sizes if c][0], hists[0], hists[1] if len(hists) > 1 else None)
+        t1 = time.perf_counter()
+        for hist in hists:
+            kernels.normalize_cells(hist, np.empty((hist.shape[0] - 4, hist.shape[1] - 4, 31), np.float32))
+        t2 = time.perf_counter()
+        kernels.gradient_bins(scaled, np.empty(scaled.shape[:2], np.float32), np.empty(scaled.shape[:2], np.uint8))
+        t["gradients+binning"] += t1 - t0
+        t["normalisation"] += t2 - t1
+        t["of which gradients"] += time.perf_counter() - t2
+
+    resize = _walk_pyramid(image, features, sbin, interval)
+    return {"resize": resize, **{k: v * 1e3 for k, v in t.items()}}
+
+
+def exact_split(image, sbin=8, interval=10):
+    """{stage: ms} of one single-threaded exact float32 pyramid, step by step."""
+    kernels = sys.modules["dpm.features.hog"]._hog_kernels
+    t = {"gradients": 0.0, "binning": 0.0, "normalisation": 0.0}
+
+    def features(scaled, sbins):
+        t0 = time.perf_counter()
+        magnitude, orientation = _gradients(scaled)
+        t["gradients"] += time.perf_counter() - t0
+        for b in sbins:
+            cells = _cells(scaled, b)
+            if cells is None:
+                continue
+            t0 = time.perf_counter()
+            hist = np.zeros((cells[0] + 2, cells[1] + 2, 18))
+            kernels.bin_cells(magnitude, orientation, b, hist)
+            t1 = time.perf_counter()
+            kernels.normalize_cells(hist, np.empty((cells[0] - 2, cells[1] - 2, 31), dtype=np.float32))
+            t["binning"] += t1 - t0
+            t["normalisation"] += time.perf_counter() - t1
+
+    resize = _walk_pyramid(image, features, sbin, interval)
+    return {"resize": resize, **{k: v * 1e3 for k, v in t.items()}}
+
+
+def _print_split(label, splits):
+    best = min(splits, key=lambda d: d["resize"] + sum(v for k, v in d.items() if k not in ("resize", "of which gradients")))
+    total = sum(v for k, v in best.items() if k != "of which gradients")
+    print(f"{label} " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f}%)" for k, v in best.items())
+          + f"; total {total:.1f} ms")
 
 
 def bench_fast(name, image, repeat):
@@ -139,24 +183,26 @@ def bench_fast(name, image, repeat):
     fast = lambda: feature_pyramid(image, 8, 10, dtype=np.float32, exact=False)   # noqa: E731
     exact()
     fast()
-    te, tf = [], []
+    wall = {"exact": [], "fast": []}
+    cpu = {"exact": [], "fast": []}
     for _ in range(repeat):
-        for fn, out in ((exact, te), (fast, tf)):
-            start = time.perf_counter()
+        for key, fn in (("exact", exact), ("fast", fast)):
+            w0, c0 = time.perf_counter(), time.process_time()
             fn()
-            out.append(time.perf_counter() - start)
-    te, tf = np.array(te) * 1e3, np.array(tf) * 1e3
+            cpu[key].append(time.process_time() - c0)
+            wall[key].append(time.perf_counter() - w0)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    print(f"\n== {name}: float32 pyramid, exact vs fast features ({repeat} pairs, CPUs {cpus})")
-    print(f"exact=True   median {np.median(te):7.1f} ms  (best {te.min():.1f})")
-    print(f"exact=False  median {np.median(tf):7.1f} ms  (best {tf.min():.1f})")
-    print(f"ratio exact / fast: median of pairs {np.median(te / tf):.2f}, "
-          f"of medians {np.median(te) / np.median(tf):.2f}")
-    splits = [fast_split(image) for _ in range(max(3, repeat // 4))]
-    best = min(splits, key=lambda d: sum(d.values()))
-    total = sum(best.values())
-    print("fast split   " + ", ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f}%)" for k, v in best.items())
-          + f"; total {total:.1f} ms")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    print(f"\n== {name} {image.shape[0]}x{image.shape[1]}: float32 pyramid, exact vs fast features "
+          f"({repeat} pairs, CPUs {cpus}, load average {load})")
+    for clock, t in (("wall", wall), ("CPU", cpu)):
+        te, tf = np.array(t["exact"]) * 1e3, np.array(t["fast"]) * 1e3
+        print(f"{clock:4} exact=True  median {np.median(te):7.1f} ms (best {te.min():.1f});  exact=False median "
+              f"{np.median(tf):7.1f} ms (best {tf.min():.1f});  ratio exact / fast: median of pairs "
+              f"{np.median(te / tf):.2f}, of bests {te.min() / tf.min():.2f}")
+    n = max(3, repeat // 4)
+    _print_split("exact split", [exact_split(image) for _ in range(n)])
+    _print_split("fast split ", [fast_split(image) for _ in range(n)])
 
 
 def bench(name, image, repeat):
@@ -206,18 +252,26 @@ def main(argv=None):
                         help="only the exact-against-fast features comparison")
     args = parser.parse_args(argv)
 
+    from PIL import Image
+
     demo = SHARED / "models" / "voc-release3.1" / "000034.jpg"
-    if demo.exists():
-        from PIL import Image
-        demo_image = np.asarray(Image.open(demo).convert("RGB"))
+    frame = SHARED / "data" / "person-voc" / "JPEGImages" / "pets_0001.jpg"
+    demo_image = np.asarray(Image.open(demo).convert("RGB")) if demo.exists() else None
+    if demo_image is not None:
         bench_fast("000034.jpg", demo_image, args.repeat)
-        if args.fast_only:
-            return
-        bench("000034.jpg", demo_image, args.repeat)
     else:
         print(f"skipping the demo image: {demo} is absent")
-        if args.fast_only:
-            return
+    if frame.exists():
+        from dpm.image import upsample_image
+
+        bench_fast("person-voc pets_0001.jpg upsampled 2x",
+                   upsample_image(np.asarray(Image.open(frame).convert("RGB")), 2), max(3, args.repeat // 4))
+    else:
+        print(f"skipping the person-voc frame: {frame} is absent")
+    if args.fast_only:
+        return
+    if demo_image is not None:
+        bench("000034.jpg", demo_image, args.repeat)
 
     # Synthetic 480x640: smooth waves, a few discs, and noise.
     rng = np.random.default_rng(0)

@@ -45,16 +45,17 @@ def bounded(**kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         return detect(max_memory=bands.BASE_BYTES + image.nbytes * kwargs.get("upsample", 1) ** 2 + 2 ** 24,
-                      exact_features=True, **kwargs)
+                      **kwargs)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_level_rows_in_any_bands_are_the_pyramids_levels(rng, dtype):
+@pytest.mark.parametrize("dtype,exact", [(np.float32, True), (np.float64, True), (np.float32, False)])
+def test_level_rows_in_any_bands_are_the_pyramids_levels(rng, dtype, exact):
     image = (rng.random((203, 261, 3)) * 255).astype(np.uint8)
     image[:40] = 0          # flat regions: zero gradients, zero feature rows
-    pyramid = feature_pyramid(image, 8, 10, dtype=dtype)
+    image[120:160, 50:200] = (90, 140, 30)
+    pyramid = feature_pyramid(image, 8, 10, dtype=dtype, exact=exact)
     for cache, band_bytes in ((0, 3000), (10 ** 9, 10 ** 9)):
-        levels, scales = pyramid_plan(image, 8, 10, cache_bytes=cache, band_bytes=band_bytes)
+        levels, scales = pyramid_plan(image, 8, 10, cache_bytes=cache, band_bytes=band_bytes, exact=exact)
         assert np.array_equal(scales, pyramid.scales)
         assert len(levels) == len(pyramid.levels)
         for plan, level in zip(levels, pyramid.levels):
@@ -84,28 +85,33 @@ def test_responses_fed_in_bands_are_one_convolution(rng, dtype, exact):
         bank.band_responses(97, 143).feed(feats[5:9], 5)
 
 
-@pytest.mark.parametrize("name,crop,upsample", [
-    ("person", (slice(0, 300), slice(0, 400)), 1),
-    ("person", (slice(100, 260), slice(200, 420)), 2),
-    ("voc2007/person", (slice(None), slice(None)), 1),
-    ("voc2007/person", (slice(0, 300), slice(0, 400)), 2),
+@pytest.mark.parametrize("name,crop,upsample,exact_features", [
+    ("person", (slice(0, 300), slice(0, 400)), 1, True),
+    ("person", (slice(0, 300), slice(0, 400)), 1, None),
+    ("person", (slice(100, 260), slice(200, 420)), 2, True),
+    ("person", (slice(100, 260), slice(200, 420)), 2, False),
+    ("voc2007/person", (slice(None), slice(None)), 1, True),
+    ("voc2007/person", (slice(None), slice(None)), 1, None),
+    ("voc2007/person", (slice(0, 300), slice(0, 400)), 2, None),
 ])
-def test_bounded_detection_equals_the_whole_pyramid(photo, name, crop, upsample):
+def test_bounded_detection_equals_the_whole_pyramid(photo, name, crop, upsample, exact_features):
     model = resolve_models(name)[0]
     image = photo[crop]
     for nms in (None, 0.5):
-        kwargs = dict(image=image, models=model, threshold=-2.0, upsample=upsample, nms=nms)
-        whole = detect(max_memory=2 ** 40, exact_features=True, **kwargs)   # the banded path's features
+        kwargs = dict(image=image, models=model, threshold=-2.0, upsample=upsample, nms=nms,
+                      exact_features=exact_features)
+        whole = detect(max_memory=2 ** 40, **kwargs)
         assert len(whole) > (5 if nms is None else 0)
         assert_same(bounded(**kwargs), whole)
 
 
-def test_several_models_in_one_bounded_pass(photo):
+@pytest.mark.parametrize("exact_features", [True, None])
+def test_several_models_in_one_bounded_pass(photo, exact_features):
     models = dict(zip(("builtin", "person", "horse"), resolve_models("person") + resolve_models("voc2007/person,voc2007/horse")))
     image = photo[:320, 100:560]
     threshold = {name: m.thresh - 0.5 for name, m in models.items()}
-    whole = detect(image, models, threshold=threshold, max_memory=2 ** 40, exact_features=True)
-    got = bounded(image=image, models=models, threshold=threshold)
+    whole = detect(image, models, threshold=threshold, max_memory=2 ** 40, exact_features=exact_features)
+    got = bounded(image=image, models=models, threshold=threshold, exact_features=exact_features)
     assert list(got) == list(whole)
     for name in whole:
         assert_same(got[name], whole[name])
@@ -129,11 +135,14 @@ def test_bounded_path_is_chosen_by_the_estimate(photo, monkeypatch):
     real = bands.detect_raw_bounded
     monkeypatch.setattr(single, "detect_raw_bounded", lambda *a, **k: calls.append(k) or real(*a, **k))
     monkeypatch.setenv("DPM_MAX_MEMORY", str(small - 1))
-    assert model.cascade is not None      # a huge image is detected exactly, even with a cascade
-    got = detect_one(photo, model)
-    assert calls and calls[0]["max_memory"] == small - 1
+    assert model.cascade is not None      # a huge image is detected by the exact detector, even with a cascade
+    got = detect_one(photo, model)        # and with the fast features by default
+    assert calls and calls[0]["max_memory"] == small - 1 and calls[0]["exact_features"] is None
+    assert_same(got, detect_one(photo, model, max_memory=small + 1, cascade=False))
+    got = detect_one(photo, model, exact_features=True)
+    assert calls[1]["exact_features"] is True
     assert_same(got, detect_one(photo, model, max_memory=small + 1, exact_features=True, cascade=False))
-    assert len(calls) == 1
+    assert len(calls) == 2
 
 
 def test_max_memory_is_checked():
@@ -151,20 +160,16 @@ def test_cli_max_memory(photo, tmp_path, capsys):
 
     Image.fromarray(photo[:300, :400]).save(path)
     out = {}
-    for mem in ("64G", "1M"):      # --exact: a huge image is detected exactly, whatever the model
+    for mem in ("64G", "1M"):      # --exact: a huge image is detected by the exact detector, whatever the model
         target = tmp_path / f"{mem}.csv"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             assert detect_main(["person", str(path), "--max-memory", mem, "--threshold", "-2", "--nms", "1", "-o", str(target),
                                 "--exact", "-q"]) == 0
         out[mem] = target.read_text()
-    # The banded path computes the exact features, the unbounded one the fast features (the
-    # default): the same detections, scores a few float32 ulps apart.
-    rows = {mem: [line.split(",") for line in text.splitlines()] for mem, text in out.items()}
-    assert len(rows["64G"]) == len(rows["1M"]) > 2 and rows["64G"][0] == rows["1M"][0]
-    for a, b in zip(rows["64G"][1:], rows["1M"][1:]):
-        assert a[0] == b[0] and a[-2:] == b[-2:]
-        assert np.allclose(np.array(a[1:-2], float), np.array(b[1:-2], float), rtol=0, atol=1e-5)
+    # Both paths compute the fast features (the default): the same bytes.
+    assert len(out["64G"].splitlines()) > 2
+    assert out["1M"] == out["64G"]
     with pytest.raises(SystemExit) as exc:
         detect_main(["person", str(path), "--max-memory", "3Q"])
     assert exc.value.code == 2

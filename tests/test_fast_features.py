@@ -13,6 +13,7 @@ import pytest
 
 import dpm
 from conftest import builds_of, shared_path
+from test_hog import UU, VV, hog_reference, orientation_reference
 from dpm.data import resolve_models
 from dpm.detection import detect, detect_raw
 from dpm.features import feature_pyramid
@@ -95,6 +96,7 @@ def test_fast_levels_of_the_demo_image():
 
 
 def test_builds_of_the_fast_kernels_agree(rng):
+    """The portable and the AVX2 builds: the same operations in the same order, the same bits."""
     builds = [importlib.import_module(b) for b in builds_of("dpm.features._hog_fast")]
     image = smooth_image(rng, 131, 177)
     pyramids = []
@@ -103,7 +105,58 @@ def test_builds_of_the_fast_kernels_agree(rng):
         pyramids.append(feature_pyramid(image, dtype=np.float32, exact=False))
     for other in pyramids[1:]:
         for a, b in zip(pyramids[0].levels, other.levels):
-            np.testing.assert_allclose(a, b, rtol=0, atol=ROUNDING)
+            np.testing.assert_array_equal(a, b)
+
+
+def test_fast_pyramid_is_deterministic(rng):
+    image = smooth_image(rng, 150, 211)
+    first = feature_pyramid(image, dtype=np.float32, exact=False)
+    for n_jobs in (1, 2):
+        again = feature_pyramid(image, dtype=np.float32, exact=False, n_jobs=n_jobs)
+        for a, b in zip(first.levels, again.levels):
+            np.testing.assert_array_equal(a, b)
+
+
+def numpy_gradients(image):
+    """Float64 NumPy gradients of the interior pixels: the strongest channel's (dx, dy) (the first
+    channel wins a tie) and its norm."""
+    im = np.asarray(image, dtype=np.float64)
+    dx = im[1:-1, 2:] - im[1:-1, :-2]
+    dy = im[2:, 1:-1] - im[:-2, 1:-1]
+    v = dx * dx + dy * dy
+    c = np.argmax(v, axis=-1)[..., None]                  # first maximum
+    dx, dy = np.take_along_axis(dx, c, -1)[..., 0], np.take_along_axis(dy, c, -1)[..., 0]
+    return dx, dy, np.sqrt(dx * dx + dy * dy)
+
+
+def test_fast_gradients_match_numpy(rng, fast_kernels):
+    """Magnitudes within float32 rounding of the float64 computation; bins the same except for
+    gradients within float32 rounding of a boundary between two bins."""
+    image = smooth_image(rng, 47, 61).astype(np.float64) * 0.731 + rng.random((47, 61, 3))
+    magnitude = np.empty((47, 61), np.float32)
+    orientation = np.empty((47, 61), np.uint8)
+    fast_kernels.gradient_bins(image, magnitude, orientation)
+    dx, dy, norm = numpy_gradients(image)
+    np.testing.assert_allclose(magnitude[1:-1, 1:-1], norm, rtol=1e-6, atol=0)
+    assert not magnitude[[0, -1]].any() and not magnitude[:, [0, -1]].any()
+    dots = np.abs(UU * dx[..., None] + VV * dy[..., None])
+    top2 = np.sort(dots, axis=-1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 1e-5 * top2[..., 1]
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(orientation[1:-1, 1:-1][clear], orientation_reference(dx, dy)[clear])
+
+
+@pytest.mark.parametrize("shape,sbin", [((37, 45), 4), ((64, 83), 8), ((90, 70), 6)])
+def test_fast_hog_matches_the_numpy_reference(rng, shape, sbin):
+    """Integer pixels: gradients exact in float32, so the same bins; values within float32 rounding.
+    Both cell sizes of one pass (the pyramid's first octave)."""
+    image = rng.integers(0, 256, size=shape + (3,)).astype(np.float64)
+    image[: shape[0] // 3] = 77.0                        # a flat band: zero gradients
+    whole, half = hog_module._fast_hog(image, sbin, half=True)
+    np.testing.assert_allclose(whole, hog_reference(image, sbin), rtol=0, atol=ROUNDING)
+    np.testing.assert_allclose(half, hog_reference(image, sbin // 2), rtol=0, atol=ROUNDING)
+    np.testing.assert_array_equal(hog_module._fast_hog(image, sbin)[0], whole)
+    np.testing.assert_array_equal(hog_module._fast_hog(image, sbin // 2)[0], half)
 
 
 def test_fast_features_need_float32():

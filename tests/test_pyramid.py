@@ -171,12 +171,17 @@ def test_pyramid_level_shapes_follow_the_resize_and_hog_sizes():
     assert len(pyramid) == 43
 
 
-def test_pyramid_accepts_uint8(rng):
+@pytest.mark.parametrize("exact", [True, False])
+def test_pyramid_accepts_uint8(rng, exact):
+    """The reductions read a uint8 image directly (also a strided view): the same levels as from
+    its float64 copy."""
+    dtype = np.float64 if exact else np.float32
     image = rng.integers(0, 256, size=(60, 70, 3)).astype(np.uint8)
-    a = feature_pyramid(image, 8, 5)
-    b = feature_pyramid(image.astype(np.float64), 8, 5)
-    for x, y in zip(a.levels, b.levels):
-        np.testing.assert_array_equal(x, y)
+    for view in (image, np.concatenate([image, image], axis=1)[:, ::2]):
+        a = feature_pyramid(view, 8, 5, dtype=dtype, exact=exact)
+        b = feature_pyramid(view.astype(np.float64), 8, 5, dtype=dtype, exact=exact)
+        for x, y in zip(a.levels, b.levels):
+            np.testing.assert_array_equal(x, y)
 
 
 # ---------------------------------------------------------------- errors

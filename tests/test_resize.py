@@ -1,10 +1,23 @@
 """Tests of dpm.features.resize (port of voc-release3.1 resize.cc, spec §1.5)."""
 import math
 
+import importlib
+
 import numpy as np
 import pytest
 
+from conftest import builds_of
 from dpm.features import resize
+
+hog_module = importlib.import_module("dpm.features.hog")
+
+
+@pytest.fixture(autouse=True, params=builds_of("dpm.features._resize"))
+def resize_kernels(request, monkeypatch):
+    """Every test runs with each build of the resize kernels (the same bits)."""
+    module = importlib.import_module(request.param)
+    monkeypatch.setattr(hog_module, "_resize_kernels", module)
+    return module
 
 
 def mround(x):
@@ -155,3 +168,27 @@ def test_resize_rejects_non_finite_values():
     image[1, 2, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         resize(image, 0.5)
+
+
+@pytest.mark.parametrize("shape", [(61, 83, 3), (40, 9, 3), (33, 47, 1), (12, 17, 5)])
+def test_resize_builds_give_the_same_bits(rng, shape):
+    image = rng.random(shape) * 255
+    image[:, : shape[1] // 2] = 200.0                    # flat: the rounding noise of the weights shows
+    for scale in (0.9330329915368074, 0.7071067811865476, 0.5, 0.37):
+        outs = []
+        for name in builds_of("dpm.features._resize"):
+            hog_module._resize_kernels = importlib.import_module(name)
+            outs.append(resize(image, scale))
+        for other in outs[1:]:
+            assert np.array_equal(outs[0].view(np.uint64), other.view(np.uint64)), scale
+
+
+def test_resize_reads_uint8_images_as_their_float64_copy(rng, resize_kernels):
+    """The pyramid's first reductions read a uint8 image directly: the same bits as its float64 copy."""
+    image = rng.integers(0, 256, size=(53, 71, 3), dtype=np.uint8)
+    for scale in (0.9330329915368074, 0.5, 0.3):
+        h, w = mround(53 * scale), mround(71 * scale)
+        a, b = np.empty((h, w, 3)), np.empty((h, w, 3))
+        resize_kernels.resize_image(image, a)
+        resize_kernels.resize_image(image.astype(np.float64), b)
+        assert np.array_equal(a.view(np.uint64), b.view(np.uint64)), scale

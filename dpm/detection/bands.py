@@ -5,7 +5,8 @@ of the image and the filter responses of a level at once: about 130 bytes per
 pixel, 19 GB for a 12000 x 12000 photo.  When :func:`unbounded_peak` says that
 is more than ``max_memory``, detection runs here instead, with the same raw
 detections (every score, box and level, in the same order; the boxes after
-suppression are therefore the same too):
+suppression are therefore the same too), with the exact or the fast features
+(``exact_features`` as in :func:`dpm.detection.detect_raw`):
 
 * levels one at a time (:func:`dpm.features.bands.pyramid_plan`): a root level
   and its part level (``interval`` levels below), each computed a band of
@@ -47,6 +48,7 @@ from ..features.hog import hog_shape
 from ..features.pyramid import octave_scale_count
 from ..limits import format_bytes, limit
 from .parse import detections_from_placements, level_found
+from .pyramid import features_exact
 from .scores import PreparedModel, score_level
 
 __all__ = ["BASE_BYTES", "detect_raw_bounded", "needs_bands", "level_responses", "resolve_max_memory", "unbounded_peak"]
@@ -166,19 +168,23 @@ def needs_bands(shape, models: dict, *, max_memory=None, dtype=np.float32) -> in
     for m in models.values():
         if octave_scale_count(h, w, m.sbin, m.interval) < m.interval:
             return 0     # a tiny image (or a huge sbin): nothing to bound
-    log.info("detecting a %dx%d image in bands, exactly (the whole pyramid would take about %s, max_memory "
-             "is %s)", w, h, format_bytes(peak), format_bytes(max_memory))
+    log.info("detecting a %dx%d image in bands (the whole pyramid would take about %s, max_memory is %s)",
+             w, h, format_bytes(peak), format_bytes(max_memory))
     return max_memory
 
 
-def detect_raw_bounded(image, models: dict, thresholds: dict, *, max_memory: int, dtype=np.float32) -> dict:
+def detect_raw_bounded(image, models: dict, thresholds: dict, *, max_memory: int, dtype=np.float32,
+                       exact_features: bool | None = None) -> dict:
     """``{name: raw Detections}`` of :func:`dpm.detection.detect_raw` for each model, in bounded memory.
 
     ``image`` is the ``(H, W, 3)`` image detection works on (uint8 stays
     uint8); ``thresholds[name]`` each model's threshold.  The raw detections
-    are identical to ``detect_raw(image, model, threshold, dtype=dtype)``.
+    are identical to ``detect_raw(image, model, threshold, dtype=dtype,
+    exact_features=exact_features)`` (None: the fast features with float32
+    responses, the exact ones with float64).
     """
     dtype = np.dtype(dtype)
+    exact = features_exact(dtype, exact_features)
     itemsize = dtype.itemsize
     h, w = image.shape[:2]
     fixed = BASE_BYTES + image.nbytes
@@ -190,7 +196,8 @@ def detect_raw_bounded(image, models: dict, thresholds: dict, *, max_memory: int
         pyramid_sets.setdefault((m.sbin, m.interval), []).append(name)
     warned = False
     for (sbin, interval), names in pyramid_sets.items():
-        levels, scales = pyramid_plan(image, sbin, interval, cache_bytes=band_bytes, band_bytes=band_bytes)
+        levels, scales = pyramid_plan(image, sbin, interval, cache_bytes=band_bytes, band_bytes=band_bytes,
+                                      exact=exact)
         # Chain by chain (levels i, i + interval, ...): the reduced images a chain shares are
         # computed once and kept while small enough.
         for chain in range(interval):

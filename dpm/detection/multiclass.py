@@ -152,11 +152,12 @@ def _detect_r31(image, work, models: dict, threshold, *, dtype, exact_features, 
     """Release-3.1 models (:class:`Model`): one pyramid per (sbin, interval), or bands."""
     thresholds = {name: _threshold(threshold, name, m) for name, m in models.items()}
     cascaded = {name: use_cascade(m, cascade) for name, m in models.items()}
-    # Images too big for max_memory: level by level in bands, every model detected exactly (the
-    # cascade and the fast features have no banded path).
+    # Images too big for max_memory: level by level in bands, every model with the exact detector
+    # (the cascade has no banded path) and the features exact_features asks for.
     bands = needs_bands(work.shape[:2], models, max_memory=max_memory, dtype=dtype)
     if bands:
-        raws = detect_raw_bounded(work, models, thresholds, max_memory=bands, dtype=dtype)
+        raws = detect_raw_bounded(work, models, thresholds, max_memory=bands, dtype=dtype,
+                                  exact_features=exact_features)
         return {name: finish_detections(raws[name], models[name], image.shape[:2], **kwargs) for name in models}
     out = {}
     for (sbin, interval), names in pyramid_groups(models).items():

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..features import feature_pyramid
 
-__all__ = ["DEFAULT_DTYPE", "detection_pyramid"]
+__all__ = ["DEFAULT_DTYPE", "detection_pyramid", "features_exact"]
 
 # Precision of the filter responses in detection (see ``dpm.detection.detect_one``'s ``dtype``).
 DEFAULT_DTYPE = np.float32
@@ -27,6 +27,13 @@ def detection_pyramid(image, sbin: int, interval: int, dtype=DEFAULT_DTYPE, exac
     features rounded once (``exact_features=True``).
     """
     dtype = np.dtype(dtype)
+    return feature_pyramid(image, sbin, interval, dtype=dtype, exact=features_exact(dtype, exact_features))
+
+
+def features_exact(dtype, exact_features: bool | None = None) -> bool:
+    """Whether detection with ``dtype`` responses and ``exact_features`` (True, False or None: fast
+    features with float32, exact with float64) uses the exact features; ``ValueError`` if not valid."""
+    dtype = np.dtype(dtype)
     if exact_features is None:
         exact_features = dtype != np.float32
     if not isinstance(exact_features, (bool, np.bool_)):
@@ -34,5 +41,5 @@ def detection_pyramid(image, sbin: int, interval: int, dtype=DEFAULT_DTYPE, exac
     if not exact_features and dtype != np.float32:
         raise ValueError(f"exact_features=False (single-precision features) needs dtype=np.float32, got "
                          f"dtype={dtype.name}; float64 responses use the exact features")
-    return feature_pyramid(image, sbin, interval, dtype=dtype, exact=bool(exact_features))
+    return bool(exact_features)
 

@@ -118,8 +118,9 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
         In suppression order (highest score first).
     """
     image = as_rgb(image)
-    # An image too big for max_memory is detected level by level in bands, exactly (the cascade
-    # and the fast features have no banded path): see dpm.detection.bands.
+    # An image too big for max_memory is detected level by level in bands, by the exact detector
+    # (the cascade has no banded path), with the features exact_features asks for: see
+    # dpm.detection.bands.
     bands = needs_bands(work_shape(image.shape, upsample), {"": model}, max_memory=max_memory, dtype=dtype)
     if not bands and use_cascade(model, cascade):
         return detect_cascade(image, model, model.cascade, threshold=threshold, upsample=upsample, nms=nms,
@@ -129,7 +130,8 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
     thresh = model.thresh if threshold is None else float(threshold)
     if bands:
         use_cascade(model, cascade)     # cascade=True on a model without one is still an error
-        raw = detect_raw_bounded(work, {"": model}, {"": thresh}, max_memory=bands, dtype=dtype)[""]
+        raw = detect_raw_bounded(work, {"": model}, {"": thresh}, max_memory=bands, dtype=dtype,
+                                 exact_features=exact_features)[""]
     else:
         raw = detect_raw(work, model, thresh, dtype=dtype, exact_features=exact_features)
     return finish_detections(raw, model, image.shape[:2], upsample=upsample, nms=nms,

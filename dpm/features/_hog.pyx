@@ -59,6 +59,8 @@ cdef int _orientation_reference(double dx, double dy) noexcept nogil:
 cdef enum:
     CHUNK = 128     # pixels per block of the gradient kernel's scratch arrays
 
+include "_channels.pxi"
+
 # Bin from the code k + 5*lo + 10*negative computed by _orientation_block
 # (codes 0 and 10 cannot occur: k = 0 implies lo).
 cdef unsigned char BIN_OF_CODE[20]
@@ -192,36 +194,10 @@ cdef void _gradient_row(const double *up, const double *mid, const double *down,
     cdef double gv[CHUNK]
     cdef double code[CHUNK]
     cdef double special[CHUNK]
-    cdef const double *u
-    cdef const double *m
-    cdef const double *d
     cdef Py_ssize_t start = 1, n, i
-    cdef double dx, dy, dx2, dy2, dx3, dy3, v, t
     while start < width - 1:
         n = min(<Py_ssize_t>CHUNK, width - 1 - start)
-        u = up + 3 * start
-        m = mid + 3 * start
-        d = down + 3 * start
-        for i in range(n):
-            dx = m[3 * i + 3] - m[3 * i - 3]
-            dy = d[3 * i] - u[3 * i]
-            dx2 = m[3 * i + 4] - m[3 * i - 2]
-            dy2 = d[3 * i + 1] - u[3 * i + 1]
-            dx3 = m[3 * i + 5] - m[3 * i - 1]
-            dy3 = d[3 * i + 2] - u[3 * i + 2]
-            # Strongest channel; the earlier one wins a tie.
-            v = dx * dx + dy * dy
-            t = dx2 * dx2 + dy2 * dy2
-            dx = dx2 if t > v else dx
-            dy = dy2 if t > v else dy
-            v = t if t > v else v
-            t = dx3 * dx3 + dy3 * dy3
-            dx = dx3 if t > v else dx
-            dy = dy3 if t > v else dy
-            v = t if t > v else v
-            gx[i] = dx
-            gy[i] = dy
-            gv[i] = v
+        _strongest_channel(up + 3 * start, mid + 3 * start, down + 3 * start, 3, 1, n, gx, gy, gv)
         _orientation_block(gx, gy, n, code, special)
         for i in range(n):
             sqmag[start + i] = gv[i]

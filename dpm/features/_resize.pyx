@@ -78,14 +78,23 @@ cdef void _free_taps(Taps *taps) noexcept nogil:
     taps.weight = NULL
 
 
-cdef void _combine_rows(const double *src, Py_ssize_t rowlen, const Taps *taps, Py_ssize_t d,
+ctypedef fused pixel_t:
+    # Source samples: double, or the 8-bit samples of a decoded image (each
+    # converted to double exactly, so the results are the same; the first
+    # octave of a pyramid reads its image without the float64 copy's memory
+    # traffic).
+    double
+    unsigned char
+
+
+cdef void _combine_rows(const pixel_t *src, Py_ssize_t rowlen, const Taps *taps, Py_ssize_t d,
                         double *out) noexcept nogil:
     # out[i] = 0 + w0*row0[i] + w1*row1[i] + ..., rows of rowlen samples.
     cdef Py_ssize_t n = taps.count[d], j, i
     cdef const double *w = taps.weight + taps.offset[d]
-    cdef const double *r0 = src + taps.first[d] * rowlen
-    cdef const double *r1
-    cdef const double *r2
+    cdef const pixel_t *r0 = src + taps.first[d] * rowlen
+    cdef const pixel_t *r1
+    cdef const pixel_t *r2
     cdef double w0 = w[0], w1, w2
     if n == 2:
         r1 = r0 + rowlen
@@ -115,15 +124,42 @@ cdef void _reduce_row(const double *row, Py_ssize_t C, const Taps *taps, Py_ssiz
     cdef Py_ssize_t d, j, c, n
     cdef const double *w
     cdef const double *s
-    cdef double a0
+    cdef double a0, w0, w1, w2
+    cdef double *o
+    cdef double p0[4]
+    cdef double p1[4]
+    cdef double p2[4]
+    cdef double q[4]
     if padded:
         # C == 3 and every destination padded to 3 taps (see _pad_taps): straight-line code.
-        for d in range(D):
+        # Four lanes per destination pixel, its three channels and the next
+        # pixel's first (rewritten by the next destination), so that the
+        # compiler makes one vector operation of the four (four doubles with
+        # AVX2); the row has one sample of padding for the fourth lane's
+        # reads.  The last destination writes its three channels only.
+        for d in range(D - 1):
             w = taps.weight + 3 * d
             s = row + 3 * taps.first[d]
-            out[3 * d] = ((0.0 + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
-            out[3 * d + 1] = ((0.0 + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
-            out[3 * d + 2] = ((0.0 + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
+            w0 = w[0]
+            w1 = w[1]
+            w2 = w[2]
+            # Every load before the first store: the compiler cannot tell
+            # that out and row do not overlap, and would keep the order.
+            for c in range(4):
+                p0[c] = s[c]
+                p1[c] = s[3 + c]
+                p2[c] = s[6 + c]
+            for c in range(4):
+                q[c] = ((0.0 + w0 * p0[c]) + w1 * p1[c]) + w2 * p2[c]
+            o = out + 3 * d
+            for c in range(4):
+                o[c] = q[c]
+        w = taps.weight + 3 * (D - 1)
+        s = row + 3 * taps.first[D - 1]
+        o = out + 3 * (D - 1)
+        o[0] = ((0.0 + w[0] * s[0]) + w[1] * s[3]) + w[2] * s[6]
+        o[1] = ((0.0 + w[0] * s[1]) + w[1] * s[4]) + w[2] * s[7]
+        o[2] = ((0.0 + w[0] * s[2]) + w[1] * s[5]) + w[2] * s[8]
     else:
         for d in range(D):
             n = taps.count[d]
@@ -176,16 +212,17 @@ def source_rows(Py_ssize_t H, Py_ssize_t DH, Py_ssize_t y0, Py_ssize_t y1):
     return lo, hi
 
 
-def resize_image(const double[:, :, ::1] src, double[:, :, ::1] dst):
+def resize_image(const pixel_t[:, :, ::1] src, double[:, :, ::1] dst):
     """Area-averaging reduction ``(H, W, C) -> (DH, DW, C)``, ``1 <= DH <= H``, ``1 <= DW <= W``.
 
     The output size fixes the effective scale of each axis (``DH / H`` and
-    ``DW / W``).  ``dst`` need not be initialised.
+    ``DW / W``).  ``dst`` need not be initialised.  ``src`` is float64 or
+    uint8 (the same results as its float64 copy).
     """
     resize_rows(src, dst, src.shape[0], dst.shape[0], 0, 0)
 
 
-def resize_rows(const double[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H, Py_ssize_t DH,
+def resize_rows(const pixel_t[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H, Py_ssize_t DH,
                 Py_ssize_t y0, Py_ssize_t s0):
     """Rows ``[y0, y0 + dst.shape[0])`` of the ``(H, W, C) -> (DH, DW, C)`` reduction.
 
@@ -200,7 +237,8 @@ def resize_rows(const double[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H
     cdef double *buffer
     cdef int failed = 0
     with nogil:
-        buffer = <double *>malloc(W * C * sizeof(double))
+        # One more sample: the padding _reduce_row's fourth lane reads.
+        buffer = <double *>malloc((W * C + 1) * sizeof(double))
         if buffer == NULL:
             failed = 1
         elif _build_taps(H, DH, &ty) != 0:
@@ -218,6 +256,7 @@ def resize_rows(const double[:, :, ::1] src, double[:, :, ::1] dst, Py_ssize_t H
             if padded and _pad_taps(W, DW, &tx) != 0:
                 failed = 1
             if not failed:
+                buffer[W * C] = 0.0
                 for y in range(y0, y0 + n):
                     _combine_rows(&src[0, 0, 0] - s0 * W * C, W * C, &ty, y, buffer)
                     _reduce_row(buffer, C, &tx, DW, padded, &dst[y - y0, 0, 0])

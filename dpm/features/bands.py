@@ -12,8 +12,10 @@ of one level, bit-identical to the same rows of ``feature_pyramid``'s level:
   row reads a few source rows, :func:`dpm.features._resize.source_rows`), back
   to the input image, which is converted to float64 one band at a time;
 * HOG cells of a band of rows are binned from the pixels that reach them
-  (:func:`dpm.features._hog.bin_cell_rows`: the same pixels, in the same order),
-  and block normalisation needs one neighbouring cell row on each side.
+  (:func:`dpm.features._hog.bin_cell_rows`, or for the fast single-precision
+  features of ``feature_pyramid(..., exact=False)``
+  :func:`dpm.features._hog_fast.hog_cell_rows`: the same pixels, in the same
+  order), and block normalisation needs one neighbouring cell row on each side.
 
 A resized image small enough (``cache_bytes``) is kept whole once computed.
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _resize as _resize_kernels
+from .hog import resize_kernels
 from .hog import NUM_FEATURES, float_image, hog_kernels, hog_shape, mround, resize_shape
 from .pyramid import check_pyramid_args, octave_scale_count, pyramid_scales
 
@@ -81,9 +83,9 @@ class ImageRows:
         step = max(1, int(self.band_bytes // (pw * 24 * max(1.0, ph / h))))
         for y0 in range(a, b, step):
             y1 = min(b, y0 + step)
-            lo, hi = _resize_kernels.source_rows(ph, h, y0, y1)
+            lo, hi = resize_kernels().source_rows(ph, h, y0, y1)
             src = self.parent.rows(lo, hi)
-            _resize_kernels.resize_rows(src, out[y0 - a:y1 - a], ph, h, y0, lo)
+            resize_kernels().resize_rows(src, out[y0 - a:y1 - a], ph, h, y0, lo)
         return out
 
     def release(self):
@@ -96,16 +98,22 @@ class LevelPlan:
     """One level of a feature pyramid, not computed: its shape and where its rows come from.
 
     ``source`` is the resized image whose HOG cells of ``cell`` pixels make
-    the level; ``shape`` is ``(rows, columns, 31)``.
+    the level; ``shape`` is ``(rows, columns, 31)``; ``exact`` as in
+    :func:`dpm.features.feature_pyramid` (False: the fast single-precision
+    features, float32 rows only).
     """
 
     index: int
     source: ImageRows
     cell: int
     shape: tuple
+    exact: bool = True
 
     def rows(self, r0: int, r1: int, dtype=np.float32) -> np.ndarray:
-        """Rows ``r0 .. r1-1`` of the level (bit-identical to the same rows of ``feature_pyramid``'s)."""
+        """Rows ``r0 .. r1-1`` of the level (bit-identical to the same rows of ``feature_pyramid``'s
+        level with the same ``dtype`` and ``exact``)."""
+        if not self.exact and np.dtype(dtype) != np.float32:
+            raise ValueError(f"the fast features (exact=False) are float32; got dtype={np.dtype(dtype).name}")
         h, w = self.source.shape
         sbin = self.cell
         out = np.empty((r1 - r0, self.shape[1], NUM_FEATURES), dtype=dtype)
@@ -119,6 +127,13 @@ class LevelPlan:
         g0 = min(ylo, h - 2)
         g1 = min(yhi, h - 2) + 1
         image = self.source.rows(g0 - 1, g1 + 1)
+        if not self.exact:
+            kernels = hog_kernels(exact=False)
+            hist = np.zeros((r1 - r0 + 4, bx + 2, 18), dtype=np.float32)
+            kernels.hog_cell_rows(image, sbin, hist, h, by, g0 - 1, r0)
+            del image
+            kernels.normalize_cells(hist, out)
+            return out
         kernels = hog_kernels()
         sqmag = np.empty(image.shape[:2], dtype=np.float64)
         orientation = np.empty(image.shape[:2], dtype=np.uint8)
@@ -158,8 +173,10 @@ def level_layout(height: int, width: int, sbin: int = 8, interval: int = 10):
     return sorted(out)
 
 
-def pyramid_plan(image, sbin: int = 8, interval: int = 10, *, cache_bytes: int = 0, band_bytes: int = 2 ** 26):
-    """The levels of ``feature_pyramid(image, sbin, interval)`` as :class:`LevelPlan` s, and its scales.
+def pyramid_plan(image, sbin: int = 8, interval: int = 10, *, cache_bytes: int = 0, band_bytes: int = 2 ** 26,
+                 exact: bool = True):
+    """The levels of ``feature_pyramid(image, sbin, interval, exact=exact)`` as :class:`LevelPlan` s, and
+    its scales (``exact=False``: the fast single-precision features, rows of float32 only).
 
     Nothing is computed: each level's rows are computed when asked for
     (:meth:`LevelPlan.rows`).  ``image`` is an ``(H, W, 3)`` array of values
@@ -173,6 +190,8 @@ def pyramid_plan(image, sbin: int = 8, interval: int = 10, *, cache_bytes: int =
     -------
     (levels, scales) : (list of LevelPlan, ndarray)
     """
+    if not isinstance(exact, (bool, np.bool_)):
+        raise ValueError(f"exact must be True or False, got {exact!r}")
     root = ImageRows.of_image(image, band_bytes)
     h, w = root.shape
     layout = level_layout(h, w, sbin, interval)
@@ -186,5 +205,5 @@ def pyramid_plan(image, sbin: int = 8, interval: int = 10, *, cache_bytes: int =
         if key not in chains:
             parent = root if depth == 0 else chains[(chain, depth - 1)]
             chains[key] = parent.reduced(shape, cache_bytes)
-        levels.append(LevelPlan(level, chains[key], cell, hog_shape(*shape, cell)))
+        levels.append(LevelPlan(level, chains[key], cell, hog_shape(*shape, cell), bool(exact)))
     return levels, scales

@@ -6,10 +6,10 @@ loops are the Cython kernels in :mod:`dpm.features._hog` and
 :mod:`dpm.features._resize`; this module validates arguments and allocates
 the outputs.
 
-The private helpers ``_gradients``, ``_hog_from_gradients`` and ``_hog`` also
-run the fast single-precision computation of ``feature_pyramid(...,
-exact=False)`` (``fast=True``; kernels of :mod:`dpm.features._hog_fast`, see
-docs/detection.md, "Fast features").
+The private helper ``_fast_hog`` (and ``_hog(..., fast=True)``) runs the fast
+single-precision computation of ``feature_pyramid(..., exact=False)``
+(kernels of :mod:`dpm.features._hog_fast`, see docs/detection.md, "Fast
+features").
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import numbers
 
 import numpy as np
 
-from . import _resize as _resize_kernels
 from .. import _cpu
 
 
@@ -31,6 +30,7 @@ def _kernel_module(name="_hog"):
 
 _hog_kernels = _kernel_module()
 _fast_kernels = _kernel_module("_hog_fast")
+_resize_kernels = _kernel_module("_resize")
 
 __all__ = ["hog", "resize", "NUM_FEATURES"]
 
@@ -55,8 +55,9 @@ def _check_sbin(sbin) -> int:
     return int(sbin)
 
 
-def _as_float_image(image, name="image", channels=None) -> np.ndarray:
-    """Validate an image and return it as C-contiguous float64 (``double(im)``)."""
+def _as_float_image(image, name="image", channels=None, keep_uint8=False) -> np.ndarray:
+    """Validate an image and return it as C-contiguous float64 (``double(im)``); with
+    ``keep_uint8``, a uint8 image stays uint8 (C-contiguous), for kernels that read either."""
     a = np.asarray(image)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
         raise ValueError(f"{name} must be a numeric array, got dtype {a.dtype}")
@@ -65,6 +66,8 @@ def _as_float_image(image, name="image", channels=None) -> np.ndarray:
     if channels is not None and (a.ndim != 3 or a.shape[2] != channels):
         raise ValueError(f"{name} must have shape (H, W, {channels}), got {a.shape}; "
                          "convert grey or RGBA images with dpm.image.as_rgb first")
+    if keep_uint8 and a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
     inexact = np.issubdtype(a.dtype, np.inexact)
     a = np.ascontiguousarray(a, dtype=np.float64)
     if inexact and not np.isfinite(a).all():
@@ -77,9 +80,15 @@ def float_image(image, name="image", channels=None) -> np.ndarray:
     return _as_float_image(image, name, channels)
 
 
-def hog_kernels():
-    """The HOG kernels in use (:mod:`dpm.features._hog` or its AVX2 build; identical results)."""
-    return _hog_kernels
+def hog_kernels(exact: bool = True):
+    """The HOG kernels in use (:mod:`dpm.features._hog` or its AVX2 build; identical results),
+    or with ``exact=False`` the single-precision ones (:mod:`dpm.features._hog_fast` or its AVX2 build)."""
+    return _hog_kernels if exact else _fast_kernels
+
+
+def resize_kernels():
+    """The resize kernels in use (:mod:`dpm.features._resize` or its AVX2 build; identical results)."""
+    return _resize_kernels
 
 
 def hog_shape(height: int, width: int, sbin: int) -> tuple[int, int, int]:
@@ -107,20 +116,15 @@ class _Scratch:
         return buffer[:size].reshape(shape)
 
 
-def _gradients(image: np.ndarray, scratch: _Scratch | None = None, fast: bool = False):
-    # Unchecked: image is (H, W, 3) C-contiguous float64.  fast: float32
-    # magnitudes from the single-precision kernel (square root included).
+def _gradients(image: np.ndarray, scratch: _Scratch | None = None):
+    # Unchecked: image is (H, W, 3) C-contiguous float64.
     h, w = image.shape[:2]
-    kind = np.float32 if fast else np.float64
     if scratch is None:
-        magnitude = np.empty((h, w), dtype=kind)
+        magnitude = np.empty((h, w), dtype=np.float64)
         orientation = np.empty((h, w), dtype=np.uint8)
     else:
-        magnitude = scratch.array("magnitude", (h, w), kind)
+        magnitude = scratch.array("magnitude", (h, w))
         orientation = scratch.array("orientation", (h, w), np.uint8)
-    if fast:
-        _fast_kernels.gradient_bins(image, magnitude, orientation)
-        return magnitude, orientation
     _hog_kernels.gradient_bins(image, magnitude, orientation)
     # Correctly rounded, so identical to the original's per-pixel sqrt; numpy's
     # SIMD loop is several times faster than the scalar one.
@@ -131,8 +135,7 @@ def _gradients(image: np.ndarray, scratch: _Scratch | None = None, fast: bool = 
 def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: int,
                         scratch: _Scratch | None = None, dtype=np.float64) -> np.ndarray:
     # Unchecked: the gradient maps of an (H, W, 3) image.  dtype: float64, or
-    # float32 for the same values rounded once.  Float32 magnitudes (fast
-    # path) give features computed in single precision (dtype float32).
+    # float32 for the same values rounded once.
     h, w = magnitude.shape
     by, bx = mround(h / sbin), mround(w / sbin)
     out = np.empty((max(by - 2, 0), max(bx - 2, 0), NUM_FEATURES), dtype=dtype)
@@ -141,24 +144,52 @@ def _hog_from_gradients(magnitude: np.ndarray, orientation: np.ndarray, sbin: in
         # cells on an axis nothing reaches the output.
         return out
     if scratch is None:
-        hist = np.zeros((by + 2, bx + 2, 18), dtype=magnitude.dtype)
+        hist = np.zeros((by + 2, bx + 2, 18), dtype=np.float64)
     else:
-        hist = scratch.array("hist", (by + 2, bx + 2, 18), magnitude.dtype)
+        hist = scratch.array("hist", (by + 2, bx + 2, 18))
         hist.fill(0.0)
-    kernels = _fast_kernels if magnitude.dtype == np.float32 else _hog_kernels
-    kernels.bin_cells(magnitude, orientation, sbin, hist)
-    kernels.normalize_cells(hist, out)
+    _hog_kernels.bin_cells(magnitude, orientation, sbin, hist)
+    _hog_kernels.normalize_cells(hist, out)
     return out
+
+
+def _fast_hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None, half: bool = False):
+    # Unchecked single-precision hog of an (H, W, 3) C-contiguous float64
+    # image: (features of cells of sbin, features of cells of sbin // 2 if
+    # half else None), float32, from one pass over the gradients.
+    h, w = image.shape[:2]
+    outs, filled = [], []
+    for s in (sbin, sbin // 2) if half else (sbin,):
+        shape = hog_shape(h, w, s)
+        if 0 in shape[:2]:
+            outs.append(np.zeros(shape, dtype=np.float32))
+            continue
+        hist_shape = (shape[0] + 4, shape[1] + 4, 18)
+        if scratch is None:
+            hist = np.zeros(hist_shape, dtype=np.float32)
+        else:
+            hist = scratch.array(f"hist{s}", hist_shape, np.float32)
+            hist.fill(0.0)
+        outs.append(np.empty(shape, dtype=np.float32))
+        filled.append((s, hist, outs[-1]))
+    if filled:
+        # The second histogram, if any, has cells of sbin // 2.
+        _fast_kernels.hog_cells(image, filled[0][0], filled[0][1], filled[1][1] if len(filled) > 1 else None)
+        for _, hist, out in filled:
+            _fast_kernels.normalize_cells(hist, out)
+    return outs[0], (outs[1] if half else None)
 
 
 def _hog(image: np.ndarray, sbin: int, scratch: _Scratch | None = None, dtype=np.float64,
          fast: bool = False) -> np.ndarray:
     # Unchecked hog of an (H, W, 3) C-contiguous float64 image (fast: in
     # single precision, dtype float32).
+    if fast:
+        return _fast_hog(image, sbin, scratch)[0]
     shape = hog_shape(image.shape[0], image.shape[1], sbin)
     if shape[0] == 0 or shape[1] == 0:
         return np.zeros(shape, dtype=dtype)
-    return _hog_from_gradients(*_gradients(image, scratch, fast), sbin, scratch, dtype)
+    return _hog_from_gradients(*_gradients(image, scratch), sbin, scratch, dtype)
 
 
 def hog(image, sbin: int = 8) -> np.ndarray:
@@ -213,7 +244,8 @@ def hog(image, sbin: int = 8) -> np.ndarray:
 
 
 def _resize(image: np.ndarray, scale: float, out: np.ndarray | None = None) -> np.ndarray:
-    # Unchecked resize of an (H, W, C) C-contiguous float64 image, 0 < scale <= 1;
+    # Unchecked resize of an (H, W, C) C-contiguous float64 (or uint8: the same
+    # results as its float64 copy) image, 0 < scale <= 1;
     # ``out``, if given, is a C-contiguous float64 array of the result's shape.
     h, w, c = image.shape
     dh, dw = mround(h * scale), mround(w * scale)
