@@ -129,6 +129,36 @@ def test_every_pyramid_level_matches_release5(person, decoded, r5_golden):
         np.testing.assert_array_equal(ours[:, :, TRUNCATION_CHANNEL], theirs[:, :, TRUNCATION_CHANNEL])
 
 
+def test_fast_pyramid_is_close_to_release5(person, decoded, r5_golden):
+    # The single-precision features (the detection default): the same levels, scales and
+    # truncation feature; values within float32 rounding except where a near-zero gradient's
+    # orientation is decided by rounding (docs/release5.md).
+    gold = r5_golden("featpyramid_person_000061.mat")
+    pady, padx = person.padding
+    pyra = feature_pyramid_r5(decoded["000061"], person.sbin, person.interval, padx=padx, pady=pady,
+                              extra_octave=person.extra_octave, exact=False)
+    np.testing.assert_array_equal(pyra.scales, gold["scales"].ravel())
+    for lev, ours in enumerate(pyra.levels):
+        theirs = gold["feat"][lev, 0]
+        assert ours.dtype == np.float32 and ours.shape == theirs.shape, lev
+        np.testing.assert_array_equal(ours[:, :, TRUNCATION_CHANNEL], theirs[:, :, TRUNCATION_CHANNEL])
+        diff = np.abs(ours.astype(np.float64) - theirs)
+        assert diff.max() < 0.1 and np.mean(diff > 1e-4) < 1e-3, lev
+    exact = feature_pyramid_r5(decoded["000061"], person.sbin, person.interval, padx=padx, pady=pady,
+                               extra_octave=person.extra_octave)
+    assert any(not np.array_equal(a, b) for a, b in zip(pyra.levels, exact.levels))
+
+
+def test_fast_features_detect_as_the_release_does(person, decoded):
+    image = decoded["000061"]
+    fast = dpm.detect(image, person)                      # the default: single-precision features
+    exact = dpm.detect(image, person, exact_features=True)
+    assert len(fast) == len(exact) > 10
+    assert np.abs(fast.boxes - exact.boxes).max() < 0.5
+    assert np.abs(fast.scores - exact.scores).max() < 1e-3
+    assert not np.array_equal(fast.scores, exact.scores)
+
+
 def test_start_scores_match_release5(person, decoded, r5_golden):
     gold = r5_golden("startscore_person_000061.mat")["start_score"]
     pady, padx = person.padding

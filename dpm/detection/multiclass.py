@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+import numpy as np
+
 from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
@@ -31,7 +33,7 @@ from .bands import detect_raw_bounded, needs_bands
 from .finish import finish_detections, upsampled
 from .cascade import detect_cascade_raw
 from .parse import detect_raw
-from .pyramid import DEFAULT_DTYPE, detection_pyramid
+from .pyramid import DEFAULT_DTYPE, detection_pyramid, features_exact
 from .results import Detections
 from .single import detect_one, use_cascade
 
@@ -105,7 +107,8 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     kwargs = dict(upsample=upsample, nms=nms, bbox_prediction=bbox_prediction, clip=clip)
     if isinstance(models, StarModel):
         from .release5 import detect_star
-        return detect_star(image, models, threshold=threshold, cascade=cascade, **kwargs)
+        return detect_star(image, models, threshold=threshold, cascade=cascade, exact_features=exact_features,
+                           **kwargs)
     if isinstance(models, Model):
         return detect_one(image, models, threshold=threshold, dtype=dtype, exact_features=exact_features,
                           cascade=cascade, max_memory=max_memory, **kwargs)
@@ -118,7 +121,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     image = as_rgb(image)
     work = upsampled(image, upsample)
     stars = {name: m for name, m in models.items() if isinstance(m, StarModel)}
-    out = _detect_stars(image, work, stars, threshold, cascade, kwargs) if stars else {}
+    out = _detect_stars(image, work, stars, threshold, cascade, exact_features, kwargs) if stars else {}
     if len(stars) < len(models):
         out.update(_detect_r31(image, work, {n: m for n, m in models.items() if n not in stars}, threshold,
                                dtype=dtype, exact_features=exact_features, cascade=cascade, max_memory=max_memory,
@@ -126,7 +129,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     return {name: _named(out[name], name) for name in models}
 
 
-def _detect_stars(image, work, models: dict, threshold, cascade, kwargs) -> dict:
+def _detect_stars(image, work, models: dict, threshold, cascade, exact_features, kwargs) -> dict:
     """Release-5 models: one pyramid's features per (sbin, interval, extra octave), padded per model."""
     from ..features.pyramid_r5 import feature_pyramid_r5, repad_pyramid
     from .release5 import detect_star
@@ -136,7 +139,8 @@ def _detect_stars(image, work, models: dict, threshold, cascade, kwargs) -> dict
         groups.setdefault((m.sbin, m.interval, m.extra_octave), []).append(name)
     out = {}
     for (sbin, interval, extra), names in groups.items():
-        base = feature_pyramid_r5(work, sbin, interval, padx=0, pady=0, extra_octave=extra)
+        base = feature_pyramid_r5(work, sbin, interval, padx=0, pady=0, extra_octave=extra,
+                                  exact=features_exact(np.float32, exact_features))
         for name in names:
             m = models[name]
             pady, padx = m.padding

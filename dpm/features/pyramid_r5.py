@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hog import hog, resize
+from .hog import _fast_hog, hog, resize
 from .pyramid import pyramid_scales
 
 __all__ = ["PaddedPyramid", "TRUNCATION_CHANNEL", "feature_pyramid_r5", "hog32", "repad_pyramid"]
@@ -72,6 +72,21 @@ def hog32(image, sbin: int = 8) -> np.ndarray:
     return out
 
 
+def _hog32_fast(scaled: np.ndarray, sbin: int, half: bool = False):
+    # The single-precision features (feature_pyramid(..., exact=False)) of cells of sbin and, with
+    # half, of sbin // 2 from the same pass, each with the (zero) truncation channel; ``scaled`` is
+    # what resize returns (C-contiguous float64).
+    outs = []
+    for f in _fast_hog(scaled, sbin, half=half):
+        if f is None:
+            outs.append(None)
+            continue
+        out = np.zeros(f.shape[:2] + (TRUNCATION_CHANNEL + 1,), dtype=np.float32)
+        out[:, :, :TRUNCATION_CHANNEL] = f
+        outs.append(out)
+    return outs
+
+
 def _pad(feat: np.ndarray, pady: int, padx: int) -> np.ndarray:
     h, w, c = feat.shape
     out = np.zeros((h + 2 * (pady + 1), w + 2 * (padx + 1), c), dtype=np.float32)
@@ -84,7 +99,7 @@ def _pad(feat: np.ndarray, pady: int, padx: int) -> np.ndarray:
 
 
 def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, pady: int,
-                       extra_octave: bool = False) -> PaddedPyramid:
+                       extra_octave: bool = False, exact: bool = True) -> PaddedPyramid:
     """``featpyramid(im, model, padx, pady)`` of voc-release5.
 
     Parameters
@@ -99,6 +114,11 @@ def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, p
         ``getpadding.m``'s).
     extra_octave : bool, default False
         ``model.features.extra_octave``.
+    exact : bool, default True
+        The release's features (:func:`hog32`), or, with False, the
+        single-precision features of :func:`dpm.features.feature_pyramid`'s
+        ``exact=False`` (the detection default, docs/detection.md "Fast
+        features") from the same reduced images.
 
     Returns
     -------
@@ -127,13 +147,19 @@ def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, p
     image = np.asarray(image, dtype=np.float64)
     for i in range(1, interval + 1):
         scaled = resize(image, 1 / sc ** (i - 1))
-        if extra:
-            levels[i - 1] = hog32(scaled, sbin // 4)
-        levels[i + extra - 1] = hog32(scaled, sbin // 2)
-        levels[i + extra + interval - 1] = hog32(scaled, sbin)
+        if exact:
+            if extra:
+                levels[i - 1] = hog32(scaled, sbin // 4)
+            levels[i + extra - 1] = hog32(scaled, sbin // 2)
+            levels[i + extra + interval - 1] = hog32(scaled, sbin)
+        else:
+            if extra:
+                levels[i - 1] = _hog32_fast(scaled, sbin // 4)[0]
+            levels[i + extra + interval - 1], levels[i + extra - 1] = _hog32_fast(scaled, sbin, half=True)
         for j in range(i + interval, max_scale + 1, interval):
             scaled = resize(scaled, 0.5)
-            levels[j + extra + interval - 1] = hog32(scaled, sbin)
+            levels[j + extra + interval - 1] = (hog32(scaled, sbin) if exact else
+                                                _hog32_fast(scaled, sbin)[0])
     levels = [_pad(f, int(pady), int(padx)) for f in levels]
     return PaddedPyramid(levels=levels, scales=scales, sbin=int(sbin), interval=int(interval), padx=int(padx),
                          pady=int(pady), extra_octave=bool(extra), image_shape=(h, w))

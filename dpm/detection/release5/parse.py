@@ -157,13 +157,14 @@ def merge_levels(model: StarModel, parts) -> StarRaw:
                    np.concatenate([p.levels for p in parts])[order])
 
 
-def model_pyramid(image, model: StarModel, pyramid=None):
+def model_pyramid(image, model: StarModel, pyramid=None, *, exact: bool = True):
     """``pyramid`` checked against ``model`` (padding, sbin, interval, extra octave), or built from
-    ``image`` with the model's settings when None."""
+    ``image`` with the model's settings when None (the release's features, or with ``exact=False``
+    the single-precision ones: :func:`dpm.features.pyramid_r5.feature_pyramid_r5`)."""
     if pyramid is None:
         pady, padx = model.padding
         return feature_pyramid_r5(image, model.sbin, model.interval, padx=padx, pady=pady,
-                                  extra_octave=model.extra_octave)
+                                  extra_octave=model.extra_octave, exact=exact)
     if (pyramid.pady, pyramid.padx) != model.padding or pyramid.interval != model.interval \
             or pyramid.sbin != model.sbin or pyramid.extra_octave != model.extra_octave:
         raise ValueError("pyramid: built with another padding, sbin, interval or extra octave than the model's")

@@ -10,7 +10,8 @@ from ..finish import unscale_boxes, upsampled
 from ..results import Detections
 from .cascade import detect_raw_star_cascade
 from .finish import process_star
-from .parse import detect_raw_star
+from ..pyramid import features_exact
+from .parse import detect_raw_star, model_pyramid
 
 __all__ = ["detect_star", "use_star_cascade"]
 
@@ -27,7 +28,7 @@ def use_star_cascade(model: StarModel, cascade: bool | None) -> bool:
 
 def detect_star(image, model: StarModel, *, threshold: float | None = None, upsample: int = 1,
                 nms: float | None = 0.5, bbox_prediction: bool = True, clip: bool = True,
-                cascade: bool | None = None, pyramid=None) -> Detections:
+                cascade: bool | None = None, pyramid=None, exact_features: bool | None = None) -> Detections:
     """Detect objects with a voc-release5 star model: ``imgdetect`` (or ``cascade_detect``) then ``process.m``.
 
     Parameters
@@ -55,6 +56,11 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
         The feature pyramid of the image after ``upsample``, built with the
         model's padding (:func:`~dpm.detection.release5.parse.model_pyramid`),
         to share one among models (:func:`dpm.detect` with several models).
+    exact_features : bool, optional
+        True: the release's features (its ``features.cc``, the golden parity).
+        None or False (the default, as for release-3.1 models): the
+        single-precision features of ``feature_pyramid(..., exact=False)``
+        (docs/release5.md, "Features").  Ignored when ``pyramid`` is given.
 
     Returns
     -------
@@ -66,6 +72,8 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)
+    if pyramid is None:
+        pyramid = model_pyramid(work, model, exact=features_exact(np.float32, exact_features))
     if use_star_cascade(model, cascade):
         raw = detect_raw_star_cascade(work, model, model.cascade, threshold, pyramid=pyramid)
     else:
