@@ -9,8 +9,10 @@ a PETS frame of person-voc's test split detected at ``--upsample 2``:
 
 * exact detection (:func:`dpm.detection.detect` with ``cascade=False``, its default float32
   responses and fast features) and cascade detection (:func:`dpm.detection.detect_cascade`)
-  of the same image with the same model, features included, run in
-  alternation; medians and the ratio cascade / exact;
+  of the same image with the same model, features included, and exact
+  detection with the original's double-precision features (``exact_features=True``,
+  the detector before the cascade and the fast features existed), run in
+  alternation; medians of wall and CPU time and the ratios cascade / exact;
 * the same two without the feature pyramid (raw detections from a given
   pyramid), to show what the cascade does to the rest;
 * the cascade's time split (features, projection, projected root, projected
@@ -94,23 +96,33 @@ def crude_cascade(model, positives: int, k: int = 5) -> Cascade:
 
 
 def compare(name, image, model, cascade, repeat, upsample):
-    detect(image, model, upsample=upsample, cascade=False)  # warm up
-    detect_cascade(image, model, cascade, upsample=upsample)
-    exact_t, cascade_t = [], []
-    for _ in range(repeat):  # in alternation, so that load changes affect both alike
-        t = time.perf_counter()
-        exact = detect(image, model, upsample=upsample, cascade=False)
-        exact_t.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        found = detect_cascade(image, model, cascade, upsample=upsample)
-        cascade_t.append(time.perf_counter() - t)
-    e, c = statistics.median(exact_t), statistics.median(cascade_t)
-    ratio = statistics.median(b / a for a, b in zip(exact_t, cascade_t))
+    runs = {"exact": lambda: detect(image, model, upsample=upsample, cascade=False),
+            "exact, exact features": lambda: detect(image, model, upsample=upsample, cascade=False,
+                                                    exact_features=True),
+            "cascade": lambda: detect_cascade(image, model, cascade, upsample=upsample)}
+    for run in runs.values():   # warm up
+        run()
+    wall = {k: [] for k in runs}
+    cpu = {k: [] for k in runs}
+    out = {}
+    for _ in range(repeat):  # in alternation, so that load changes affect all alike
+        for key, run in runs.items():
+            t, c = time.perf_counter(), time.process_time()
+            out[key] = run()
+            cpu[key].append(time.process_time() - c)
+            wall[key].append(time.perf_counter() - t)
+    exact, found = out["exact"], out["cascade"]
     h, w = image.shape[:2]
-    print(f"\n{name} ({w}x{h}, upsample {upsample}), {repeat} alternating runs, single thread:")
-    print(f"  exact   {e * 1000:8.1f} ms (min {min(exact_t) * 1000:.1f})   {len(exact)} detections")
-    print(f"  cascade {c * 1000:8.1f} ms (min {min(cascade_t) * 1000:.1f})   {len(found)} detections")
-    print(f"  cascade / exact: {c / e:.3f} (median of per-pair ratios {ratio:.3f}; 1/{e / c:.1f})")
+    print(f"\n{name} ({w}x{h}, upsample {upsample}), {repeat} alternating runs, single thread "
+          f"(load average {os.getloadavg()[0]:.1f}):")
+    for key in runs:
+        print(f"  {key:22s} {statistics.median(wall[key]) * 1000:8.1f} ms wall, "
+              f"{statistics.median(cpu[key]) * 1000:8.1f} ms CPU   {len(out[key])} detections")
+    for ref, what in (("exact", "exact (fast features, the default)"),
+                      ("exact, exact features", "exact with the original's double-precision features")):
+        rw = statistics.median(b / a for a, b in zip(wall[ref], wall["cascade"]))
+        rc = statistics.median(b / a for a, b in zip(cpu[ref], cpu["cascade"]))
+        print(f"  cascade / {what}: {rw:.3f} wall, {rc:.3f} CPU (medians of per-run ratios; 1/{1 / rc:.1f})")
     # The same without the feature pyramid (the one detection builds, given to both).
     work = upsampled(image, upsample)
     pyr32 = detection_pyramid(work, model.sbin, model.interval)
