@@ -12,7 +12,8 @@ How the workers are kept busy
   when a worker dies, tries to mark a cancelled future that is still in its
   queue as broken, fails, and hangs.
 * **The backlog is on the caller's side**: a map reads its tasks ahead (at
-  most ``8 x workers`` not yet yielded) into a queue of its own.
+  most ``8 x n_jobs`` not yet yielded: eight per process that runs tasks)
+  into a queue of its own.
 * **A done-callback refills the pool**: when a task finishes, the pool's own
   thread submits the next task of the backlog at once, so a worker never
   waits for the calling process, however long that takes over a result
@@ -45,7 +46,9 @@ __all__ = ["LocalProcesses"]
 
 log = logging.getLogger(__name__)
 
-# Tasks a map reads ahead of the last result it yielded, per worker process.
+# Tasks a map reads ahead of the last result it yielded, per process that runs
+# tasks (the caller too): room for the workers to go on while the caller holds
+# the next result in order, or works on a long task of its own.
 _AHEAD = 8
 # Runs of a task alone in a fresh worker that may end with the worker's death
 # before the task is reported as failed.
@@ -228,7 +231,7 @@ class LocalProcesses(Executor):
         key, path = self._models.publish(model)
         feed = _Feed((key, path, self._models.directory))
         window: deque[_Entry] = deque()   # entries in input order, not yet yielded
-        ahead = _AHEAD * self.workers
+        ahead = _AHEAD * self.n_jobs
         exhausted = False
         with self._lock:
             self._feeds.append(feed)
