@@ -67,7 +67,8 @@ def test_results_in_input_order_with_failures_as_values(jobs):
 def test_a_worker_killed_once_costs_nothing(tmp_path):
     flag = str(tmp_path / "killed-once")
     with LocalProcesses(2) as ex:
-        tasks = [Square(i, parent=os.getpid(), kill=(8, 9, 10, 11, 12), kill_flag=flag) for i in range(40)]
+        # the first of these a worker runs kills it (the caller runs some of them itself)
+        tasks = [Square(i, parent=os.getpid(), kill=tuple(range(8, 40)), kill_flag=flag) for i in range(40)]
         out = list(ex.map(tasks, {"add": 1}))
     assert os.path.exists(flag)  # a worker did die
     _check(out, 40)
@@ -75,9 +76,11 @@ def test_a_worker_killed_once_costs_nothing(tmp_path):
 
 def test_a_task_that_always_kills_its_worker_fails_alone():
     with LocalProcesses(2) as ex:
+        list(ex.map([Square(i) for i in range(4)], {"add": 1}))   # the worker is up
         tasks = [Square(i, parent=os.getpid(), kill=(9, 10, 11, 12, 13, 14)) for i in range(24)]
         out = list(ex.map(tasks, {"add": 1}))
     assert [t.i for t, _ in out] == list(range(24))
+    assert any(isinstance(r, TaskFailed) and r.kind == "WorkerDied" for _, r in out)
     for t, r in out:
         if t.i in (3, 5):
             assert isinstance(r, TaskFailed)
