@@ -21,6 +21,11 @@ calling process.  Reported, per run:
   / (number of worker processes x the maps' wall time).  The maps' wall time
   includes what the caller does with each result (training appends examples)
   and, in a fresh process, the workers' start;
+* **worker idle while tasks waited**: the part of that idle time (after the
+  workers' start) during which a task of the same map had not started yet:
+  what scheduling can save.  The rest is each map's tail, when every task
+  has started and the workers wait for the caller to finish its own task or
+  to deal with the last results;
 * **caller busy**: the share of the maps' wall time the calling process spent
   in tasks itself (the local backend's caller works too);
 * wall time of the whole run, and the ratio -j 1 / -j N;
@@ -99,7 +104,23 @@ def summary(log, wall, digest):
     # the same from the moment the first worker started its first task (the workers' start left out)
     warm = min((a for pid, a, _ in inside if pid != me), default=None)
     warm_time = sum(max(0.0, e - max(s, warm)) for s, e, _ in maps) if warm is not None else 0.0
+    # idle while a task of the same map had not started yet (the rest is a map's tail: every task
+    # started, the workers done, the caller finishing its own task or dealing with results)
+    waiting = 0.0
+    for s, e, _ in maps:
+        mine = [(pid, a, b) for pid, a, b in inside if s <= a and b <= e]
+        if not mine:
+            continue
+        last_start = max(a for _, a, _ in mine)
+        lo = s if warm is None else max(s, warm)
+        for pid in {pid for pid, _, _ in inside if pid != me}:
+            t = lo
+            for _, a, b in sorted(x for x in mine if x[0] == pid):
+                waiting += max(0.0, min(a, last_start) - t)
+                t = max(t, b)
+            waiting += max(0.0, last_start - t)
     return {"wall": wall, "map_time": map_time, "maps": len(maps), "tasks": len(inside),
+            "worker_idle_waiting": waiting / (workers * warm_time) if workers and warm_time else None,
             "worker_idle": (1 - worker_busy / (workers * map_time)) if workers and map_time else None,
             "worker_idle_warm": (1 - worker_busy / (workers * warm_time)) if workers and warm_time else None,
             "caller_busy": caller_busy / map_time if map_time else None,
@@ -210,7 +231,8 @@ def main():
                     runs[tree, jobs].append(r)
                     print(f"round {k + 1}  {names[tree]:>24}  -j {jobs}:  wall {r['wall']:7.2f} s  "
                           f"maps {r['map_time']:7.2f} s ({r['maps']})  worker idle {fmt(r['worker_idle'], '.3f')} "
-                          f"(after start {fmt(r['worker_idle_warm'], '.3f')})  "
+                          f"(after start {fmt(r['worker_idle_warm'], '.3f')}, while tasks waited "
+                          f"{fmt(r['worker_idle_waiting'], '.3f')})  "
                           f"caller busy {fmt(r['caller_busy'], '.3f')}  tasks by workers "
                           f"{r['worker_tasks']}/{r['tasks']}  digest {r['digest']}  "
                           f"(load {os.getloadavg()[0]:.2f})", flush=True)
@@ -221,9 +243,11 @@ def main():
         many = statistics.median(r["wall"] for r in runs[tree, args.jobs])
         idle = statistics.median(r["worker_idle"] for r in runs[tree, args.jobs])
         warm = statistics.median(r["worker_idle_warm"] for r in runs[tree, args.jobs])
+        waiting = statistics.median(r["worker_idle_waiting"] for r in runs[tree, args.jobs])
         busy = statistics.median(r["caller_busy"] for r in runs[tree, args.jobs])
         print(f"{names[tree]}: median wall -j 1 {one:.2f} s, -j {args.jobs} {many:.2f} s, speedup "
-              f"{one / many:.2f}x; worker idle {idle:.3f} of map time ({warm:.3f} after the workers' start), "
+              f"{one / many:.2f}x; worker idle {idle:.3f} of map time ({warm:.3f} after the workers' start, "
+              f"{waiting:.3f} while tasks of the map waited), "
               f"caller busy {busy:.3f}")
 
 
