@@ -195,11 +195,7 @@ class LocalProcesses(Executor):
         """After a worker died: a new pool (once), and this map's lost tasks become suspects."""
         with self._lock:
             if self._broken:
-                pool, self._pool = self._pool, None
-                self._generation += 1
-                self._in_pool, self._broken = 0, False
-                if pool is not None:
-                    pool.shutdown(wait=False)
+                self._retire_pool(wait=False)
             if not feed.triage:
                 return
             feed.triage = False
@@ -276,13 +272,17 @@ class LocalProcesses(Executor):
             for future in unread:
                 _drop(future)
 
-    def close(self):
+    def _retire_pool(self, wait: bool):
+        """Forget the current pool (its futures' callbacks no longer count) and shut it down."""
         with self._lock:
             pool, self._pool = self._pool, None
             self._generation += 1
             self._in_pool, self._broken = 0, False
         if pool is not None:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=wait)
+
+    def close(self):
+        self._retire_pool(wait=True)
         self._models.close()
 
 
