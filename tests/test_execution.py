@@ -1,7 +1,9 @@
 """The execution layer: input order, one error boundary per task, dead workers, models by content."""
 import os
 import signal
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -65,7 +67,8 @@ def test_results_in_input_order_with_failures_as_values(jobs):
 def test_a_worker_killed_once_costs_nothing(tmp_path):
     flag = str(tmp_path / "killed-once")
     with LocalProcesses(2) as ex:
-        tasks = [Square(i, parent=os.getpid(), kill=(8, 9, 10, 11, 12), kill_flag=flag) for i in range(40)]
+        # the first of these a worker runs kills it (the caller runs some of them itself)
+        tasks = [Square(i, parent=os.getpid(), kill=tuple(range(8, 40)), kill_flag=flag) for i in range(40)]
         out = list(ex.map(tasks, {"add": 1}))
     assert os.path.exists(flag)  # a worker did die
     _check(out, 40)
@@ -73,9 +76,11 @@ def test_a_worker_killed_once_costs_nothing(tmp_path):
 
 def test_a_task_that_always_kills_its_worker_fails_alone():
     with LocalProcesses(2) as ex:
+        list(ex.map([Square(i) for i in range(4)], {"add": 1}))   # the worker is up
         tasks = [Square(i, parent=os.getpid(), kill=(9, 10, 11, 12, 13, 14)) for i in range(24)]
         out = list(ex.map(tasks, {"add": 1}))
     assert [t.i for t, _ in out] == list(range(24))
+    assert any(isinstance(r, TaskFailed) and r.kind == "WorkerDied" for _, r in out)
     for t, r in out:
         if t.i in (3, 5):
             assert isinstance(r, TaskFailed)
@@ -181,3 +186,97 @@ def test_large_results_travel_through_files_and_are_removed():
         folder = ex._models.directory
         assert [r for _, r in out] == [bytes([i]) * 100_000 for i in range(10)]
         assert [p for p in os.listdir(folder) if p.startswith("result-")] == []
+
+
+# -- keeping the workers busy ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Nap:
+    """Sleeps; returns where and when it ran (and, with ``pad``, a result large enough for a file)."""
+
+    i: int
+    seconds: float = 0.04
+    marks: str = ""          # a folder: each run leaves a file there
+    pad: int = 0
+
+    @property
+    def label(self):
+        return f"nap{self.i}"
+
+    def run(self, model):
+        if self.marks:
+            open(os.path.join(self.marks, f"{self.i}-{os.getpid()}"), "w").close()
+        t0 = time.monotonic()
+        time.sleep(self.seconds)
+        return os.getpid(), t0, time.monotonic(), b"x" * self.pad
+
+
+class _CountingPool(ProcessPoolExecutor):
+    """A process pool that records how many futures it holds at most."""
+
+    lock = threading.Lock()
+    now = peak = 0
+
+    def submit(self, *args, **kwargs):
+        future = super().submit(*args, **kwargs)
+        with _CountingPool.lock:
+            _CountingPool.now += 1
+            _CountingPool.peak = max(_CountingPool.peak, _CountingPool.now)
+        future.add_done_callback(_CountingPool.one_less)
+        return future
+
+    @staticmethod
+    def one_less(_):
+        with _CountingPool.lock:
+            _CountingPool.now -= 1
+
+
+def test_the_pool_holds_at_most_one_task_more_than_it_has_workers(monkeypatch):
+    from dpm.execution import local
+
+    monkeypatch.setattr(local, "ProcessPoolExecutor", _CountingPool)
+    _CountingPool.now = _CountingPool.peak = 0
+    with LocalProcesses(3) as ex:
+        out = []
+        for task, result in ex.map([Nap(i, 0.01) for i in range(40)], None):
+            time.sleep(0.02)   # a slow caller: the pool is refilled without it
+            out.append(task.i)
+        assert out == list(range(40))
+    assert _CountingPool.peak == ex.workers + 1
+
+
+def test_the_pool_is_refilled_while_the_caller_is_busy_with_a_result():
+    with LocalProcesses(2) as ex:
+        list(ex.map([Nap(i, 0.0) for i in range(4)], None))   # the worker is up
+        busy = None
+        starts = []
+        for k, (task, (pid, t0, t1, _)) in enumerate(ex.map([Nap(i) for i in range(24)], None)):
+            starts.append((pid, t0))
+            if k == 0:   # the caller spends 0.6 s on the first result: ~15 tasks' worth
+                s0 = time.monotonic()
+                time.sleep(0.6)
+                busy = (s0, time.monotonic())
+    workers = {pid for pid, _ in starts} - {os.getpid()}
+    during = [t0 for pid, t0 in starts if pid in workers and busy[0] <= t0 <= busy[1]]
+    # the pool itself holds 2 tasks (one running, one waiting): the worker goes on past them,
+    # through the backlog the caller read ahead (8 per process, less the one or two it ran itself)
+    assert len(during) >= 4, during
+
+
+def test_stopping_a_map_stops_its_tasks_at_once_and_leaves_no_result_files(tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with LocalProcesses(2) as ex:
+        tasks = [Nap(i, 0.2, str(marks), pad=10_000) for i in range(200)]
+        with pytest.raises(KeyboardInterrupt):
+            for k, _ in enumerate(ex.map(tasks, None)):
+                if k == 2:
+                    raise KeyboardInterrupt
+        stopped = time.monotonic()
+        time.sleep(0.8)   # what was in the pool finishes; its replies are dropped
+        started = len(os.listdir(marks))
+        assert [p for p in os.listdir(ex._models.directory) if p.startswith("result-")] == []
+    assert time.monotonic() - stopped < 0.8 + 2.0   # close() waits for the pool's few tasks only
+    assert started <= 3 + 8 * ex.n_jobs   # the results yielded and the window read ahead, no more
+    time.sleep(0.3)
+    assert len(os.listdir(marks)) == started   # nothing ran after the executor closed

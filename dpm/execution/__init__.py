@@ -7,7 +7,9 @@ failure names, usually an image path) and a ``run(model)`` method.  An
 
 ``InProcess``          ``n_jobs=1``: in the calling process.
 ``LocalProcesses``     ``n_jobs=N``: the calling process and ``N - 1`` worker
-                       processes (spawned once, kept for the executor's life).
+                       processes (spawned once, kept for the executor's life;
+                       a done-callback refills their pool the moment a task
+                       finishes, see :mod:`dpm.execution.local`).
 ``DaskExecutor``       the workers of a Dask ``distributed.Client``
                        (``pip install "dpm[distributed]"``; docs/cluster.md).
 ``FuturesExecutor``    any ``concurrent.futures.Executor``.
@@ -29,7 +31,9 @@ Guarantees, the same for every backend:
   read lazily, so a stream of millions of tasks costs the caller memory for
   the window only.
 * Progress with the time left (``progress=True``); Ctrl+C or closing the
-  result iterator early cancels what has not started.
+  result iterator early submits nothing more (the local backend lets the few
+  tasks already in its pool finish and drops their results; the Dask backend
+  cancels what is outstanding).
 
 Process-wide settings of worker processes are made in one place,
 :mod:`dpm.execution.environment`.

@@ -22,12 +22,17 @@ variable, or another trim threshold, is the user's and wins (docs/cluster.md).
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 
 __all__ = ["THREAD_VARS", "worker_environment", "init_worker", "init_dask_worker"]
 
 # What a Dask nanny puts in its workers' environment by default (distributed.nanny.pre-spawn-environ).
 DASK_NANNY_MALLOC = {"MALLOC_TRIM_THRESHOLD_": "65536"}
+
+# The local backend submits from the pool's thread too (a worker may start
+# there): one block at a time, so the parent's environment is always restored.
+_environment_lock = threading.RLock()
 
 # Native thread pools that would otherwise compete with the worker processes.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -41,19 +46,20 @@ def worker_environment():
     Worker processes are single-threaded by design (parallelism comes from the
     processes); without this, each would start a BLAS/OpenMP thread pool the
     size of the machine.  Variables the user has set are kept; the parent's
-    environment is restored afterwards.
+    environment is restored afterwards.  Safe to use from several threads.
     """
-    saved = {k: os.environ.get(k) for k in THREAD_VARS}
-    for k in THREAD_VARS:
-        os.environ.setdefault(k, "1")
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with _environment_lock:
+        saved = {k: os.environ.get(k) for k in THREAD_VARS}
+        for k in THREAD_VARS:
+            os.environ.setdefault(k, "1")
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def init_worker():
