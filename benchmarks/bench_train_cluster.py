@@ -17,16 +17,24 @@ alike:
 
 Prints each run's wall time and the sha256 of its model file, the ratio of
 every backend's median to the first one's, and whether all models are
-byte-identical.  Meant for an otherwise idle machine (2 cores: the cluster's
+byte-identical.
+
+``--kill-worker T [T ...]``: in every ``cluster`` run, SIGKILL one of the
+cluster's worker processes T seconds after the run starts (the nanny starts a
+new one); the training's log (stage times) goes to ``--log-dir``, and each
+kill is printed with the stage that was running, so the model of a run that
+lost a worker mid-stage is compared with the others.  Meant for an otherwise idle machine (2 cores: the cluster's
 scheduler and the driver share them with the workers).
 """
 import argparse
 import hashlib
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,16 +42,40 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DPM_SHARED", REPO.parent / "shared"))
 
 
-def train(out: Path, voc: Path, backend: str, scheduler: str | None) -> float:
+def _kill_one_worker(client, at: float, t0: float, log: Path | None):
+    time.sleep(max(0.0, at - (time.perf_counter() - t0)))
+    pids = sorted(client.run(os.getpid).values())
+    if not pids:
+        return
+    os.kill(pids[0], signal.SIGKILL)
+    stages = [ln for ln in log.read_text().splitlines() if "stage " in ln and " done in " in ln] if log else []
+    after = stages[-1].split("stage ", 1)[1].split(" done")[0] if stages else "(none)"
+    print(f"  killed worker pid {pids[0]} at {time.perf_counter() - t0:.1f} s "
+          f"(stages done so far: {len(stages)}, the last: {after})", flush=True)
+
+
+def train(out: Path, voc: Path, backend: str, scheduler: str | None, client=None, kills=(),
+          log: Path | None = None) -> float:
     cmd = [sys.executable, str(REPO / "bin" / "dpm-train"), "person", "--voc", str(voc), "--components", "1",
-           "--box-scale", "0.6", "0.75", "--seed", "0", "--out", str(out), "-q"]
+           "--box-scale", "0.6", "0.75", "--seed", "0", "--out", str(out)]
+    cmd += [] if log is not None else ["-q"]
     if backend == "cluster":
         cmd += ["--scheduler", scheduler]
     else:
         cmd += ["-j", backend[1:]]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, cwd=out.parent)
+    killers = [threading.Thread(target=_kill_one_worker, args=(client, at, t, log), daemon=True)
+               for at in (kills if backend == "cluster" else ())]
+    with open(log if log is not None else os.devnull, "w") as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=out.parent, stderr=err)
+        for k in killers:
+            k.start()
+        code = proc.wait()
+    for k in killers:
+        k.join()
+    if code:
+        raise SystemExit(f"dpm-train ({backend}) exited with {code}" + (f"; its log: {log}" if log else ""))
     return time.perf_counter() - t
 
 
@@ -52,7 +84,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--backends", default="j2,cluster", help="comma-separated: j1, j2, cluster")
     ap.add_argument("--voc", type=Path, default=SHARED / "data" / "person-voc")
+    ap.add_argument("--kill-worker", type=float, nargs="+", default=(), metavar="T",
+                    help="SIGKILL one cluster worker T seconds into each cluster run")
+    ap.add_argument("--log-dir", type=Path, default=None, help="keep each run's training log here")
     args = ap.parse_args()
+    if args.log_dir is not None:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
     backends = args.backends.split(",")
     cluster = client = None
     address = None
@@ -71,7 +108,8 @@ def main():
             for r in range(args.rounds):
                 for b in backends:
                     out = Path(tmp) / f"{b}-{r}.npz"
-                    sec = train(out, args.voc, b, address)
+                    log = args.log_dir / f"{b}-{r}.log" if args.log_dir is not None else None
+                    sec = train(out, args.voc, b, address, client, args.kill_worker, log)
                     digest = hashlib.sha256(out.read_bytes()).hexdigest()
                     times[b].append(sec)
                     digests[(b, r)] = digest
