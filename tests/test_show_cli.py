@@ -212,3 +212,14 @@ def test_display_opens_a_pyplot_window_and_writes_nothing(person, tmp_path, monk
         assert list(tmp_path.iterdir()) == []
     finally:
         plt.close("all")
+
+
+@pytest.mark.parametrize("name, stem", [("voc2007/car", "voc2007_car"), ("r5/inria/person", "r5_inria_person")])
+def test_builtin_model_names(name, stem, tmp_path, monkeypatch, capsys):
+    # the names dpm-detect takes (release 3.1 and release 5), saved under the name with "/" as "_"
+    monkeypatch.chdir(tmp_path)
+    assert show.main([name, "--dpi", "30", "-q"]) == 0
+    w, h = png_size(tmp_path / f"{stem}.png")
+    assert w > 100 and h > 100
+    assert show.main(["no/such/model"]) == 1
+    one_error_line(capsys, "no/such/model", "not a built-in model", "--list-models")

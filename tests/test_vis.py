@@ -550,3 +550,30 @@ def test_several_classes_are_drawn_in_their_own_colours_with_labels():
     assert sorted(t.get_text() for t in ax.texts) == ["car 0.50", "cat 0.50"]
     edges = [p.get_edgecolor() for p in ax.patches]
     assert edges == [to_rgba(CLASS_COLOURS[0]), to_rgba(CLASS_COLOURS[1])]
+
+
+def test_release5_star_component_is_drawn_like_its_release31_equivalent(rng):
+    # A release-5 component (filters behind deformation rules, 0-based anchors (ax, ay, ds), 32
+    # channels) gives the panels of the release-3.1 component with the same filters and 1-based anchors.
+    from dpm.model.release5 import StarComponent, StarFilter
+
+    bs, pad = 10, 2
+    root = np.abs(rng.standard_normal((4, 3, 32)))
+    p31 = [Part(filter=np.abs(rng.standard_normal((2, 3, 31))) * 0.3, anchor=(1, 3),
+                deformation=np.array([0.1, 0.0, 0.05, 0.0])),
+           Part(filter=np.abs(rng.standard_normal((3, 2, 31))) * 0.3, anchor=(5, 6),
+                deformation=np.array([0.02, 0.01, 0.08, -0.02]))]
+    filters = [StarFilter(filter=root, filter_index=1, anchor=(0, 0, 0), deformation=np.zeros(4))]
+    filters += [StarFilter(filter=np.concatenate([p.filter, np.ones(p.filter.shape[:2] + (1,))], axis=2),
+                           filter_index=k + 2, anchor=(p.anchor[0] - 1, p.anchor[1] - 1, 1),
+                           deformation=p.deformation) for k, p in enumerate(p31)]
+    star = StarComponent(filters=filters, offset=0.0, loc=np.zeros(3), detwindow=(4, 3), shiftwindow=(0, 0))
+
+    class Star:
+        components = [star]
+
+    got = model_pictures(Star(), 0, bs=bs, pad=pad)
+    want = model_pictures(tiny_model(root[:, :, :31], p31), 0, bs=bs, pad=pad)
+    assert set(got) == set(want) == {"root", "parts", "deformation"}
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])

@@ -4,6 +4,7 @@ Examples::
 
     dpm-show person_final.mat                      # window if a display exists, else person_final.png
     dpm-show person.npz --out person.png --components 2 --negative
+    dpm-show voc2007/car                           # a built-in model (dpm-detect --list-models)
     dpm-show --features 000061.jpg --out hog.png
 """
 from __future__ import annotations
@@ -27,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "Opens a window when a display is available and no --out is given; otherwise saves "
                     "an image file.")
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="model file: a voc-release3.1 .mat model or a dpm .npz model")
+                   help="model: a built-in name (voc2007/car, r5/voc2007/car, person, car; see dpm-detect "
+                        "--list-models) or a file: a voc-release3.1 or voc-release5 .mat model, a dpm .npz "
+                        "model, an OpenCV cascade DPM .xml")
     p.add_argument("--features", metavar="IMAGE",
                    help="show the HOG features of this image instead of a model")
     p.add_argument("-o", "--out", metavar="FILE",
@@ -77,7 +80,8 @@ def _body(argv) -> int:
 
     if args.model is not None:
         source = Path(args.model)
-        default_out = Path(source.stem + ".png")
+        # a built-in name (voc2007/car) saves as voc2007_car.png; a file as its stem
+        default_out = Path((source.stem if source.exists() else args.model.replace("/", "_")) + ".png")
     else:
         source = Path(args.features)
         default_out = Path(source.stem + "_hog.png")
@@ -89,8 +93,8 @@ def _body(argv) -> int:
 
     # Load and check the input before opening anything.
     if args.model is not None:
-        from ..model import load_model
-        model = load_model(source)
+        from ..data import resolve_model
+        model = resolve_model(args.model)
         components = _components(args.components, len(model.components))
         log.debug("%r", model)
         def draw(fig=None):

@@ -125,7 +125,7 @@ def resolve_model(spec) -> Model | StarModel:
     near = [n for n in builtin_models() if n.endswith(f"/{spec}")]
     hint = f"did you mean {' or '.join(near)}? " if near else ""
     raise FileNotFoundError(f"{spec}: no such model file, and not a built-in model or group name ({hint}"
-                            f"built-in {_available()}; see --list-models)")
+                            f"built-in {_available()}; dpm-detect --list-models lists them)")
 
 
 def resolve_models(spec) -> list[Model | StarModel]:

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "component_filters",
     "BS", "PAD", "DEF_SCALE", "fold_hog", "hog_glyphs", "hog_picture", "imresize_bicubic",
     "model_pictures", "features_picture",
 ]
@@ -174,13 +175,27 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(np.maximum(x, 0.0) + 0.5), 0, 255).astype(np.uint8)
 
 
+def component_filters(comp) -> tuple:
+    """``(root, parts)`` of a component: the root filter ``(h, w, C)`` and, per part, ``(filter,
+    (ax, ay), deformation)`` with the anchor 1-based in part cells (release 3.1's convention).
+
+    Takes a release-3.1 component (:class:`dpm.model.Component`: ``root`` an array, 1-based anchors)
+    or a release-5 one (:class:`dpm.model.release5.StarComponent`: filters behind deformation rules,
+    0-based anchors ``(ax, ay, ds)``, parts one octave finer than the root).
+    """
+    if hasattr(comp.root, "filter"):     # release 5
+        parts = [(f.filter, (int(f.anchor[0]) + 1, int(f.anchor[1]) + 1), f.deformation) for f in comp.parts]
+        return comp.root.filter, parts
+    return comp.root, [(p.filter, (int(p.anchor[0]), int(p.anchor[1])), p.deformation) for p in comp.parts]
+
+
 def model_pictures(model, component: int, *, bs: int = BS, pad: int = PAD,
                    negative: bool = False) -> dict:
     """The three panels ``visualizemodel.m`` draws for one component.
 
     Parameters
     ----------
-    model : dpm.model.Model
+    model : dpm.model.Model or dpm.model.release5.StarModel
     component : int
         0-based component index.
     bs, pad : int
@@ -214,8 +229,8 @@ def model_pictures(model, component: int, *, bs: int = BS, pad: int = PAD,
     if not 0 <= component < len(comps):
         raise ValueError(f"component {component} is out of range: the model has {len(comps)} "
                          f"(0-based indices 0..{len(comps) - 1})")
-    comp = comps[component]
-    root = np.asarray(comp.root, dtype=np.float64)
+    root, parts = component_filters(comps[component])
+    root = np.asarray(root, dtype=np.float64)
     folded = fold_hog(-root if negative else root)
     scale = float(folded.max()) if folded.size else 0.0
     if not scale > 0:
@@ -224,16 +239,15 @@ def model_pictures(model, component: int, *, bs: int = BS, pad: int = PAD,
     im = np.pad(im, pad)
     root_pic = _to_uint8(im * (255.0 / scale))
     out = {"root": root_pic}
-    if not comp.parts:
+    if not parts:
         return out
 
     placed = []
-    for i, part in enumerate(comp.parts):
-        ax, ay = int(part.anchor[0]), int(part.anchor[1])
+    for i, (filt, (ax, ay), deformation) in enumerate(parts):
         if ax < 1 or ay < 1:
-            raise ValueError(f"component {component} part {i}: anchor {part.anchor} is not 1-based "
+            raise ValueError(f"component {component} part {i}: anchor {(ax, ay)} is not 1-based "
                              f"(both coordinates must be >= 1)")
-        p = np.pad(hog_picture(part.filter, bs, negative=negative), pad)
+        p = np.pad(hog_picture(filt, bs, negative=negative), pad)
         p = _to_uint8(p * (255.0 / scale))
         b = 2 * pad
         p[:, :b] = GREY
@@ -247,7 +261,7 @@ def model_pictures(model, component: int, *, bs: int = BS, pad: int = PAD,
         xs = np.arange(b + 1, pw - b + 1, dtype=np.float64)
         px = (cx - xs)[None, :] / bs
         py = (cy - ys)[:, None] / bs
-        a_x, b_x, a_y, b_y = np.asarray(part.deformation, dtype=np.float64)
+        a_x, b_x, a_y, b_y = np.asarray(deformation, dtype=np.float64)
         cost = a_x * px ** 2 + b_x * px + a_y * py ** 2 + b_y * py
         d[b:ph - b, b:pw - b] = _to_uint8(cost * DEF_SCALE)
         y0, x0 = (ay - 1) * bs, (ax - 1) * bs                     # 0-based top-left
