@@ -73,6 +73,7 @@ cdef struct PartK:
     int ax, ay            # probe offsets: probe = (2 rx + ax, 2 ry + ay)
     int memo              # index of the part's memo planes
     const double* cost    # (4, 2S+1): ax k^2, bx k, ay k^2, by k at [k + S]
+    const double* dtab    # (2S+1, 2S+1): deformation score -(ax kx^2 + bx kx) - (ay ky^2 + by ky) at [ky + S, kx + S]
 
 
 cdef struct CompK:
@@ -130,6 +131,8 @@ cdef inline double _now() noexcept nogil:
 
 cdef extern from "_cascade_dot.h":
     double dpm_cascade_dot(const double* a, const double* b, int n) noexcept nogil
+    double dpm_cascade_rows(const double* a, long as_, const double* b, long bs, int rows, int n) noexcept nogil
+    int dpm_ctz64(unsigned long long v) noexcept nogil
 
 
 cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept nogil:
@@ -139,13 +142,11 @@ cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept 
     cdef int rb = f.h if r0 + f.h <= m.h else m.h - r0
     cdef int ca = 0 if c0 >= 0 else -c0
     cdef int cb = f.w if c0 + f.w <= m.w else m.w - c0
-    cdef int d = m.d, r
-    cdef double s = 0.0
-    if ca >= cb:
+    cdef int d = m.d
+    if ca >= cb or ra >= rb:
         return 0.0
-    for r in range(ra, rb):
-        s += dpm_cascade_dot(m.data + ((r0 + r) * m.w + c0 + ca) * d, f.data + (r * f.w + ca) * d, (cb - ca) * d)
-    return s
+    return dpm_cascade_rows(m.data + ((r0 + ra) * m.w + c0 + ca) * d, <long>m.w * d,
+                            f.data + (ra * f.w + ca) * d, <long>f.w * d, rb - ra, (cb - ca) * d)
 
 
 cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca, int px, int py,
@@ -167,7 +168,9 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     cdef int* coly = run.coly
     cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
     cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
-    cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by
+    cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by, xc, xe
+    cdef unsigned long long need
+    cdef const double* drow
     cdef bint take
     cdef double* rval
     cdef unsigned int* rstamp
@@ -188,12 +191,17 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
         ky = py - y + S
         rval = val + <long long>y * W
         rstamp = stamp + <long long>y * W
-        # The responses of this row that are not known yet and pass deformation pruning ...
-        for x in range(xa, xb + 1):
-            if rstamp[x] != cur:
-                kx = px - x + S
-                if -(qx[kx] + lx[kx]) - (qy[ky] + ly[ky]) < defthresh:
-                    continue
+        # The responses of this row that are not known yet and pass deformation pruning (a bit
+        # mask per run of 64 columns, built without branches) ...
+        drow = p.dtab + ky * (2 * S + 1) + px + S   # drow[-x]: deformation score at column x
+        for xc in range(xa, xb + 1, 64):
+            xe = xc + 64 if xc + 64 <= xb + 1 else xb + 1
+            need = 0
+            for x in range(xc, xe):
+                need |= (<unsigned long long>((rstamp[x] != cur) & (not (drow[-x] < defthresh)))) << (x - xc)
+            while need:
+                x = xc + dpm_ctz64(need)
+                need &= need - 1
                 rval[x] = _response(lev, f, x, y)
                 rstamp[x] = cur
                 st.nconv[pca] += 1
@@ -355,6 +363,7 @@ cdef class CascadeKernel:
     cdef object _keep
     cdef CompK* comps
     cdef PartK* parts
+    cdef double* dtabs
     cdef int ncomp, nmemo, S, pady, padx, maxparts, maxstages, skipy, skipx, tminh, tminw
     cdef bint skip_border, want_blocks
     cdef double threshold
@@ -368,7 +377,8 @@ cdef class CascadeKernel:
 
     def __cinit__(self, components, *, int window, bint skip_border, double threshold, padding,
                   bint blocks=False, bint timing=False, border=None, table=None):
-        cdef int c, j, m = 0
+        cdef int c, j, m = 0, nk, kx, ky
+        cdef double* dt
         cdef double[:, :, ::1] a
         cdef double[:, ::1] cost
         cdef long long[::1] order
@@ -392,11 +402,13 @@ cdef class CascadeKernel:
         self._keep = []
         self.comps = <CompK*>malloc(max(1, self.ncomp) * sizeof(CompK))
         self.parts = <PartK*>malloc(max(1, self.nmemo) * sizeof(PartK))
+        nk = 2 * window + 1
+        self.dtabs = <double*>malloc(max(1, self.nmemo * nk * nk) * sizeof(double))
         self.memo_val = NULL
         self.memo_stamp = NULL
         self.memo_cap = 0
         self.stamp = 0
-        if self.comps == NULL or self.parts == NULL:
+        if self.comps == NULL or self.parts == NULL or self.dtabs == NULL:
             raise MemoryError()
         for c, comp in enumerate(components):
             a = comp["root"]
@@ -418,6 +430,11 @@ cdef class CascadeKernel:
                 self.parts[m].memo = m
                 cost = part["cost"]
                 self.parts[m].cost = &cost[0, 0]
+                dt = self.dtabs + m * nk * nk
+                for ky in range(nk):
+                    for kx in range(nk):
+                        dt[ky * nk + kx] = -(cost[0, kx] + cost[1, kx]) - (cost[2, ky] + cost[3, ky])
+                self.parts[m].dtab = dt
                 self._keep += [part["full"], part["proj"], part["cost"]]
                 m += 1
         self._passed = np.zeros((self.ncomp, self.maxstages + 1), dtype=np.int64)
@@ -428,6 +445,7 @@ cdef class CascadeKernel:
     def __dealloc__(self):
         free(self.comps)
         free(self.parts)
+        free(self.dtabs)
         free(self.memo_val)
         free(self.memo_stamp)
 
