@@ -73,7 +73,7 @@ cdef struct PartK:
     int ax, ay            # probe offsets: probe = (2 rx + ax, 2 ry + ay)
     int memo              # index of the part's memo planes
     const double* cost    # (4, 2S+1): ax k^2, bx k, ay k^2, by k at [k + S]
-    const double* dtab    # (2S+1, 2S+1): deformation score -(ax kx^2 + bx kx) - (ay ky^2 + by ky) at [ky + S, kx + S]
+    const double* dtab    # (2S+1, 2S+1): deformation score -(ax kx^2 + bx kx) - (ay ky^2 + by ky) at [ky + S, S - kx]
 
 
 cdef struct CompK:
@@ -132,6 +132,8 @@ cdef inline double _now() noexcept nogil:
 cdef extern from "_cascade_dot.h":
     double dpm_cascade_dot(const double* a, const double* b, int n) noexcept nogil
     double dpm_cascade_rows(const double* a, long as_, const double* b, long bs, int rows, int n) noexcept nogil
+    void dpm_cascade_rowsk(const double* a, long as_, long dx, const double* b, long bs, int rows, int n,
+                           int K, double* out) noexcept nogil
     int dpm_ctz64(unsigned long long v) noexcept nogil
 
 
@@ -147,6 +149,16 @@ cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept 
         return 0.0
     return dpm_cascade_rows(m.data + ((r0 + ra) * m.w + c0 + ca) * d, <long>m.w * d,
                             f.data + (ra * f.w + ca) * d, <long>f.w * d, rb - ra, (cb - ca) * d)
+
+
+cdef inline bint _responses(const Map* m, const Map* f, int x, int y, int K, double* out) noexcept nogil:
+    # The responses at (x, y) .. (x + K - 1, y), K = 2 or 4, when no placement is clipped (else False).
+    cdef int r0 = y - m.pady, c0 = x - m.padx
+    if r0 < 0 or c0 < 0 or r0 + f.h > m.h or c0 + K - 1 + f.w > m.w or f.w <= 0 or f.h <= 0:
+        return False
+    dpm_cascade_rowsk(m.data + (r0 * m.w + c0) * m.d, <long>m.w * m.d, m.d, f.data, <long>f.w * m.d,
+                      f.h, f.w * m.d, K, out)
+    return True
 
 
 cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca, int px, int py,
@@ -169,7 +181,9 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
     cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
     cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by, xc, xe
-    cdef unsigned long long need
+    cdef unsigned long long need, run_
+    cdef double pair[4]
+    cdef int k, j
     cdef const double* drow
     cdef bint take
     cdef double* rval
@@ -193,18 +207,25 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
         rstamp = stamp + <long long>y * W
         # The responses of this row that are not known yet and pass deformation pruning (a bit
         # mask per run of 64 columns, built without branches) ...
-        drow = p.dtab + ky * (2 * S + 1) + px + S   # drow[-x]: deformation score at column x
+        drow = p.dtab + ky * (2 * S + 1) + S - px   # drow[x]: deformation score at column x
         for xc in range(xa, xb + 1, 64):
             xe = xc + 64 if xc + 64 <= xb + 1 else xb + 1
             need = 0
             for x in range(xc, xe):
-                need |= (<unsigned long long>((rstamp[x] != cur) & (not (drow[-x] < defthresh)))) << (x - xc)
+                need |= (<unsigned long long>((rstamp[x] != cur) & (not (drow[x] < defthresh)))) << (x - xc)
             while need:
                 x = xc + dpm_ctz64(need)
-                need &= need - 1
-                rval[x] = _response(lev, f, x, y)
-                rstamp[x] = cur
-                st.nconv[pca] += 1
+                # Runs of 4 or 2 adjacent needed responses at once (the filter's loads shared).
+                run_ = (need >> (x - xc)) & 15
+                k = 4 if run_ == 15 else (2 if run_ & 3 == 3 else 1)
+                if k == 1 or not _responses(lev, f, x, y, k, pair):
+                    k = 1
+                    pair[0] = _response(lev, f, x, y)
+                for j in range(k):
+                    rval[x + j] = pair[j]
+                    rstamp[x + j] = cur
+                    need &= need - 1
+                st.nconv[pca] += k
         # ... then every known one competes for its column's minimum (branch-free: the same
         # comparisons in the same order as one loop doing both).
         for x in range(xa, xb + 1):
@@ -433,7 +454,7 @@ cdef class CascadeKernel:
                 dt = self.dtabs + m * nk * nk
                 for ky in range(nk):
                     for kx in range(nk):
-                        dt[ky * nk + kx] = -(cost[0, kx] + cost[1, kx]) - (cost[2, ky] + cost[3, ky])
+                        dt[ky * nk + nk - 1 - kx] = -(cost[0, kx] + cost[1, kx]) - (cost[2, ky] + cost[3, ky])
                 self.parts[m].dtab = dt
                 self._keep += [part["full"], part["proj"], part["cost"]]
                 m += 1
