@@ -135,6 +135,7 @@ cdef extern from "_cascade_dot.h":
     void dpm_cascade_rowsk(const double* a, long as_, long dx, const double* b, long bs, int rows, int n,
                            int K, double* out) noexcept nogil
     int dpm_ctz64(unsigned long long v) noexcept nogil
+    void dpm_prefetch(const void* p) noexcept nogil
 
 
 cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept nogil:
@@ -198,6 +199,12 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     xb = px + S if px + S < W - 1 else W - 1
     ya = py - S if py - S > 0 else 0
     yb = py + S if py + S < H - 1 else H - 1
+    # The window's memo rows, fetched ahead of the row-by-row passes below.
+    for y in range(ya, yb + 1):
+        dpm_prefetch(stamp + <long long>y * W + xa)
+        dpm_prefetch(stamp + <long long>y * W + xb)
+        dpm_prefetch(val + <long long>y * W + xa)
+        dpm_prefetch(val + <long long>y * W + xb)
     for x in range(xa, xb + 1):
         col[x - xa] = INFINITY
         coly[x - xa] = -1

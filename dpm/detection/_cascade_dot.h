@@ -205,6 +205,16 @@ static inline void dpm_cascade_rowsk(const double *a, long as, long dx, const do
 }
 #endif
 
+/* A hint to fetch the cache line of p (no effect on results). */
+static inline void dpm_prefetch(const void *p)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+
 /* Index of the lowest set bit of v (v != 0). */
 static inline int dpm_ctz64(unsigned long long v)
 {
