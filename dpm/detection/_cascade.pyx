@@ -153,7 +153,7 @@ cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept 
 
 
 cdef inline bint _responses(const Map* m, const Map* f, int x, int y, int K, double* out) noexcept nogil:
-    # The responses at (x, y) .. (x + K - 1, y), K = 2 or 4, when no placement is clipped (else False).
+    # The responses at (x, y) .. (x + K - 1, y), K = 2 .. 4, when no placement is clipped (else False).
     cdef int r0 = y - m.pady, c0 = x - m.padx
     if r0 < 0 or c0 < 0 or r0 + f.h > m.h or c0 + K - 1 + f.w > m.w or f.w <= 0 or f.h <= 0:
         return False
@@ -222,9 +222,9 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
                 need |= (<unsigned long long>((rstamp[x] != cur) & (not (drow[x] < defthresh)))) << (x - xc)
             while need:
                 x = xc + dpm_ctz64(need)
-                # Runs of 4 or 2 adjacent needed responses at once (the filter's loads shared).
+                # Runs of up to 4 adjacent needed responses at once (the filter's loads shared).
                 run_ = (need >> (x - xc)) & 15
-                k = 4 if run_ == 15 else (2 if run_ & 3 == 3 else 1)
+                k = 4 if run_ == 15 else (3 if run_ & 7 == 7 else (2 if run_ & 3 == 3 else 1))
                 if k == 1 or not _responses(lev, f, x, y, k, pair):
                     k = 1
                     pair[0] = _response(lev, f, x, y)

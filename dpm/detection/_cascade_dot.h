@@ -154,7 +154,7 @@ dpm_cascade_rowsk_n(const double *a, long as, long dx, const double *b, long bs,
         out[k] = s[k];
 }
 
-/* K = 2 or 4 placements (see dpm_cascade_rowsk_n). */
+/* K = 2, 3 or 4 placements (see dpm_cascade_rowsk_n). */
 static inline void dpm_cascade_rowsk(const double *a, long as, long dx, const double *b, long bs, int rows, int n,
                                      int K, double *out)
 {
@@ -165,6 +165,13 @@ static inline void dpm_cascade_rowsk(const double *a, long as, long dx, const do
             dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, 4, out);
         else
             dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, 4, out);
+    } else if (K == 3) {
+        if (rows == 6 && n == 36)
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, 3, out);
+        else if (rows == 6 && n == 192)
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, 3, out);
+        else
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, 3, out);
     } else {
         if (rows == 6 && n == 36)
             dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, 2, out);
