@@ -17,7 +17,8 @@
 #         R(x, y) - deformation cost(probe - (x, y)),
 #     where R is the filter response; a placement whose response is not yet
 #     known and whose deformation score is below t[2s] - score is skipped
-#     (deformation pruning); responses are computed one at a time and
+#     (deformation pruning); responses are computed as needed (adjacent
+#     needed ones of a window row together, each the same sum as alone) and
 #     memoised per (level, filter, placement), so a later hypothesis uses
 #     every response computed so far, pruned or not (cascade.cc's rule);
 #   - a projected part's score is added; a full part's score replaces its
