@@ -184,7 +184,7 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
     cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by, xc, xe
     cdef unsigned long long need, run_
-    cdef double pair[4]
+    cdef double got[4]
     cdef int k, j
     cdef const double* drow
     cdef bint take
@@ -226,11 +226,11 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
                 # Runs of up to 4 adjacent needed responses at once (the filter's loads shared).
                 run_ = (need >> (x - xc)) & 15
                 k = 4 if run_ == 15 else (3 if run_ & 7 == 7 else (2 if run_ & 3 == 3 else 1))
-                if k == 1 or not _responses(lev, f, x, y, k, pair):
+                if k == 1 or not _responses(lev, f, x, y, k, got):
                     k = 1
-                    pair[0] = _response(lev, f, x, y)
+                    got[0] = _response(lev, f, x, y)
                 for j in range(k):
-                    rval[x + j] = pair[j]
+                    rval[x + j] = got[j]
                     rstamp[x + j] = cur
                     need &= need - 1
                 st.nconv[pca] += k
@@ -432,7 +432,7 @@ cdef class CascadeKernel:
         self.comps = <CompK*>malloc(max(1, self.ncomp) * sizeof(CompK))
         self.parts = <PartK*>malloc(max(1, self.nmemo) * sizeof(PartK))
         nk = 2 * window + 1
-        self.dtabs = <double*>malloc(max(1, self.nmemo * nk * nk) * sizeof(double))
+        self.dtabs = <double*>malloc(max(1, <long long>self.nmemo * nk * nk) * sizeof(double))
         self.memo_val = NULL
         self.memo_stamp = NULL
         self.memo_cap = 0
@@ -459,7 +459,7 @@ cdef class CascadeKernel:
                 self.parts[m].memo = m
                 cost = part["cost"]
                 self.parts[m].cost = &cost[0, 0]
-                dt = self.dtabs + m * nk * nk
+                dt = self.dtabs + <long long>m * nk * nk
                 for ky in range(nk):
                     for kx in range(nk):
                         dt[ky * nk + nk - 1 - kx] = -(cost[0, kx] + cost[1, kx]) - (cost[2, ky] + cost[3, ky])
