@@ -17,7 +17,8 @@
 #         R(x, y) - deformation cost(probe - (x, y)),
 #     where R is the filter response; a placement whose response is not yet
 #     known and whose deformation score is below t[2s] - score is skipped
-#     (deformation pruning); responses are computed one at a time and
+#     (deformation pruning); responses are computed as needed (adjacent
+#     needed ones of a window row together, each the same sum as alone) and
 #     memoised per (level, filter, placement), so a later hypothesis uses
 #     every response computed so far, pruned or not (cascade.cc's rule);
 #   - a projected part's score is added; a full part's score replaces its
@@ -73,6 +74,7 @@ cdef struct PartK:
     int ax, ay            # probe offsets: probe = (2 rx + ax, 2 ry + ay)
     int memo              # index of the part's memo planes
     const double* cost    # (4, 2S+1): ax k^2, bx k, ay k^2, by k at [k + S]
+    const double* dtab    # (2S+1, 2S+1): deformation score -(ax kx^2 + bx kx) - (ay ky^2 + by ky) at [ky + S, S - kx]
 
 
 cdef struct CompK:
@@ -130,6 +132,11 @@ cdef inline double _now() noexcept nogil:
 
 cdef extern from "_cascade_dot.h":
     double dpm_cascade_dot(const double* a, const double* b, int n) noexcept nogil
+    double dpm_cascade_rows(const double* a, long as_, const double* b, long bs, int rows, int n) noexcept nogil
+    void dpm_cascade_rowsk(const double* a, long as_, long dx, const double* b, long bs, int rows, int n,
+                           int K, double* out) noexcept nogil
+    int dpm_ctz64(unsigned long long v) noexcept nogil
+    void dpm_prefetch(const void* p) noexcept nogil
 
 
 cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept nogil:
@@ -139,13 +146,21 @@ cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept 
     cdef int rb = f.h if r0 + f.h <= m.h else m.h - r0
     cdef int ca = 0 if c0 >= 0 else -c0
     cdef int cb = f.w if c0 + f.w <= m.w else m.w - c0
-    cdef int d = m.d, r
-    cdef double s = 0.0
-    if ca >= cb:
+    cdef int d = m.d
+    if ca >= cb or ra >= rb:
         return 0.0
-    for r in range(ra, rb):
-        s += dpm_cascade_dot(m.data + ((r0 + r) * m.w + c0 + ca) * d, f.data + (r * f.w + ca) * d, (cb - ca) * d)
-    return s
+    return dpm_cascade_rows(m.data + ((r0 + ra) * m.w + c0 + ca) * d, <long>m.w * d,
+                            f.data + (ra * f.w + ca) * d, <long>f.w * d, rb - ra, (cb - ca) * d)
+
+
+cdef inline bint _responses(const Map* m, const Map* f, int x, int y, int K, double* out) noexcept nogil:
+    # The responses at (x, y) .. (x + K - 1, y), K = 2 .. 4, when no placement is clipped (else False).
+    cdef int r0 = y - m.pady, c0 = x - m.padx
+    if r0 < 0 or c0 < 0 or r0 + f.h > m.h or c0 + K - 1 + f.w > m.w or f.w <= 0 or f.h <= 0:
+        return False
+    dpm_cascade_rowsk(m.data + (r0 * m.w + c0) * m.d, <long>m.w * m.d, m.d, f.data, <long>f.w * m.d,
+                      f.h, f.w * m.d, K, out)
+    return True
 
 
 cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca, int px, int py,
@@ -167,7 +182,11 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     cdef int* coly = run.coly
     cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
     cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
-    cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by
+    cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by, xc, xe
+    cdef unsigned long long need, run_
+    cdef double got[4]
+    cdef int k, j
+    cdef const double* drow
     cdef bint take
     cdef double* rval
     cdef unsigned int* rstamp
@@ -181,6 +200,12 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     xb = px + S if px + S < W - 1 else W - 1
     ya = py - S if py - S > 0 else 0
     yb = py + S if py + S < H - 1 else H - 1
+    # The window's memo rows, fetched ahead of the row-by-row passes below.
+    for y in range(ya, yb + 1):
+        dpm_prefetch(stamp + <long long>y * W + xa)
+        dpm_prefetch(stamp + <long long>y * W + xb)
+        dpm_prefetch(val + <long long>y * W + xa)
+        dpm_prefetch(val + <long long>y * W + xb)
     for x in range(xa, xb + 1):
         col[x - xa] = INFINITY
         coly[x - xa] = -1
@@ -188,15 +213,27 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
         ky = py - y + S
         rval = val + <long long>y * W
         rstamp = stamp + <long long>y * W
-        # The responses of this row that are not known yet and pass deformation pruning ...
-        for x in range(xa, xb + 1):
-            if rstamp[x] != cur:
-                kx = px - x + S
-                if -(qx[kx] + lx[kx]) - (qy[ky] + ly[ky]) < defthresh:
-                    continue
-                rval[x] = _response(lev, f, x, y)
-                rstamp[x] = cur
-                st.nconv[pca] += 1
+        # The responses of this row that are not known yet and pass deformation pruning (a bit
+        # mask per run of 64 columns, built without branches) ...
+        drow = p.dtab + ky * (2 * S + 1) + S - px   # drow[x]: deformation score at column x
+        for xc in range(xa, xb + 1, 64):
+            xe = xc + 64 if xc + 64 <= xb + 1 else xb + 1
+            need = 0
+            for x in range(xc, xe):
+                need |= (<unsigned long long>((rstamp[x] != cur) & (not (drow[x] < defthresh)))) << (x - xc)
+            while need:
+                x = xc + dpm_ctz64(need)
+                # Runs of up to 4 adjacent needed responses at once (the filter's loads shared).
+                run_ = (need >> (x - xc)) & 15
+                k = 4 if run_ == 15 else (3 if run_ & 7 == 7 else (2 if run_ & 3 == 3 else 1))
+                if k == 1 or not _responses(lev, f, x, y, k, got):
+                    k = 1
+                    got[0] = _response(lev, f, x, y)
+                for j in range(k):
+                    rval[x + j] = got[j]
+                    rstamp[x + j] = cur
+                    need &= need - 1
+                st.nconv[pca] += k
         # ... then every known one competes for its column's minimum (branch-free: the same
         # comparisons in the same order as one loop doing both).
         for x in range(xa, xb + 1):
@@ -355,6 +392,7 @@ cdef class CascadeKernel:
     cdef object _keep
     cdef CompK* comps
     cdef PartK* parts
+    cdef double* dtabs
     cdef int ncomp, nmemo, S, pady, padx, maxparts, maxstages, skipy, skipx, tminh, tminw
     cdef bint skip_border, want_blocks
     cdef double threshold
@@ -368,7 +406,8 @@ cdef class CascadeKernel:
 
     def __cinit__(self, components, *, int window, bint skip_border, double threshold, padding,
                   bint blocks=False, bint timing=False, border=None, table=None):
-        cdef int c, j, m = 0
+        cdef int c, j, m = 0, nk, kx, ky
+        cdef double* dt
         cdef double[:, :, ::1] a
         cdef double[:, ::1] cost
         cdef long long[::1] order
@@ -392,11 +431,13 @@ cdef class CascadeKernel:
         self._keep = []
         self.comps = <CompK*>malloc(max(1, self.ncomp) * sizeof(CompK))
         self.parts = <PartK*>malloc(max(1, self.nmemo) * sizeof(PartK))
+        nk = 2 * window + 1
+        self.dtabs = <double*>malloc(max(1, <long long>self.nmemo * nk * nk) * sizeof(double))
         self.memo_val = NULL
         self.memo_stamp = NULL
         self.memo_cap = 0
         self.stamp = 0
-        if self.comps == NULL or self.parts == NULL:
+        if self.comps == NULL or self.parts == NULL or self.dtabs == NULL:
             raise MemoryError()
         for c, comp in enumerate(components):
             a = comp["root"]
@@ -418,6 +459,11 @@ cdef class CascadeKernel:
                 self.parts[m].memo = m
                 cost = part["cost"]
                 self.parts[m].cost = &cost[0, 0]
+                dt = self.dtabs + <long long>m * nk * nk
+                for ky in range(nk):
+                    for kx in range(nk):
+                        dt[ky * nk + nk - 1 - kx] = -(cost[0, kx] + cost[1, kx]) - (cost[2, ky] + cost[3, ky])
+                self.parts[m].dtab = dt
                 self._keep += [part["full"], part["proj"], part["cost"]]
                 m += 1
         self._passed = np.zeros((self.ncomp, self.maxstages + 1), dtype=np.int64)
@@ -428,6 +474,7 @@ cdef class CascadeKernel:
     def __dealloc__(self):
         free(self.comps)
         free(self.parts)
+        free(self.dtabs)
         free(self.memo_val)
         free(self.memo_stamp)
 

@@ -49,6 +49,138 @@ static inline double dpm_cascade_dot(const double *a, const double *b, int n)
         t[v] += a[i] * b[i];
     return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
 }
+
+/* The sum over rows r = 0 .. rows-1, in order from 0.0, of dpm_cascade_dot(a + r * as, b + r * bs, n):
+   a filter of `rows` rows of n doubles (row stride bs) placed on a map (row stride as).  The same
+   products, partial sums and combination order as dpm_cascade_dot, so the same bits; the 8 partial
+   sums are combined in vector registers: (s0 + s4), (s1 + s5), (s2 + s6), (s3 + s7) in one vector,
+   then (that[0] + that[2]) + (that[1] + that[3]). */
+static inline __attribute__((always_inline)) double
+dpm_cascade_rows_n(const double *a, long as, const double *b, long bs, int rows, int n)
+{
+    double s = 0.0;
+    int r;
+    for (r = 0; r < rows; r++, a += as, b += bs) {
+        dpm_cdv s0 = (dpm_cdv){0}, s1 = (dpm_cdv){0}, va, vb, u;
+        double t[8];
+        int i = 0, v;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&va, a + i, sizeof va);
+            memcpy(&vb, b + i, sizeof vb);
+            s0 += va * vb;
+            memcpy(&va, a + i + DPM_CD_W, sizeof va);
+            memcpy(&vb, b + i + DPM_CD_W, sizeof vb);
+            s1 += va * vb;
+        }
+        if (i + DPM_CD_W <= n) {
+            memcpy(&va, a + i, sizeof va);
+            memcpy(&vb, b + i, sizeof vb);
+            s0 += va * vb;
+            i += DPM_CD_W;
+        }
+        if (i == n) {
+            u = s0 + s1;
+            s += (u[0] + u[2]) + (u[1] + u[3]);
+        } else {
+            memcpy(t, &s0, sizeof s0);
+            memcpy(t + DPM_CD_W, &s1, sizeof s1);
+            for (v = (n & 7) >= DPM_CD_W ? DPM_CD_W : 0; i < n; i++, v++)
+                t[v] += a[i] * b[i];
+            s += ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
+        }
+    }
+    return s;
+}
+
+/* The same, specialised for 6 x 6 filters of 6 (projected) and 32 channels. */
+static inline double dpm_cascade_rows(const double *a, long as, const double *b, long bs, int rows, int n)
+{
+    if (rows == 6 && n == 36)
+        return dpm_cascade_rows_n(a, as, b, bs, 6, 36);
+    if (rows == 6 && n == 192)
+        return dpm_cascade_rows_n(a, as, b, bs, 6, 192);
+    return dpm_cascade_rows_n(a, as, b, bs, rows, n);
+}
+/* dpm_cascade_rows_n at a, a + dx, ..., a + (K - 1) dx (K placements of the filter, e.g. adjacent
+   columns) into out[0 .. K-1]: each filter load serves the K sums; each sum is formed exactly as
+   dpm_cascade_rows_n forms it. */
+static inline __attribute__((always_inline)) void
+dpm_cascade_rowsk_n(const double *a, long as, long dx, const double *b, long bs, int rows, int n, int K,
+                    double *out)
+{
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    int r, k;
+    for (r = 0; r < rows; r++, a += as, b += bs) {
+        dpm_cdv s0[4], s1[4], va, vb, u;
+        double t[8];
+        int i = 0, v;
+        for (k = 0; k < K; k++)
+            s0[k] = s1[k] = (dpm_cdv){0};
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&vb, b + i, sizeof vb);
+            for (k = 0; k < K; k++) {
+                memcpy(&va, a + k * dx + i, sizeof va);
+                s0[k] += va * vb;
+            }
+            memcpy(&vb, b + i + DPM_CD_W, sizeof vb);
+            for (k = 0; k < K; k++) {
+                memcpy(&va, a + k * dx + i + DPM_CD_W, sizeof va);
+                s1[k] += va * vb;
+            }
+        }
+        if (i + DPM_CD_W <= n) {
+            memcpy(&vb, b + i, sizeof vb);
+            for (k = 0; k < K; k++) {
+                memcpy(&va, a + k * dx + i, sizeof va);
+                s0[k] += va * vb;
+            }
+            i += DPM_CD_W;
+        }
+        for (k = 0; k < K; k++) {
+            if (i == n) {
+                u = s0[k] + s1[k];
+                s[k] += (u[0] + u[2]) + (u[1] + u[3]);
+            } else {
+                int j;
+                memcpy(t, &s0[k], sizeof s0[k]);
+                memcpy(t + DPM_CD_W, &s1[k], sizeof s1[k]);
+                for (j = i, v = (n & 7) >= DPM_CD_W ? DPM_CD_W : 0; j < n; j++, v++)
+                    t[v] += a[k * dx + j] * b[j];
+                s[k] += ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
+            }
+        }
+    }
+    for (k = 0; k < K; k++)
+        out[k] = s[k];
+}
+
+/* K = 2, 3 or 4 placements (see dpm_cascade_rowsk_n). */
+static inline void dpm_cascade_rowsk(const double *a, long as, long dx, const double *b, long bs, int rows, int n,
+                                     int K, double *out)
+{
+    if (K == 4) {
+        if (rows == 6 && n == 36)
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, 4, out);
+        else if (rows == 6 && n == 192)
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, 4, out);
+        else
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, 4, out);
+    } else if (K == 3) {
+        if (rows == 6 && n == 36)
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, 3, out);
+        else if (rows == 6 && n == 192)
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, 3, out);
+        else
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, 3, out);
+    } else {
+        if (rows == 6 && n == 36)
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, 2, out);
+        else if (rows == 6 && n == 192)
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, 2, out);
+        else
+            dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, 2, out);
+    }
+}
 #else
 static inline double dpm_cascade_dot(const double *a, const double *b, int n)
 {
@@ -61,6 +193,48 @@ static inline double dpm_cascade_dot(const double *a, const double *b, int n)
         t[v] += a[i] * b[i];
     return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]));
 }
+
+static inline double dpm_cascade_rows(const double *a, long as, const double *b, long bs, int rows, int n)
+{
+    double s = 0.0;
+    int r;
+    for (r = 0; r < rows; r++)
+        s += dpm_cascade_dot(a + r * as, b + r * bs, n);
+    return s;
+}
+
+static inline void dpm_cascade_rowsk(const double *a, long as, long dx, const double *b, long bs, int rows, int n,
+                                     int K, double *out)
+{
+    int k;
+    for (k = 0; k < K; k++)
+        out[k] = dpm_cascade_rows(a + k * dx, as, b, bs, rows, n);
+}
 #endif
+
+/* A hint to fetch the cache line of p (no effect on results). */
+static inline void dpm_prefetch(const void *p)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+
+/* Index of the lowest set bit of v (v != 0). */
+static inline int dpm_ctz64(unsigned long long v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(v);
+#else
+    int i = 0;
+    while (!(v & 1)) {
+        v >>= 1;
+        i++;
+    }
+    return i;
+#endif
+}
 
 #endif /* DPM_CASCADE_DOT_H */

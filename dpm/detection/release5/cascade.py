@@ -174,15 +174,19 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
         if len(pos) == 0:
             continue
         keep = _best_per_position(pos, score)
-        pos, score, parts = pos[keep], score[keep], parts[keep]
-        placed = np.concatenate([pos[:, None, 1:3], parts], axis=1).astype(np.intp)
-        found.append(placed_detections(model, pyramid, lev, pos[:, 0].astype(np.intp), pos[:, 1].astype(np.intp),
-                                       pos[:, 2].astype(np.intp), placed, score))
+        found.append((np.full(len(keep), lev, dtype=np.intp), pos[keep], score[keep], parts[keep]))
         if blocks is not None:
             recorded.append(blocks[keep])
         assemble += time.perf_counter() - t2
     clock = time.perf_counter()
-    raw = merge_levels(model, found)
+    if found:
+        lev, pos, score, parts = (np.concatenate(x) for x in zip(*found))
+        placed = np.concatenate([pos[:, None, 1:3], parts], axis=1).astype(np.intp)
+        pos = pos.astype(np.intp)
+        raw = merge_levels(model, [placed_detections(model, pyramid, lev, pos[:, 0], pos[:, 1], pos[:, 2],
+                                                     placed, score)])
+    else:
+        raw = merge_levels(model, [])
     if stats is not None:
         stats.record(kernel, features=times["features"], projection=times["projection"], root=root_seconds,
                      search=kernel_seconds, rest=assemble + time.perf_counter() - clock,

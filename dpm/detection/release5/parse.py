@@ -105,12 +105,15 @@ def level_detections(scores: StarLevel, model: StarModel, pyramid, threshold: fl
     return placed_detections(model, pyramid, scores.level, rule, xs, ys, placed, s)
 
 
-def placed_detections(model: StarModel, pyramid, level: int, rule, xs, ys, placed, score) -> StarRaw:
-    """Raw detections of root positions ``(xs, ys)`` of ``level`` (0-based, padded level), each of
-    component ``rule``, with its filters (root, then parts, in the rule's order) placed at ``placed``
-    ``(N, P + 1, 2)`` ``(x, y)``: 0-based cells of the padded level each filter is placed at."""
+def placed_detections(model: StarModel, pyramid, level, rule, xs, ys, placed, score) -> StarRaw:
+    """Raw detections of root positions ``(xs, ys)`` of ``level`` (0-based, padded level; an int, or
+    one per detection), each of component ``rule``, with its filters (root, then parts, in the rule's
+    order) placed at ``placed`` ``(N, P + 1, 2)`` ``(x, y)``: 0-based cells of the padded level each
+    filter is placed at."""
     n = len(xs)
     sbin, interval, padx, pady = model.sbin, pyramid.interval, pyramid.padx, pyramid.pady
+    levels = np.broadcast_to(np.asarray(level, dtype=np.intp), (n,))
+    scales = np.asarray(pyramid.scales, dtype=np.float64)
     ds = np.zeros((n, 6))
     bs = np.zeros((n, 4 * model.num_filters + 2))
     boxes = np.zeros((n, model.num_parts + 1, 4))
@@ -118,30 +121,41 @@ def placed_detections(model: StarModel, pyramid, level: int, rule, xs, ys, place
         sel = np.flatnonzero(rule == ci)
         if sel.size == 0:
             continue
-        x, y = xs[sel], ys[sel]
-        scale = sbin / pyramid.scales[level]
+        x, y, lev = xs[sel], ys[sel], levels[sel]
+        scale = sbin / scales[lev]
         (dh, dw), (sy, sx) = comp.detwindow, comp.shiftwindow
         x1 = (x - sx - padx) * scale
         y1 = (y - sy - pady) * scale
-        ds[sel, :4] = np.stack([x1 + 1, y1 + 1, x1 + dw * scale - 1 + 1, y1 + dh * scale - 1 + 1], axis=1)
+        d = ds[sel]
+        d[:, 0] = x1 + 1
+        d[:, 1] = y1 + 1
+        d[:, 2] = x1 + dw * scale - 1 + 1
+        d[:, 3] = y1 + dh * scale - 1 + 1
+        ds[sel] = d
+        box = np.empty((sel.size, len(comp.filters), 4))
         for j, f in enumerate(comp.filters):
             fds = f.anchor[2]
             step = 2 ** fds
             # release 5's virtual padding: pad * (step - 1) cells between the levels
             px = placed[sel, j, 0] + padx * (step - 1)
             py = placed[sel, j, 1] + pady * (step - 1)
-            fscale = sbin / pyramid.scales[level - interval * fds]
+            fscale = sbin / scales[lev - interval * fds]
             fh, fw = f.size
             bx1 = (px - padx * step) * fscale
             by1 = (py - pady * step) * fscale
-            box = np.stack([bx1 + 1, by1 + 1, bx1 + fw * fscale - 1 + 1, by1 + fh * fscale - 1 + 1], axis=1)
-            boxes[sel, j] = box
-            bs[sel, 4 * f.filter_index:4 * f.filter_index + 4] = box
+            b = box[:, j]
+            b[:, 0] = bx1 + 1
+            b[:, 1] = by1 + 1
+            b[:, 2] = bx1 + fw * fscale - 1 + 1
+            b[:, 3] = by1 + fh * fscale - 1 + 1
+        boxes[sel, :len(comp.filters)] = box
+        cols = (4 * np.array([f.filter_index for f in comp.filters])[:, None] + np.arange(4)).ravel()
+        bs[np.ix_(sel, cols)] = box.reshape(sel.size, -1)
     ds[:, 4] = rule + 1
     ds[:, 5] = score
     bs[:, -2] = rule + 1
     bs[:, -1] = score
-    return StarRaw(ds, bs, boxes, np.full(n, level, dtype=np.intp))
+    return StarRaw(ds, bs, boxes, levels.copy())
 
 
 def merge_levels(model: StarModel, parts) -> StarRaw:

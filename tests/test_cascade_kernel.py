@@ -1,0 +1,121 @@
+"""The compiled cascade search (dpm/detection/_cascade.pyx) against a plain-Python statement of its sums.
+
+A filter response is summed in a fixed order (dpm/detection/_cascade_dot.h): per filter row, the
+products of its run of cells in 8 partial sums, combined as ((s0 + s4) + (s2 + s6)) + ((s1 + s5) +
+(s3 + s7)), the rows added in order from 0.0.  The kernel computes adjacent responses of a window
+row together; each must still be exactly that sum, whether the filter is clipped by the virtual
+padding (release 3.1's levels) or not (release 5's).
+"""
+import importlib
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import builds_of
+from dpm.detection.cascade import cost_table
+from dpm.detection.release5.parse import placed_detections
+
+
+def _lane_dot(a, b):
+    t = [0.0] * 8
+    n, i = len(a), 0
+    while i + 8 <= n:
+        for v in range(8):
+            t[v] += float(a[i + v]) * float(b[i + v])
+        i += 8
+    for v, j in enumerate(range(i, n)):
+        t[v] += float(a[j]) * float(b[j])
+    return ((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7]))
+
+
+def _response(m, f, x, y, pady, padx):
+    """Filter f with its top-left cell at (x, y) of map m read as padded by (pady, padx) zero cells:
+    only the cells inside m are summed, each row's run of them as one dot product."""
+    r0, c0 = y - pady, x - padx
+    ra, rb = max(0, -r0), min(f.shape[0], m.shape[0] - r0)
+    ca, cb = max(0, -c0), min(f.shape[1], m.shape[1] - c0)
+    s = 0.0
+    if ca >= cb:
+        return s
+    for r in range(ra, rb):
+        s += _lane_dot(m[r0 + r, c0 + ca:c0 + cb].ravel(), f[r, ca:cb].ravel())
+    return s
+
+
+def _case(rng, padding):
+    d, k, nparts = 32, 6, 2
+    root = rng.standard_normal((3, 4, d))
+    parts = [dict(full=rng.standard_normal((6, 6, d)), proj=rng.standard_normal((6, 6, k)),
+                  anchor=(1 + 2 * j, 2), cost=cost_table((0.05, 0.01, 0.04, -0.02), 4))
+             for j in range(nparts)]
+    n = nparts + 1
+    comp = dict(root=root, bias=0.5, order=np.array([0, 2, 1, 0, 1, 2], dtype=np.int64),
+                thresholds=np.full(4 * n, -np.inf), parts=parts)
+    levels = dict(root=rng.standard_normal((10, 12, d)), part=rng.standard_normal((20, 24, d)),
+                  part_proj=rng.standard_normal((20, 24, k)))
+    pady, padx = padding
+    hr = levels["root"].shape[0] + 2 * pady - root.shape[0] + 1
+    wr = levels["root"].shape[1] + 2 * padx - root.shape[1] + 1
+    scores = rng.standard_normal((hr, wr))
+    return comp, levels, scores
+
+
+@pytest.mark.parametrize("build", builds_of("dpm.detection._cascade"))
+@pytest.mark.parametrize("padding", [(0, 0), (2, 3)])
+def test_full_responses_are_the_fixed_order_sums(build, padding, rng):
+    comp, lv, scores = _case(rng, padding)
+    kernel = importlib.import_module(build).CascadeKernel(
+        [comp], window=4, skip_border=False, threshold=-np.inf, padding=padding, blocks=True)
+    pos, score, parts, blocks = kernel.level(lv["root"], lv["part"], lv["part_proj"], [scores])
+    pady, padx = padding
+    assert len(pos) > scores.size // 2  # no pruning: all but positions with a probe off the part level
+    full, proj = kernel.responses
+    assert full > 0 and proj > 0
+    checked = 0
+    for k in range(0, len(pos), 7):
+        _, rx, ry = (int(v) for v in pos[k])
+        # stage 3: the full root at (rx, ry); stages 4, 5: parts 1, 2 at their placements
+        assert blocks[k, 3, 1] == _response(lv["root"], comp["root"], rx, ry, pady, padx)
+        for stage, part in ((4, 1), (5, 2)):
+            x, y = (int(v) for v in parts[k, part - 1])
+            if x < 0:
+                continue  # probe outside the part level: no placement
+            want = _response(lv["part"], comp["parts"][part - 1]["full"], x, y, 2 * pady, 2 * padx)
+            assert blocks[k, stage, 1] == want
+            checked += 1
+    assert checked > 10
+
+
+def _star_stub(components):
+    # a StarModel's attributes that placed_detections reads
+    comps = [SimpleNamespace(detwindow=(40, 24), shiftwindow=(1, 2),
+                             filters=[SimpleNamespace(anchor=(0, 0, 0), size=(5, 3), filter_index=3 * c),
+                                      SimpleNamespace(anchor=(1, 2, 1), size=(6, 6), filter_index=3 * c + 1),
+                                      SimpleNamespace(anchor=(3, 1, 1), size=(6, 6), filter_index=3 * c + 2)])
+             for c in range(components)]
+    return SimpleNamespace(sbin=8, components=comps, num_filters=3 * components, num_parts=2)
+
+
+def test_placed_detections_with_a_level_per_detection_are_the_per_level_ones(rng):
+    model = _star_stub(2)
+    pyramid = SimpleNamespace(interval=5, padx=4, pady=3, scales=2.0 ** (-np.arange(20) / 5))
+    n = 40
+    levels = np.sort(rng.integers(5, 20, n))
+    rule = rng.integers(0, 2, n)
+    xs, ys = rng.integers(0, 30, n), rng.integers(0, 30, n)
+    placed = rng.integers(0, 60, (n, 3, 2))
+    score = rng.standard_normal(n)
+    together = placed_detections(model, pyramid, levels, rule, xs, ys, placed, score)
+    rows = [placed_detections(model, pyramid, int(lev), rule[levels == lev], xs[levels == lev],
+                              ys[levels == lev], placed[levels == lev], score[levels == lev])
+            for lev in np.unique(levels)]
+    for name in ("ds", "bs", "boxes", "levels"):
+        np.testing.assert_array_equal(getattr(together, name), np.concatenate([getattr(r, name) for r in rows]))
+    assert together.levels.tolist() == levels.tolist()
+    # a box: the part (anchor (1, 2, 1)) of detection 0, one octave finer, with the virtual padding
+    lev, c = int(levels[0]), int(rule[0])
+    fscale = 8 / pyramid.scales[lev - 5]
+    bx1 = (placed[0, 1, 0] + 4 - 4 * 2) * fscale
+    assert together.boxes[0, 1, 0] == bx1 + 1 and together.boxes[0, 1, 2] == bx1 + 6 * fscale - 1 + 1
+    assert together.bs[0, 4 * (3 * c + 1)] == bx1 + 1
