@@ -7,7 +7,7 @@ Usage::
 
 Reports, in one run, for the release-5 model (default VOC2007 person, loaded
 from ../shared/models/voc-release5/ with the cascade of the published
-statistics, :func:`dpm.cascade.release5.cascade_from_published`) on
+statistics, :func:`dpm.model.release5_cascade.cascade_from_published`) on
 ``000034.jpg`` (the decoded pixels of ../shared/golden/release5/images_decoded_octave.mat):
 
 * exact detection (:func:`dpm.detect` with ``cascade=False``) and cascade

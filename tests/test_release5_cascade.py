@@ -17,7 +17,7 @@ import pytest
 import scipy.io as sio
 
 import dpm
-from dpm.cascade.release5 import cascade_from_published, published_coeff
+from dpm.model.release5_cascade import cascade_from_published, published_coeff
 from dpm.detection.release5 import detect_raw_star, detect_raw_star_cascade, detect_star
 from dpm.detection.release5 import single as r5single
 

@@ -21,7 +21,7 @@ person-voc``); the shipped files were made this way.
 
 converts voc-release5's star models (``VOC2007/``, ``VOC2010/``, ``INRIA/``:
 ``dpm/data/r5/...``), each with the star-cascade of the release's published
-statistics (``star-cascade/``, :func:`dpm.cascade.release5.cascade_from_published`,
+statistics (``star-cascade/``, :func:`dpm.model.release5_cascade.cascade_from_published`,
 attached by the loader), and copies the release's licence to
 ``dpm/data/COPYING-voc-release5``.  Either release may be given alone.
 """

@@ -130,7 +130,7 @@ def build_cascade(model: Model, positives, *, threshold: float | None = None, di
     if not isinstance(model, Model):
         if isinstance(model, StarModel):
             raise ValueError("model: a voc-release5 StarModel takes the cascade of the release's published "
-                             "statistics (dpm.cascade.release5.cascade_from_published; the built-in r5/... "
+                             "statistics (dpm.model.release5_cascade.cascade_from_published; the built-in r5/... "
                              "models carry it), not one built here")
         raise ValueError(f"model must be a dpm.Model, got {type(model).__name__}")
     positives = list(getattr(positives, "positives", positives))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cascade.release5 import cascade_from_published, published_cascade_files
+from .release5_cascade import cascade_from_published, published_cascade_files
 from ..files import read_mat
 from .native import MALFORMED, load_native, model_from_payload, one_line
 from .opencv_read import read_opencv_xml
@@ -28,7 +28,7 @@ def load_model(path, *, max_bytes: int | None = None) -> Model | StarModel:
     cascade DPM ``.xml`` file (:func:`dpm.model.opencv_read.read_opencv_xml`: the model with its
     cascade, release 3.1 semantics), or a voc-release5 star model ``.mat`` file (returned as a :class:`dpm.model.release5.StarModel`; where the
     release's published star-cascade statistics sit beside it, ``<release>/star-cascade/``, the model
-    carries the cascade they give, :func:`dpm.cascade.release5.cascade_from_published`).
+    carries the cascade they give, :func:`dpm.model.release5_cascade.cascade_from_published`).
 
     The file is read by a bounded reader (:mod:`dpm.files`): its declared sizes
     are checked before anything is decompressed, and the model's fields are

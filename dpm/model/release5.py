@@ -99,7 +99,7 @@ class StarComponent:
     ``offset_block`` and ``loc_block`` are the 0-based blocks (``blocklabel - 1``)
     of the rule's offset and scale prior; a filter's ``filter_block`` and
     ``def_block`` those of its filter and deformation (the columns of the
-    release's per-positive block scores, :mod:`dpm.cascade.release5`).
+    release's per-positive block scores, :mod:`dpm.model.release5_cascade`).
     """
 
     filters: list
@@ -144,7 +144,7 @@ class StarModel:
         ``source`` (file name), ``year``, ``note`` and ``class`` (the release's
         own class name, e.g. ``inriaperson``).
     cascade : dpm.cascade.Cascade or None
-        Its star-cascade (:func:`dpm.cascade.release5.cascade_from_published`):
+        Its star-cascade (:func:`dpm.model.release5_cascade.cascade_from_published`):
         :func:`dpm.detect` uses it unless ``cascade=False``.
     """
 

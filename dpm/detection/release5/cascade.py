@@ -140,7 +140,7 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
     cascade = model.cascade if cascade is None else cascade
     if cascade is None:
         raise ValueError(f"cascade: the model ({model.class_name}) has no star-cascade; give one "
-                         "(dpm.cascade.release5.cascade_from_published) or detect exactly (cascade=False)")
+                         "(dpm.model.release5_cascade.cascade_from_published) or detect exactly (cascade=False)")
     check_star_cascade(model, cascade)
     thresh = float(cascade.threshold if threshold is None else threshold)
     if math.isnan(thresh):

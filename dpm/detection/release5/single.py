@@ -22,7 +22,7 @@ def use_star_cascade(model: StarModel, cascade: bool | None) -> bool:
         return model.cascade is not None
     if cascade and model.cascade is None:
         raise ValueError(f"cascade=True: the release-5 model ({model.class_name}) has no star-cascade; give it "
-                         "one (dpm.cascade.release5.cascade_from_published) or detect exactly (cascade=False)")
+                         "one (dpm.model.release5_cascade.cascade_from_published) or detect exactly (cascade=False)")
     return bool(cascade)
 
 

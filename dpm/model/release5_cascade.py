@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from ..files import read_mat
-from ..model.check import validate_cascade
-from ..model.release5 import R5_FEATURES, StarModel
-from .thresholds import identity_order, part_order, stage_thresholds
-from .types import DEFAULT_WINDOW, Cascade, CascadeComponent
+from .check import validate_cascade
+from .release5 import R5_FEATURES, StarModel
+from ..cascade.thresholds import identity_order, part_order, stage_thresholds
+from ..cascade.types import DEFAULT_WINDOW, Cascade, CascadeComponent
 
 __all__ = ["PUBLISHED_DIMS", "cascade_from_published", "published_cascade_files", "published_coeff"]
 
