@@ -116,3 +116,13 @@ def test_module_entry_without_arguments_fails_cleanly():
     r = subprocess.run([sys.executable, "-c", "import sys; from dpm.cli.detect import main; sys.exit(main([]))"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+def test_progress_bar_knows_the_number_of_images(capsys, tmp_path, rng):
+    # images given on the command line: the bar shows n/total and the time left, not "?"
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 255, (120, 100, 3), dtype=np.uint8)).save(tmp_path / f"{k}.png")
+    status = main(["person", str(tmp_path), "-j", "1"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert "/3 [" in err and "/?" not in err, err

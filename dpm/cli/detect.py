@@ -156,12 +156,13 @@ def _main(argv) -> int:
     t0 = time.perf_counter()
     with cluster_executor(args) as executor, writer as out:
         todo = skip_done(paths, getattr(out, "resumed", 0), getattr(out, "resumed_last", None))
+        left = None if total is None else max(0, total - getattr(out, "resumed", 0))
         if executor is not None:
             results = on_workers(todo, lambda ps: detect_files(ps, model, executor=executor,
-                                                               progress=show_progress(args),
+                                                               progress=show_progress(args), total=left,
                                                                max_memory=args.max_memory, **options))
         else:
-            results = detect_files(todo, model, n_jobs=jobs(args), progress=show_progress(args),
+            results = detect_files(todo, model, n_jobs=jobs(args), progress=show_progress(args), total=left,
                                    max_memory=args.max_memory, **options)
         status = write_batch(results, out, image_ids=image_ids, drawings=drawings)
     log.info("%d image(s) written, %.3f s per image%s", status.written,

@@ -101,7 +101,8 @@ def detect_evaluation_set(args, evalset, out_dir: Path, models: dict) -> Detecti
         todo = skip_done(paths, out.resumed, out.resumed_last)
         if executor is not None:
             results = on_workers(todo, lambda ps: detect_files(ps, models, executor=executor,
-                                                               progress=show_progress(args), **options))
+                                                               progress=show_progress(args),
+                                                               total=max(0, len(paths) - out.resumed), **options))
         else:
             results = detect_files(list(todo), models, n_jobs=jobs(args), progress=show_progress(args), **options)
         status = write_batch(results, out, image_ids=ids[out.resumed:])

@@ -110,7 +110,8 @@ def check_image_sizes(shape, models, upsample: int = 1) -> None:
     raise errors[0]
 
 
-def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, executor=None, **detect_kwargs):
+def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, executor=None, total: int | None = None,
+                 **detect_kwargs):
     """Detect objects in image files.
 
     Parameters
@@ -131,6 +132,9 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, execut
         Run on this executor instead (it is not closed): a
         :class:`dpm.execution.Executor`, a ``distributed.Client`` or any
         ``concurrent.futures.Executor`` (see :func:`dpm.execution.make_executor`).
+    total : int, optional
+        How many paths ``paths`` yields, when it is an iterator (default:
+        ``len(paths)`` if it has one): the progress bar's total and time left.
     **detect_kwargs
         Passed to :func:`dpm.detect`.
 
@@ -144,7 +148,10 @@ def detect_files(paths, model, *, n_jobs: int = 1, progress: bool = True, execut
     """
     options = tuple(sorted(detect_kwargs.items()))
     tasks = (DetectTask(Path(p), options) for p in paths)
-    total = len(paths) if hasattr(paths, "__len__") else None
+    if total is None and hasattr(paths, "__len__"):
+        total = len(paths)
+    elif total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
+        raise ValueError(f"total must be a non-negative integer or None, got {total!r}")
     if executor is None:
         n = resolve_jobs(n_jobs)
         if total is not None:
