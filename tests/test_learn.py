@@ -27,7 +27,7 @@ MASK64 = (1 << 64) - 1
 def learner_build(request, monkeypatch):
     """Every test runs with each build of the learner."""
     module = importlib.import_module(request.param)
-    monkeypatch.setattr(dpm.learn, "_learner", lambda: module)
+    monkeypatch.setattr(dpm.learn.fit, "_learner", lambda: module)
     return module
 
 
@@ -287,7 +287,7 @@ def test_score_examples_matches_dense(problem, rng):
 # --------------------------------------------------------------------------------------------
 
 def _sgd(ex, layout, C, J, seed, max_updates=10**9, init=None):
-    from dpm.learn import _learner, _problem
+    from dpm.learn.fit import _learner, _problem
     _learn = _learner()
     prob, col = _problem(ex, layout, C, J)
     w0 = np.zeros(layout.num_weights) if init is None else np.asarray(init, dtype=np.float64)
@@ -783,7 +783,7 @@ def test_learner_builds_give_identical_weights(problem, monkeypatch):
     results = []
     for name in builds_of("dpm._learn"):
         module = importlib.import_module(name)
-        monkeypatch.setattr(dpm.learn, "_learner", lambda module=module: module)
+        monkeypatch.setattr(dpm.learn.fit, "_learner", lambda module=module: module)
         res = fit_lsvm(ex, layout, 0.05, 1.0, seed=3, max_updates=50_000)
         results.append(np.asarray(res.w))
     for w in results[1:]:
