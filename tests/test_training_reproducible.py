@@ -39,10 +39,10 @@ VARIANTS = [
 
 CORENAME = """
 import ctypes, sys
-from dpm.convolve import _OPENBLAS
-if not _OPENBLAS.available():
+from dpm.blas import openblas_path
+if openblas_path() is None:
     sys.exit(3)
-lib = ctypes.CDLL(_OPENBLAS.path)
+lib = ctypes.CDLL(openblas_path())
 for name in ("scipy_openblas_get_corename", "openblas_get_corename64_", "openblas_get_corename"):
     fn = getattr(lib, name, None)
     if fn is not None:
