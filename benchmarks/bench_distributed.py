@@ -3,10 +3,12 @@
 Usage::
 
     python benchmarks/bench_distributed.py throughput [--images 200] [--size 320 240] [--model person]
+                                                      [--from DIR [--pattern GLOB]]
     python benchmarks/bench_distributed.py stream [--images 200000] [--jobs 2]
     python benchmarks/bench_distributed.py sizes
 
-``throughput``: a folder of ``--images`` synthetic images; images per second of
+``throughput``: a folder of ``--images`` synthetic images (or links to real
+ones, ``--from``); images per second of
 ``detect_files`` on a ``LocalCluster`` of 1 and of 2 single-threaded worker
 processes (each run in alternation with the local backend's ``-j 1`` and
 ``-j 2``), their ratio, and a check that every backend gives the same boxes.
@@ -54,6 +56,20 @@ def _images(folder: Path, n: int, size, seed=0):
     return paths
 
 
+def _real_images(folder: Path, n: int, source: Path, pattern: str):
+    """``n`` distinct paths (symbolic links in ``folder``) to the files of ``source`` matching ``pattern``, in turn."""
+    files = sorted(source.glob(pattern))
+    if not files:
+        raise SystemExit(f"no files match {pattern} in {source}")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = folder / f"{i:04d}{files[i % len(files)].suffix}"
+        p.symlink_to(files[i % len(files)].resolve())
+        paths.append(p)
+    return paths
+
+
 def _timed(paths, model, **kw):
     from dpm.detection.batch import detect_files
 
@@ -69,9 +85,13 @@ def throughput(args):
 
     model = resolve_model(args.model)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = _images(Path(tmp), args.images, args.size)
-        print(f"{len(paths)} images of {args.size[0]}x{args.size[1]} px, model {args.model}; "
-              f"load average {os.getloadavg()[0]:.2f} at start (the machine is shared)")
+        if args.source is not None:
+            paths = _real_images(Path(tmp), args.images, args.source, args.pattern)
+            what = f"{len(paths)} images (links to {args.pattern} of {args.source}, in turn)"
+        else:
+            paths = _images(Path(tmp), args.images, args.size)
+            what = f"{len(paths)} synthetic images of {args.size[0]}x{args.size[1]} px"
+        print(f"{what}, model {args.model}; load average {os.getloadavg()[0]:.2f} at start (the machine is shared)")
         results, rates = {}, {}
         for workers in (1, 2):
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -175,6 +195,9 @@ def main():
     t.add_argument("--images", type=int, default=200)
     t.add_argument("--size", type=int, nargs=2, default=(320, 240), metavar=("W", "H"))
     t.add_argument("--model", default="person")
+    t.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
+                   help="real images instead of synthetic ones: the files of DIR matching --pattern, in turn")
+    t.add_argument("--pattern", default="*.jpg")
     s = sub.add_parser("stream")
     s.add_argument("--images", type=int, default=200_000)
     s.add_argument("--jobs", type=int, default=2)
