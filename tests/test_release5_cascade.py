@@ -21,7 +21,7 @@ from dpm.model.release5_cascade import cascade_from_published, published_coeff
 from dpm.detection.release5 import detect_raw_star, detect_raw_star_cascade, detect_star
 from dpm.detection.release5 import single as r5single
 
-from conftest import shared_path
+from conftest import builds_of, shared_path
 
 
 def _release(*parts):
@@ -173,6 +173,28 @@ def test_unpruned_cascade_is_the_exact_detector(person, image):
     pruned = detect_raw_star_cascade(crop, person, None, -1.8)
     assert len(pruned) < len(exact)
     assert pruned.scores.max() <= exact.scores.max() + 1e-9
+
+
+@pytest.mark.parametrize("build", builds_of("dpm.detection._cascade"))
+def test_builds_prune_the_same(build, person, image, monkeypatch):
+    """The published thresholds (deformation pruning on): every build gives the same bits and the
+    same response counts as the package's (the window-row passes have vector code in the AVX2 build)."""
+    import importlib
+
+    from dpm.detection import cascade as cascade_detect
+    from dpm.detection.cascade import CascadeStats
+
+    crop = image[:240, :400]
+    ref_stats = CascadeStats()
+    reference = detect_raw_star_cascade(crop, person, None, -1.8, stats=ref_stats)
+    monkeypatch.setattr(cascade_detect, "_kernel", importlib.import_module(build))
+    stats = CascadeStats()
+    found = detect_raw_star_cascade(crop, person, None, -1.8, stats=stats)
+    assert len(reference) > 5
+    assert stats.responses == ref_stats.responses
+    np.testing.assert_array_equal(found.levels, reference.levels)
+    np.testing.assert_array_equal(found.ds, reference.ds)
+    np.testing.assert_array_equal(found.bs, reference.bs)
 
 
 def test_detect_uses_the_cascade_by_default(person, image, monkeypatch):

@@ -1,6 +1,7 @@
 /*
  * Dot product of two contiguous runs of doubles for the star-cascade kernel
- * (dpm/cascade/_cascade.pyx): one row of a filter placed on a feature map.
+ * (dpm/cascade/_cascade.pyx): one row of a filter placed on a feature map; and the
+ * per-window-row passes of its search (needed-response mask, column minima).
  *
  * Summation order (the same in every build): the products a[i]*b[i] are
  * accumulated in 8 partial sums, sum (i mod 8), in increasing i (the last
@@ -235,6 +236,62 @@ static inline int dpm_ctz64(unsigned long long v)
     }
     return i;
 #endif
+}
+
+/* Bit i (i < n <= 64) set when stamp[i] != cur and not (drow[i] < thr) (NaN thr: set): the
+   responses of a window row still needed.  AVX2: 4 columns per compare (no effect on results). */
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+static inline unsigned long long dpm_need_mask(const unsigned int *stamp, const double *drow,
+                                               unsigned int cur, double thr, int n)
+{
+    unsigned long long need = 0;
+    int i = 0;
+#if defined(__AVX2__)
+    __m128i vc = _mm_set1_epi32((int)cur);
+    __m256d vt = _mm256_set1_pd(thr);
+    for (; i + 4 <= n; i += 4) {
+        __m128i eq = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(stamp + i)), vc);
+        __m256d ok = _mm256_cmp_pd(_mm256_loadu_pd(drow + i), vt, _CMP_NLT_UQ);
+        unsigned int m = (unsigned int)_mm256_movemask_pd(ok) & ~(unsigned int)_mm_movemask_ps(_mm_castsi128_ps(eq));
+        need |= (unsigned long long)(m & 15u) << i;
+    }
+#endif
+    for (; i < n; i++)
+        need |= (unsigned long long)((stamp[i] != cur) & !(drow[i] < thr)) << i;
+    return need;
+}
+
+/* One window row's known responses compete for their column's minimum: for i < n,
+   v = (-val[i] + qy) + ly; when stamp[i] == cur and v < col[i]: col[i] = v, coly[i] = y.
+   AVX2: 4 columns at once, the same arithmetic and comparisons. */
+static inline void dpm_col_min(const double *val, const unsigned int *stamp, unsigned int cur,
+                               double qy, double ly, int y, int n, double *col, int *coly)
+{
+    int i = 0;
+#if defined(__AVX2__)
+    __m128i vc = _mm_set1_epi32((int)cur), vy = _mm_set1_epi32(y);
+    __m256d vq = _mm256_set1_pd(qy), vl = _mm256_set1_pd(ly);
+    for (; i + 4 <= n; i += 4) {
+        __m128i eq = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(stamp + i)), vc);
+        __m256d v = _mm256_add_pd(_mm256_sub_pd(vq, _mm256_loadu_pd(val + i)), vl);
+        __m256d c = _mm256_loadu_pd(col + i);
+        __m256d take = _mm256_and_pd(_mm256_cmp_pd(v, c, _CMP_LT_OQ),
+                                     _mm256_castsi256_pd(_mm256_cvtepi32_epi64(eq)));
+        __m128 t32 = _mm_shuffle_ps(_mm256_castps256_ps128(_mm256_castpd_ps(take)),
+                                    _mm256_extractf128_ps(_mm256_castpd_ps(take), 1), _MM_SHUFFLE(2, 0, 2, 0));
+        _mm256_storeu_pd(col + i, _mm256_blendv_pd(c, v, take));
+        _mm_storeu_si128((__m128i *)(coly + i),
+                         _mm_blendv_epi8(_mm_loadu_si128((const __m128i *)(coly + i)), vy, _mm_castps_si128(t32)));
+    }
+#endif
+    for (; i < n; i++) {
+        double v = (-val[i] + qy) + ly;
+        int take = (stamp[i] == cur) & (v < col[i]);
+        col[i] = take ? v : col[i];
+        coly[i] = take ? y : coly[i];
+    }
 }
 
 #endif /* DPM_CASCADE_DOT_H */

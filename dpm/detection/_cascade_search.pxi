@@ -80,6 +80,10 @@ cdef extern from "_cascade_dot.h":
                            int K, double* out) noexcept nogil
     int dpm_ctz64(unsigned long long v) noexcept nogil
     void dpm_prefetch(const void* p) noexcept nogil
+    unsigned long long dpm_need_mask(const unsigned int* stamp, const double* drow, unsigned int cur,
+                                     double thr, int n) noexcept nogil
+    void dpm_col_min(const double* val, const unsigned int* stamp, unsigned int cur, double qy, double ly,
+                     int y, int n, double* col, int* coly) noexcept nogil
 
 
 cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept nogil:
@@ -130,7 +134,6 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     cdef double got[4]
     cdef int k, j
     cdef const double* drow
-    cdef bint take
     cdef double* rval
     cdef unsigned int* rstamp
     cdef double v, best
@@ -161,9 +164,7 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
         drow = p.dtab + ky * (2 * S + 1) + S - px   # drow[x]: deformation score at column x
         for xc in range(xa, xb + 1, 64):
             xe = xc + 64 if xc + 64 <= xb + 1 else xb + 1
-            need = 0
-            for x in range(xc, xe):
-                need |= (<unsigned long long>((rstamp[x] != cur) & (not (drow[x] < defthresh)))) << (x - xc)
+            need = dpm_need_mask(rstamp + xc, drow + xc, cur, defthresh, xe - xc)
             while need:
                 x = xc + dpm_ctz64(need)
                 # Runs of up to 4 adjacent needed responses at once (the filter's loads shared).
@@ -179,11 +180,7 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
                 st.nconv[pca] += k
         # ... then every known one competes for its column's minimum (branch-free: the same
         # comparisons in the same order as one loop doing both).
-        for x in range(xa, xb + 1):
-            v = (-rval[x] + qy[ky]) + ly[ky]
-            take = (rstamp[x] == cur) & (v < col[x - xa])
-            col[x - xa] = v if take else col[x - xa]
-            coly[x - xa] = y if take else coly[x - xa]
+        dpm_col_min(rval + xa, rstamp + xa, cur, qy[ky], ly[ky], y, xb - xa + 1, col, coly)
     best = INFINITY
     bx = -1
     by = -1
