@@ -155,32 +155,30 @@ dpm_cascade_rowsk_n(const double *a, long as, long dx, const double *b, long bs,
         out[k] = s[k];
 }
 
+/* dpm_cascade_rowsk_n for one K, with the common filter shapes (6 x 6 filters of 6 projected and 32
+   channels) as constants; always inlined, so each call below is specialised for its K. */
+static inline __attribute__((always_inline)) void
+dpm_cascade_rowsk_shaped(const double *a, long as, long dx, const double *b, long bs, int rows, int n, int K,
+                         double *out)
+{
+    if (rows == 6 && n == 36)
+        dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, K, out);
+    else if (rows == 6 && n == 192)
+        dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, K, out);
+    else
+        dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, K, out);
+}
+
 /* K = 2, 3 or 4 placements (see dpm_cascade_rowsk_n). */
 static inline void dpm_cascade_rowsk(const double *a, long as, long dx, const double *b, long bs, int rows, int n,
                                      int K, double *out)
 {
-    if (K == 4) {
-        if (rows == 6 && n == 36)
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, 4, out);
-        else if (rows == 6 && n == 192)
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, 4, out);
-        else
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, 4, out);
-    } else if (K == 3) {
-        if (rows == 6 && n == 36)
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, 3, out);
-        else if (rows == 6 && n == 192)
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, 3, out);
-        else
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, 3, out);
-    } else {
-        if (rows == 6 && n == 36)
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, 2, out);
-        else if (rows == 6 && n == 192)
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, 2, out);
-        else
-            dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, 2, out);
-    }
+    if (K == 4)
+        dpm_cascade_rowsk_shaped(a, as, dx, b, bs, rows, n, 4, out);
+    else if (K == 3)
+        dpm_cascade_rowsk_shaped(a, as, dx, b, bs, rows, n, 3, out);
+    else
+        dpm_cascade_rowsk_shaped(a, as, dx, b, bs, rows, n, 2, out);
 }
 #else
 static inline double dpm_cascade_dot(const double *a, const double *b, int n)
