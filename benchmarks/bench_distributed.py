@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_distributed.py throughput [--images 200] [--size 320 240] [--model person]
-                                                      [--from DIR [--pattern GLOB]]
+                                                      [--from DIR [--pattern GLOB]] [--batch-seconds S ...]
     python benchmarks/bench_distributed.py stream [--images 200000] [--jobs 2]
     python benchmarks/bench_distributed.py sizes
 
@@ -11,7 +11,8 @@ Usage::
 ones, ``--from``); images per second of
 ``detect_files`` on a ``LocalCluster`` of 1 and of 2 single-threaded worker
 processes (each run in alternation with the local backend's ``-j 1`` and
-``-j 2``), their ratio, and a check that every backend gives the same boxes.
+``-j 2``; the Dask backend once per ``--batch-seconds``), their ratio, and a
+check that every backend gives the same boxes.
 
 ``stream``: ``dpm-detect --list`` over ``--images`` paths (a few tiny images
 repeated) with a tiny model, written to a results file; the driver's RSS
@@ -82,6 +83,7 @@ def throughput(args):
     from distributed import Client, LocalCluster
 
     from dpm.data import resolve_model
+    from dpm.execution import DaskExecutor
 
     model = resolve_model(args.model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,21 +95,26 @@ def throughput(args):
             what = f"{len(paths)} synthetic images of {args.size[0]}x{args.size[1]} px"
         print(f"{what}, model {args.model}; load average {os.getloadavg()[0]:.2f} at start (the machine is shared)")
         results, rates = {}, {}
+        dask_names = [f"dask b{b:g}" for b in args.batch_seconds]
         for workers in (1, 2):
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                               dashboard_address=None, silence_logs=40) as cl, \
                     Client(cl, set_as_default=False) as client:
-                _timed(paths[:4], model, executor=client)          # workers warm
-                secs, out = _timed(paths, model, executor=client)
-            rates[f"dask {workers}"] = len(paths) / secs
-            results[f"dask {workers}"] = out
+                for name, b in zip(dask_names, args.batch_seconds):
+                    ex = DaskExecutor(client, batch_seconds=b)
+                    _timed(paths[:4], model, executor=ex)          # workers warm
+                    secs, out = _timed(paths, model, executor=ex)
+                    rates[f"{name} {workers}"] = len(paths) / secs
+                    results[f"{name} {workers}"] = out
+            time.sleep(3)   # the cluster's processes exit (tearing down) before the local backend is timed
             secs, out = _timed(paths, model, n_jobs=workers)
             rates[f"local -j {workers}"] = len(paths) / secs
             results[f"local -j {workers}"] = out
         for name, r in rates.items():
-            print(f"  {name:12s} {r:7.2f} images/s")
-        print(f"  dask 2 / dask 1 workers: {rates['dask 2'] / rates['dask 1']:.2f}x; "
-              f"local -j 2 / -j 1: {rates['local -j 2'] / rates['local -j 1']:.2f}x")
+            print(f"  {name:14s} {r:7.2f} images/s")
+        for name in dask_names:
+            print(f"  {name}: 2 / 1 workers: {rates[name + ' 2'] / rates[name + ' 1']:.2f}x")
+        print(f"  local -j 2 / -j 1: {rates['local -j 2'] / rates['local -j 1']:.2f}x")
         ref = results["local -j 1"]
         for name, out in results.items():
             same = all(np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
@@ -198,6 +205,8 @@ def main():
     t.add_argument("--from", dest="source", type=Path, default=None, metavar="DIR",
                    help="real images instead of synthetic ones: the files of DIR matching --pattern, in turn")
     t.add_argument("--pattern", default="*.jpg")
+    t.add_argument("--batch-seconds", type=float, nargs="+", default=[0.25], metavar="S",
+                   help="DaskExecutor's batch_seconds, each measured (0: every task alone)")
     s = sub.add_parser("stream")
     s.add_argument("--images", type=int, default=200_000)
     s.add_argument("--jobs", type=int, default=2)

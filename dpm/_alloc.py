@@ -35,6 +35,13 @@ done.  Nothing is done either when the environment already tunes glibc's
 allocator (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
 ``MALLOC_TOP_PAD_`` or ``GLIBC_TUNABLES`` set): the user's settings win.  The settings are process-wide; they change neither results nor the
 allocator's correctness, only when memory is handed back.
+
+"The environment" is the one the process started with
+(:func:`start_environment`): glibc reads these variables once, at start, so a
+value that a library puts into ``os.environ`` later tunes nothing in this
+process and is not the user's.  (A Dask ``LocalCluster`` does that: it sets
+``MALLOC_TRIM_THRESHOLD_=65536`` in its own process's environment for the
+workers it starts, and leaves it there.)
 """
 from __future__ import annotations
 
@@ -45,7 +52,7 @@ import os
 import sys
 import threading
 
-__all__ = ["tune_malloc"]
+__all__ = ["tune_malloc", "start_environment", "ALLOCATOR_VARS"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +66,7 @@ TRIM_THRESHOLD = 16 * 1024 * 1024
 TOP_PAD = 1 * 1024 * 1024
 
 # Environment variables through which the user tunes glibc's allocator.
-_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
+ALLOCATOR_VARS = _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
 
 _lock = threading.Lock()
 _done = False
@@ -81,6 +88,27 @@ def _libc():
     return libc
 
 
+def start_environment() -> dict[str, str]:
+    """The allocator variables (:data:`ALLOCATOR_VARS`) this process was started with.
+
+    Read from ``/proc/self/environ`` (the environment at start; later changes to
+    ``os.environ`` do not show there).  Where that file cannot be read: the
+    variables in ``os.environ`` now.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return {k: os.environ[k] for k in _ENV if k in os.environ}
+    env = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.partition(b"=")
+        name = name.decode("utf-8", "replace")
+        if sep and name in _ENV:
+            env[name] = value.decode("utf-8", "replace")
+    return env
+
+
 def tune_malloc(not_the_users: dict | None = None) -> bool:
     """Apply the settings above once per process; True if they are in effect.
 
@@ -100,7 +128,8 @@ def tune_malloc(not_the_users: dict | None = None) -> bool:
         if _done and (_applied or not not_the_users):
             return _applied
         theirs = {k: str(v) for k, v in (not_the_users or {}).items()}
-        users = [v for v in _ENV if v in os.environ and os.environ[v] != theirs.get(v)]
+        start = start_environment()
+        users = [v for v in _ENV if v in start and start[v] != theirs.get(v)]
         libc = None if users else _libc()
         ok = False
         if libc is not None:

@@ -1,4 +1,5 @@
 """The allocator settings helper: idempotent, and a no-op where glibc's mallopt is absent."""
+import os
 import sys
 
 import pytest
@@ -13,6 +14,9 @@ def fresh(monkeypatch):
     monkeypatch.setattr(_alloc, "_applied", False)
     for name in _alloc._ENV:
         monkeypatch.delenv(name, raising=False)
+    # the environment the test sets stands for the one the process started with
+    monkeypatch.setattr(_alloc, "start_environment",
+                        lambda: {k: os.environ[k] for k in _alloc._ENV if k in os.environ})
     return monkeypatch
 
 
@@ -82,3 +86,26 @@ def test_a_launchers_value_is_not_the_users(fresh):
     fresh.setenv("MALLOC_TRIM_THRESHOLD_", "0")       # another value: the user's, kept
     assert _alloc.tune_malloc({"MALLOC_TRIM_THRESHOLD_": 65536}) is False
     assert len(libc.calls) == 3
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="needs /proc/self/environ")
+def test_a_value_set_after_start_is_not_the_users(monkeypatch):
+    # glibc reads its variables at start only; a library that sets one later (a Dask LocalCluster
+    # leaves MALLOC_TRIM_THRESHOLD_=65536 in its process) tunes nothing, and is not the user's
+    before = _alloc.start_environment()
+    if "MALLOC_TRIM_THRESHOLD_" in before:
+        pytest.skip("this test process was started with MALLOC_TRIM_THRESHOLD_ set")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    assert _alloc.start_environment() == before
+
+
+def test_local_workers_get_the_allocator_environment_the_process_started_with(monkeypatch):
+    from dpm.execution import worker_environment
+
+    monkeypatch.setattr(_alloc, "start_environment", lambda: {"MALLOC_TOP_PAD_": "4096"})
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")   # put there by a library, not the user
+    monkeypatch.delenv("MALLOC_TOP_PAD_", raising=False)
+    with worker_environment():
+        assert "MALLOC_TRIM_THRESHOLD_" not in os.environ
+        assert os.environ["MALLOC_TOP_PAD_"] == "4096"
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and "MALLOC_TOP_PAD_" not in os.environ

@@ -20,6 +20,7 @@ from conftest import write_good_image  # noqa: E402
 from dpm._alloc import tune_malloc  # noqa: E402
 from dpm.detection.batch import detect_files  # noqa: E402
 from dpm.cli import detect as detect_cli  # noqa: E402
+from dpm.execution.dask import MAX_BATCH  # noqa: E402
 from dpm.execution import (DaskExecutor, FuturesExecutor, MissingDependency, TaskFailed,  # noqa: E402
                            connect, init_dask_worker, make_executor)
 from dpm.model import load_model  # noqa: E402
@@ -97,11 +98,36 @@ def test_stream_is_read_lazily_with_a_bounded_window(client):
             seen.append(i)
             yield Square(i + 6)
 
-    it = DaskExecutor(client).map(tasks(), {"add": 0})
+    it = DaskExecutor(client, batch_seconds=0).map(tasks(), {"add": 0})
     first = [next(it) for _ in range(5)]
     it.close()
     assert [r for _, r in first] == [(i + 6) ** 2 for i in range(5)]
     assert len(seen) <= 5 + 4 * 2 * 2   # what was yielded, plus the window (4 x 2 tasks x 2 threads)
+    seen.clear()
+    it = DaskExecutor(client).map(tasks(), {"add": 0})   # in batches: the window counts batches
+    first = [next(it) for _ in range(300)]
+    it.close()
+    assert [r for _, r in first] == [(i + 6) ** 2 for i in range(300)]
+    assert len(seen) <= 300 + 4 * 2 * 2 * MAX_BATCH
+
+
+def _dask_tasks(client, run):
+    with distributed.get_task_stream(client=client) as stream:
+        out = run()
+    return out, [t for t in stream.data if str(t["key"]).startswith("dpm-Square-")]
+
+
+def test_short_tasks_travel_in_batches_with_their_own_results(client):
+    ex = DaskExecutor(client)
+    out, sent = _dask_tasks(client, lambda: list(ex.map([Square(i) for i in range(200)], {"add": 1})))
+    _check(out, 200)   # each task its own result, its own failure, in input order
+    assert 200 / MAX_BATCH <= len(sent) < 50   # 5 ms tasks: batches as large as allowed, after the first
+    out, sent = _dask_tasks(client, lambda: list(DaskExecutor(client, batch_seconds=0).map(
+        [Square(i) for i in range(40)], {"add": 1})))
+    _check(out, 40)
+    assert len(sent) == 40
+    with pytest.raises(ValueError, match="batch_seconds"):
+        DaskExecutor(client, batch_seconds=-1)
 
 
 def test_detection_identical_to_local_and_unreadable_paths_named(client, tmp_path, rng, small_model_file):
@@ -173,8 +199,9 @@ def test_a_task_that_always_kills_its_worker_fails_alone(allowed_failures, caplo
     _check(out, 16, failed=(3, 5, 7))
     bad = out[7][1]
     assert bad.kind == "WorkerDied" and str(bad).startswith("item7: the worker process died")
-    again = [r.getMessage() for r in caplog.records if "runs again alone" in r.getMessage()]
-    assert "item7: its worker died; it runs again alone" in again   # convicted alone, not by Dask's blame
+    assert str(bad).endswith("also when it ran alone on the cluster")   # convicted alone, not by Dask's blame
+    again = [r.getMessage() for r in caplog.records if "again alone" in r.getMessage()]
+    assert again and all("worker died" in m for m in again)
 
 
 def test_unreachable_scheduler_is_a_one_line_error_within_seconds(tmp_path, capsys, small_model_file, rng):

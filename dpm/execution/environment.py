@@ -3,6 +3,10 @@
 * :func:`worker_environment`: thread variables of native libraries (BLAS,
   OpenMP), read when a local worker process starts: one thread each, since
   parallelism comes from the processes.  Variables the user set are kept.
+  The allocator variables are the ones this process started with
+  (:func:`dpm._alloc.start_environment`): a value a library put into
+  ``os.environ`` since (a Dask ``LocalCluster`` in this process leaves Dask's
+  trim threshold there) is not passed on as if it were the user's.
 * :func:`init_worker`: allocator settings (:func:`dpm._alloc.tune_malloc`),
   applied once when a local worker process starts.
 
@@ -48,10 +52,18 @@ def worker_environment():
     size of the machine.  Variables the user has set are kept; the parent's
     environment is restored afterwards.  Safe to use from several threads.
     """
+    from .._alloc import ALLOCATOR_VARS, start_environment
+
     with _environment_lock:
-        saved = {k: os.environ.get(k) for k in THREAD_VARS}
+        saved = {k: os.environ.get(k) for k in THREAD_VARS + ALLOCATOR_VARS}
         for k in THREAD_VARS:
             os.environ.setdefault(k, "1")
+        start = start_environment()
+        for k in ALLOCATOR_VARS:
+            if k in start:
+                os.environ[k] = start[k]
+            else:
+                os.environ.pop(k, None)
         try:
             yield
         finally:

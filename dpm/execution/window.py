@@ -76,7 +76,7 @@ def in_order(tasks, submit, result, wait_first, cancel, limit, ahead: int = 4):
                 if s.alone:
                     raise RuntimeError("result() raised RunAlone for a task that ran alone") from None
                 s.alone = True   # waits, without a future, for its turn alone
-                log.warning("%s: its worker died; it runs again alone", getattr(s.task, "label", "a task"))
+                log.warning("%s: its worker died; run again alone", getattr(s.task, "label", "a task"))
 
     def fill():
         nonlocal exhausted
