@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_distributed.py throughput [--images 200] [--size 320 240] [--model person]
                                                       [--from DIR [--pattern GLOB]] [--batch-seconds S ...]
-    python benchmarks/bench_distributed.py stream [--images 200000] [--jobs 2]
+    python benchmarks/bench_distributed.py stream [--images 200000] [--jobs 2] [--dask]
     python benchmarks/bench_distributed.py sizes
 
 ``throughput``: a folder of ``--images`` synthetic images (or links to real
@@ -17,7 +17,9 @@ check that every backend gives the same boxes.
 ``stream``: ``dpm-detect --list`` over ``--images`` paths (a few tiny images
 repeated) with a tiny model, written to a results file; the driver's RSS
 (VmRSS) is sampled against the images done (read from ``FILE.resume``) and
-fitted by a line: its slope per 10^5 images and its peak.
+fitted by a line: its slope per 10^5 images and its peak.  With ``--dask``
+``dpm-detect`` runs with ``--scheduler`` of a ``LocalCluster`` started here
+(the driver measured is ``dpm-detect``, the client; the scheduler is here).
 
 ``sizes``: the bytes a task, the model and a result take on the wire
 (pickled), for detection with the person model and for the training tasks.
@@ -28,6 +30,7 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import pickle  # noqa: E402
 import subprocess  # noqa: E402
@@ -147,19 +150,20 @@ def stream(args):
                 fh.write(f"{images[k % len(images)]}\n")
         out = tmp / "dets.csv"
         cmd = [sys.executable, str(REPO / "bin" / "dpm-detect"), str(tmp / "tiny.npz"), "--list", str(listing),
-               "-o", str(out), "--threshold", "0.5", "-q", "-j", str(args.jobs)]
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)))
-        samples = []
-        state = Path(str(out) + ".resume")
-        while proc.poll() is None:
-            try:
-                done = json.loads(state.read_text())["done"]
-                samples.append((done, _rss_kib(proc.pid)))
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(1.0)
-        secs = time.perf_counter() - t0
+               "-o", str(out), "--threshold", "0.5", "-q"]
+        with contextlib.ExitStack() as stack:
+            if args.dask:
+                from distributed import LocalCluster
+
+                cluster = stack.enter_context(LocalCluster(n_workers=args.jobs, threads_per_worker=1,
+                                                           processes=True, dashboard_address=None,
+                                                           silence_logs=40))
+                cmd += ["--scheduler", cluster.scheduler_address]
+                backend = f"Dask LocalCluster of {args.jobs} workers"
+            else:
+                cmd += ["-j", str(args.jobs)]
+                backend = f"-j {args.jobs}"
+            samples, secs, returncode = _sample_driver(cmd, Path(str(out) + ".resume"))
         if len(samples) < 3:
             print("too few samples; use more images")
             return
@@ -167,12 +171,27 @@ def stream(args):
         rss = np.array([s[1] for s in samples], float) / 1024
         keep = done >= done.max() * 0.1        # past start-up
         slope, icpt = np.polyfit(done[keep], rss[keep], 1)
-        print(f"{args.images} paths, -j {args.jobs}: {secs:.0f} s ({args.images / secs:.0f} images/s), "
-              f"exit {proc.returncode}; load average {os.getloadavg()[0]:.2f} (the machine is shared)")
+        print(f"{args.images} paths, {backend}: {secs:.0f} s ({args.images / secs:.0f} images/s), "
+              f"exit {returncode}; load average {os.getloadavg()[0]:.2f} (the machine is shared)")
         print(f"driver RSS: first sample {rss[0]:.1f} MiB at {int(done[0])} images, peak {rss.max():.1f} MiB, "
               f"last {rss[-1]:.1f} MiB at {int(done[-1])} images")
         print(f"slope {slope * 1e5:.2f} MiB per 10^5 images (fit over {keep.sum()} samples); "
               f"at 10^6 images: {icpt + slope * 1e6:.1f} MiB")
+
+
+def _sample_driver(cmd, state):
+    """Run ``cmd``; sample its RSS against the images done (from its resume file) every second."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    samples = []
+    while proc.poll() is None:
+        try:
+            done = json.loads(state.read_text())["done"]
+            samples.append((done, _rss_kib(proc.pid)))
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(1.0)
+    return samples, time.perf_counter() - t0, proc.returncode
 
 
 def sizes(args):
@@ -209,7 +228,9 @@ def main():
                    help="DaskExecutor's batch_seconds, each measured (0: every task alone)")
     s = sub.add_parser("stream")
     s.add_argument("--images", type=int, default=200_000)
-    s.add_argument("--jobs", type=int, default=2)
+    s.add_argument("--jobs", type=int, default=2, help="processes (-j), or Dask workers with --dask")
+    s.add_argument("--dask", action="store_true",
+                   help="run dpm-detect with --scheduler of a LocalCluster of --jobs workers started here")
     sub.add_parser("sizes")
     args = ap.parse_args()
     {"throughput": throughput, "stream": stream, "sizes": sizes}[args.what](args)
