@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .hog import _fast_hog, hog, resize
-from .pyramid import pyramid_scales
+from .pyramid import feature_pyramid, pyramid_scales
 
 __all__ = ["PaddedPyramid", "TRUNCATION_CHANNEL", "feature_pyramid_r5", "hog32", "repad_pyramid"]
 
@@ -72,29 +72,18 @@ def hog32(image, sbin: int = 8) -> np.ndarray:
     return out
 
 
-def _hog32_fast(scaled: np.ndarray, sbin: int, half: bool = False):
-    # The single-precision features (feature_pyramid(..., exact=False)) of cells of sbin and, with
-    # half, of sbin // 2 from the same pass, each with the (zero) truncation channel; ``scaled`` is
-    # what resize returns (C-contiguous float64).
-    outs = []
-    for f in _fast_hog(scaled, sbin, half=half):
-        if f is None:
-            outs.append(None)
-            continue
-        out = np.zeros(f.shape[:2] + (TRUNCATION_CHANNEL + 1,), dtype=np.float32)
-        out[:, :, :TRUNCATION_CHANNEL] = f
-        outs.append(out)
-    return outs
-
-
 def _pad(feat: np.ndarray, pady: int, padx: int) -> np.ndarray:
-    h, w, c = feat.shape
-    out = np.zeros((h + 2 * (pady + 1), w + 2 * (padx + 1), c), dtype=np.float32)
-    out[pady + 1:pady + 1 + h, padx + 1:padx + 1 + w] = feat
-    out[:pady + 1, :, TRUNCATION_CHANNEL] = 1
-    out[out.shape[0] - pady - 1:, :, TRUNCATION_CHANNEL] = 1
-    out[:, :padx + 1, TRUNCATION_CHANNEL] = 1
-    out[:, out.shape[1] - padx - 1:, TRUNCATION_CHANNEL] = 1
+    # The padded 32-channel level of 31 (or 32, the last one zero) feature channels: one copy of the
+    # features; zeros and the truncation feature around them.
+    h, w = feat.shape[:2]
+    y, x = pady + 1, padx + 1
+    out = np.empty((h + 2 * y, w + 2 * x, TRUNCATION_CHANNEL + 1), dtype=np.float32)
+    for band in (out[:y], out[y + h:], out[y:y + h, :x], out[y:y + h, x + w:]):
+        band[:, :, :TRUNCATION_CHANNEL] = 0
+        band[:, :, TRUNCATION_CHANNEL] = 1
+    inner = out[y:y + h, x:x + w]
+    inner[:, :, :TRUNCATION_CHANNEL] = feat[:, :, :TRUNCATION_CHANNEL]
+    inner[:, :, TRUNCATION_CHANNEL] = 0
     return out
 
 
@@ -141,25 +130,16 @@ def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, p
     base = pyramid_scales(h, w, sbin, interval)        # checks sbin and interval; [sbin/2 octave, sbin octaves]
     extra = interval if extra_octave else 0
     scales = np.concatenate([2 * base[:interval], base]) if extra else base
-    levels = [None] * len(scales)
-    sc = 2.0 ** (1.0 / interval)
-    max_scale = len(base) - interval                    # the original's max_scale where levels go past 2 octaves
-    image = np.asarray(image, dtype=np.float64)
-    for i in range(1, interval + 1):
-        scaled = resize(image, 1 / sc ** (i - 1))
-        if exact:
-            if extra:
-                levels[i - 1] = hog32(scaled, sbin // 4)
-            levels[i + extra - 1] = hog32(scaled, sbin // 2)
-            levels[i + extra + interval - 1] = hog32(scaled, sbin)
-        else:
-            if extra:
-                levels[i - 1] = _hog32_fast(scaled, sbin // 4)[0]
-            levels[i + extra + interval - 1], levels[i + extra - 1] = _hog32_fast(scaled, sbin, half=True)
-        for j in range(i + interval, max_scale + 1, interval):
-            scaled = resize(scaled, 0.5)
-            levels[j + extra + interval - 1] = (hog32(scaled, sbin) if exact else
-                                                _hog32_fast(scaled, sbin)[0])
+    # The sbin / 2 and sbin levels are release 3.1's pyramid (the same resizes and HOG; its float32
+    # levels are the double features rounded once, as release 5's single(...)), which computes the
+    # gradients of each first-octave image once for both cell sizes.
+    levels = [None] * extra + list(feature_pyramid(image, sbin, interval, dtype=np.float32, exact=exact).levels)
+    if extra:
+        image = np.asarray(image, dtype=np.float64)
+        sc = 2.0 ** (1.0 / interval)
+        for i in range(1, interval + 1):
+            scaled = resize(image, 1 / sc ** (i - 1))
+            levels[i - 1] = hog(scaled, sbin // 4) if exact else _fast_hog(scaled, sbin // 4)[0]
     levels = [_pad(f, int(pady), int(padx)) for f in levels]
     return PaddedPyramid(levels=levels, scales=scales, sbin=int(sbin), interval=int(interval), padx=int(padx),
                          pady=int(pady), extra_octave=bool(extra), image_shape=(h, w))
