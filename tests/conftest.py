@@ -6,6 +6,7 @@ skip with a reason where it is absent.
 """
 import importlib
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,15 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DPM_SHARED", REPO.parent / "shared"))
+
+
+def sigint_default():
+    """``preexec_fn`` of a child that a test interrupts with SIGINT: the default disposition.
+
+    A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored in every
+    child: a test run in the background would see Ctrl+C do nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def shared_path(*parts):

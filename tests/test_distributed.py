@@ -20,12 +20,12 @@ from conftest import write_good_image  # noqa: E402
 from dpm._alloc import tune_malloc  # noqa: E402
 from dpm.detection.batch import detect_files  # noqa: E402
 from dpm.cli import detect as detect_cli  # noqa: E402
-from dpm.execution.dask import MAX_BATCH  # noqa: E402
+from dpm.execution.dask import BATCH_BYTES, MAX_BATCH, _Pace  # noqa: E402
 from dpm.execution import (DaskExecutor, FuturesExecutor, MissingDependency, TaskFailed,  # noqa: E402
                            connect, init_dask_worker, make_executor)
 from dpm.model import load_model  # noqa: E402
 from dpm.training.schedule import train  # noqa: E402
-from tests.test_execution import Square, _check  # noqa: E402
+from tests.test_execution import Blob, Square, _check  # noqa: E402
 from tests.test_training_pipeline import CONFIG, UPDATES, reference, voc  # noqa: E402,F401 (fixtures)
 from voc import training_data  # noqa: E402
 
@@ -111,10 +111,10 @@ def test_stream_is_read_lazily_with_a_bounded_window(client):
     assert len(seen) <= 300 + 4 * 2 * 2 * MAX_BATCH
 
 
-def _dask_tasks(client, run):
+def _dask_tasks(client, run, prefix="dpm-Square-"):
     with distributed.get_task_stream(client=client) as stream:
         out = run()
-    return out, [t for t in stream.data if str(t["key"]).startswith("dpm-Square-")]
+    return out, [t for t in stream.data if str(t["key"]).startswith(prefix)]
 
 
 def test_short_tasks_travel_in_batches_with_their_own_results(client):
@@ -128,6 +128,32 @@ def test_short_tasks_travel_in_batches_with_their_own_results(client):
     assert len(sent) == 40
     with pytest.raises(ValueError, match="batch_seconds"):
         DaskExecutor(client, batch_seconds=-1)
+
+
+def test_large_results_travel_in_small_batches(client):
+    # 4 MiB results: a batch is sized for about BATCH_BYTES (16 MiB) of them, whatever their speed
+    out, sent = _dask_tasks(client, lambda: [(t.i, len(r), r[:1]) for t, r in DaskExecutor(client).map(
+        [Blob(i) for i in range(24)], None)], prefix="dpm-Blob-")
+    assert out == [(i, 4 << 20, bytes([i])) for i in range(24)]
+    assert len(sent) >= 24 // (BATCH_BYTES // (4 << 20))
+
+
+def test_batch_sizes_follow_the_seconds_and_bytes_reported():
+    pace = _Pace(0.25)
+    assert pace.size() == 1                      # nothing reported yet
+    pace.add(0.5, 1000, 10)                      # 50 ms per task, 100 bytes each
+    assert pace.size() == 5
+    pace.add(0.0, 0, 990)                        # very fast tasks: at most MAX_BATCH
+    assert pace.size() == MAX_BATCH
+    big = _Pace(0.25)
+    big.add(0.01, 3 * BATCH_BYTES, 10)           # fast, but each result 0.3 x BATCH_BYTES
+    assert big.size() == 3
+    huge = _Pace(0.25)
+    huge.add(0.01, 20 * BATCH_BYTES, 2)          # each result larger than a batch: alone
+    assert huge.size() == 1
+    off = _Pace(0)
+    off.add(0.001, 10, 100)
+    assert off.size() == 1
 
 
 def test_detection_identical_to_local_and_unreadable_paths_named(client, tmp_path, rng, small_model_file):

@@ -39,6 +39,21 @@ class Square:
         return self.i * self.i + model["add"]
 
 
+@dataclass(frozen=True)
+class Blob:
+    """A task with a large result: ``mib`` MiB of bytes (a mining task's thousands of examples)."""
+
+    i: int
+    mib: int = 4
+
+    @property
+    def label(self):
+        return f"blob{self.i}"
+
+    def run(self, model):
+        return bytes([self.i % 256]) * (self.mib << 20)
+
+
 def _expected(i, add=1):
     return i * i + add
 

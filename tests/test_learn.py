@@ -14,7 +14,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import dpm.learn
-from conftest import builds_of
+from conftest import builds_of, sigint_default
 from dpm import _cpu
 from dpm.learn import (INCACHE, WAIT, BlockLayout, ExampleSet, StoppingRule, collapse_examples,
                        fit_lsvm, lsvm_objective, lsvm_subgradient, score_examples)
@@ -711,7 +711,7 @@ _CHILD = textwrap.dedent("""
 def test_ctrl_c_interrupts_within_a_second():
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=str(REPO))
+                            text=True, env=env, cwd=str(REPO), preexec_fn=sigint_default)
     try:
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(1.0)                      # well inside the compiled loop

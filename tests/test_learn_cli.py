@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from conftest import sigint_default
 from dpm import learnfiles as lf
 from dpm.cli.learn import DEFAULT_SEED, main
 from dpm.learn import BlockLayout, ExampleSet, fit_lsvm
@@ -175,7 +176,8 @@ def test_cli_script_help_runs():
 def test_cli_ctrl_c_exits_130(tmp_path, rng):
     p, _, _ = _write_set(tmp_path, rng, n=300, dim=3000)
     proc = subprocess.Popen([sys.executable, str(REPO / "bin" / "dpm-learn")] + _args(p) + ["--iter", str(10**10)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                            preexec_fn=sigint_default)
     try:
         # wait until the learner runs (it logs the collapse just before the loop)
         deadline = time.time() + 30

@@ -19,7 +19,7 @@ from dpm.cli import eval as eval_cli
 from dpm.output import PARTIAL_MARK
 from dpm.output import partial as partial_module
 
-from conftest import HOSTILE, REPO, write_good_image, write_hostile_image
+from conftest import HOSTILE, REPO, sigint_default, write_good_image, write_hostile_image
 
 N_IMAGES = 200
 
@@ -152,7 +152,7 @@ def test_second_run_on_one_output_fails_naming_the_first(tmp_path, rng, small_mo
            str(tmp_path / "in"), "-o", str(target)]
     # The first run draws every image, which keeps it busy for a few seconds.
     first = subprocess.Popen(cmd + ["--draw", str(tmp_path / "draw")], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     try:
         lock = tmp_path / "dets.csv.lock"
         deadline = time.monotonic() + 120
