@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 import sys
@@ -92,14 +93,23 @@ def start_environment() -> dict[str, str]:
     """The allocator variables (:data:`ALLOCATOR_VARS`) this process was started with.
 
     Read from ``/proc/self/environ`` (the environment at start; later changes to
-    ``os.environ`` do not show there).  Where that file cannot be read: the
-    variables in ``os.environ`` now.
+    ``os.environ`` do not show there), once per process.  Where that file cannot
+    be read: the variables in ``os.environ`` now.
     """
+    start = _proc_start_environment()
+    if start is None:
+        return {k: os.environ[k] for k in _ENV if k in os.environ}
+    return dict(start)
+
+
+@functools.cache
+def _proc_start_environment() -> dict[str, str] | None:
+    # The start environment never changes: read it once (the local backend asks at every submit).
     try:
         with open("/proc/self/environ", "rb") as fh:
             raw = fh.read()
     except OSError:
-        return {k: os.environ[k] for k in _ENV if k in os.environ}
+        return None
     env = {}
     for item in raw.split(b"\0"):
         name, sep, value = item.partition(b"=")
