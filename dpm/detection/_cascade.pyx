@@ -233,8 +233,9 @@ cdef class CascadeKernel:
         cdef Run run
         cdef Memo memo
         cdef Out out
+        cdef Work work
         cdef double[:, :, ::1] a
-        cdef int c, cap = 0, widest
+        cdef int c, cap = 0, widest, most = 1
         cdef long long[::1] off = np.empty(2 * max(1, self.nmemo), dtype=np.int64)
         cdef int[::1] width = np.zeros(max(1, self.nmemo), dtype=np.intc)
         cdef int[::1] shape = np.empty(2 * max(1, self.ncomp), dtype=np.intc)
@@ -265,6 +266,7 @@ cdef class CascadeKernel:
             shape[2 * c + 1] = <int>s.shape[1]
             ptrs[c] = <size_t>&s[0, 0] if s.shape[0] * s.shape[1] > 0 else 0
             cap += <int>(s.shape[0] * s.shape[1])
+            most = max(most, <int>(s.shape[0] * s.shape[1]))
         cdef size_t[::1] pv = ptrs
         run.scores = <const double* const*>&pv[0]
         run.shape = &shape[0]
@@ -297,8 +299,23 @@ cdef class CascadeKernel:
         out.maxparts = max(self.maxparts, 1)
         out.maxstages = self.maxstages
         self.st.passed = &passed[0, 0]
+        mp = max(self.maxparts, 1)
+        cdef int[::1] wrx = np.empty(most, dtype=np.intc)
+        cdef int[::1] wry = np.empty(most, dtype=np.intc)
+        cdef int[::1] walive = np.empty(most, dtype=np.intc)
+        cdef double[::1] wscore = np.empty(most, dtype=np.float64)
+        cdef double[::1] wpscore = np.empty(most * (mp + 1), dtype=np.float64)
+        cdef int[::1] warg = np.empty(most * mp * 2, dtype=np.intc)
+        cdef double[::1] wblk = np.empty(most * self.maxstages * 2 if self.want_blocks else 1, dtype=np.float64)
+        work.rx = &wrx[0]
+        work.ry = &wry[0]
+        work.alive = &walive[0]
+        work.score = &wscore[0]
+        work.pscore = &wpscore[0]
+        work.arg = &warg[0]
+        work.blk = &wblk[0] if self.want_blocks else NULL
         with nogil:
-            _search(&run, &memo, &out, &self.st)
+            _search(&run, &memo, &out, &self.st, &work)
         k = out.n
         return (pos[:k], score[:k], partpos[:k, :self.maxparts],
                 blocks[:k] if self.want_blocks else None)

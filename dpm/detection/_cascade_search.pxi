@@ -178,9 +178,13 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
                     rstamp[x + j] = cur
                     need &= need - 1
                 st.nconv[pca] += k
-        # ... then every known one competes for its column's minimum (branch-free: the same
-        # comparisons in the same order as one loop doing both).
-        dpm_col_min(rval + xa, rstamp + xa, cur, qy[ky], ly[ky], y, xb - xa + 1, col, coly)
+    # ... then every known one competes for its column's minimum, row by row (branch-free: the
+    # same comparisons in the same order as one loop doing both; a separate pass, so that the
+    # window's vector loads do not wait on the narrow stores of responses just computed).
+    for y in range(ya, yb + 1):
+        ky = py - y + S
+        dpm_col_min(val + <long long>y * W + xa, stamp + <long long>y * W + xa, cur, qy[ky], ly[ky], y,
+                    xb - xa + 1, col, coly)
     best = INFINITY
     bx = -1
     by = -1
@@ -201,20 +205,63 @@ cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca
     return -best
 
 
-cdef void _search(Run* run, Memo* memo, Out* out, Stats* st) noexcept nogil:
-    cdef int c, n, nst, stage, part, pca, rx, ry, hs, ws, bx_, by_, j
-    cdef int x0, x1, y0, y1
-    cdef const CompK* comp
+cdef struct Work:
+    # The root positions of one component in a level, one entry per visited position (column-major
+    # order, as visited), and the hypotheses' state between the stage passes.
+    int* rx
+    int* ry
+    double* score         # the hypothesis's score so far
+    double* pscore        # (cap, maxparts + 1): projected root response [0], projected part scores [i]
+    int* arg              # (cap, maxparts, 2): x, y of each part's full-filter placement
+    double* blk           # (cap, maxstages, 2): deformation, filter score per stage; or NULL
+    int* alive            # (cap,): entries still in the cascade, in visiting order
+
+
+cdef inline void _stage(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp, int stage, int n,
+                        int j, int ms, int mp) noexcept nogil:
+    # Stage `stage` of the hypothesis at entry j (the stage loop of cascade.cc's, for one position).
+    cdef int part = <int>comp.order[stage]
+    cdef int pca = stage < n
+    cdef int rx = w.rx[j], ry = w.ry[j], bx_, by_
+    cdef double score = w.score[j], full, ps, filt
+    cdef double* pscore = w.pscore + <long long>j * (mp + 1)
     cdef const PartK* p
+    if part == 0:
+        full = _response(&run.root, &comp.root, rx, ry)
+        score += full - pscore[0]
+        if w.blk != NULL:
+            w.blk[2 * (<long long>j * ms + stage)] = 0.0
+            w.blk[2 * (<long long>j * ms + stage) + 1] = full
+    else:
+        p = &comp.parts[part - 1]
+        ps = _part_score(run, memo, st, p, pca, 2 * rx + p.ax, 2 * ry + p.ay,
+                         comp.t[2 * stage] - score, &bx_, &by_, &filt)
+        if pca:
+            pscore[part] = ps
+            score += ps
+        else:
+            score += ps - pscore[part]
+            w.arg[2 * (<long long>j * mp + part - 1)] = bx_
+            w.arg[2 * (<long long>j * mp + part - 1) + 1] = by_
+        if w.blk != NULL:
+            w.blk[2 * (<long long>j * ms + stage)] = ps - filt
+            w.blk[2 * (<long long>j * ms + stage) + 1] = filt
+    w.score[j] = score
+
+
+cdef void _search(Run* run, Memo* memo, Out* out, Stats* st, Work* w) noexcept nogil:
+    # Stage by stage: each pass takes every hypothesis still in the cascade through one stage, in the
+    # order the positions were visited.  Each memo plane belongs to one stage of one component (a
+    # part's projected or full filter), so it sees the same probes in the same order as when each
+    # position runs through all its stages before the next: the same responses, pruning and scores,
+    # bit for bit, with one plane and one filter in use at a time.
+    cdef int c, n, nst, stage, rx, ry, i, j, k, na, m, mp = out.maxparts
+    cdef int x0, x1, y0, y1, hs, ws, ms = out.maxstages
+    cdef const CompK* comp
     cdef const double* sc
     cdef const double* t
-    cdef double score, r, ps, full, filt, t0 = 0.0, t1 = 0.0
-    cdef double pscore[64]
-    cdef int ax_[64]
-    cdef int ay_[64]
-    cdef double blk[2 * 130]
+    cdef double r, thr, t0 = 0.0
     cdef long long* passed
-    cdef int k, ms = out.maxstages
     for c in range(run.ncomp):
         comp = &run.comps[c]
         n = comp.nparts + 1
@@ -228,66 +275,55 @@ cdef void _search(Run* run, Memo* memo, Out* out, Stats* st) noexcept nogil:
         y0 = run.skipy
         x1 = ws - x0
         y1 = hs - y0
+        # Stage 0: the projected root response (plus the bias) at every visited position.
+        na = 0
         for rx in range(x0, x1):
             for ry in range(y0, y1):
                 r = sc[ry * ws + rx]
-                score = r + run.bias[c]
-                pscore[0] = r
-                passed[0] += 1
+                w.rx[na] = rx
+                w.ry[na] = ry
+                w.score[na] = r + run.bias[c]
+                w.pscore[<long long>na * (mp + 1)] = r
+                if w.blk != NULL:
+                    w.blk[2 * <long long>na * ms] = 0.0
+                    w.blk[2 * <long long>na * ms + 1] = r
+                w.alive[na] = na
+                na += 1
+        passed[0] += na
+        for stage in range(1, nst):
+            # Hypothesis pruning: a hypothesis enters the stage unless its score is below t[2s - 1].
+            thr = t[2 * stage - 1]
+            m = 0
+            for i in range(na):
+                j = w.alive[i]
+                if not (w.score[j] < thr):
+                    w.alive[m] = j
+                    m += 1
+            na = m
+            passed[stage] += na
+            if na == 0:
+                break
+            if st.timing:
+                t0 = _now()
+            for i in range(na):
+                _stage(run, memo, st, w, comp, stage, n, w.alive[i], ms, mp)
+            if st.timing:
+                st.seconds[0 if stage < n else 1] += _now() - t0
+        if na == 0:
+            continue
+        passed[nst] += na
+        for i in range(na):
+            j = w.alive[i]
+            if w.score[j] > run.threshold:
+                k = out.n
+                out.pos[3 * k] = c
+                out.pos[3 * k + 1] = w.rx[j]
+                out.pos[3 * k + 2] = w.ry[j]
+                out.score[k] = w.score[j]
+                for m in range(comp.nparts):
+                    out.parts[2 * (k * mp + m)] = w.arg[2 * (<long long>j * mp + m)]
+                    out.parts[2 * (k * mp + m) + 1] = w.arg[2 * (<long long>j * mp + m) + 1]
                 if out.blocks != NULL:
-                    blk[0] = 0.0
-                    blk[1] = r
-                stage = 1
-                if st.timing:
-                    t0 = _now()
-                    t1 = t0
-                while stage < nst:
-                    if score < t[2 * stage - 1]:
-                        break
-                    passed[stage] += 1
-                    pca = stage < n
-                    part = <int>comp.order[stage]
-                    if part == 0:
-                        if st.timing:
-                            t1 = _now()
-                        full = _response(&run.root, &comp.root, rx, ry)
-                        score += full - pscore[0]
-                        if out.blocks != NULL:
-                            blk[2 * stage] = 0.0
-                            blk[2 * stage + 1] = full
-                    else:
-                        p = &comp.parts[part - 1]
-                        ps = _part_score(run, memo, st, p, pca, 2 * rx + p.ax, 2 * ry + p.ay,
-                                         t[2 * stage] - score, &bx_, &by_, &filt)
-                        if pca:
-                            pscore[part] = ps
-                            score += ps
-                        else:
-                            score += ps - pscore[part]
-                            ax_[part] = bx_
-                            ay_[part] = by_
-                        if out.blocks != NULL:
-                            blk[2 * stage] = ps - filt
-                            blk[2 * stage + 1] = filt
-                    stage += 1
-                if st.timing:
-                    if stage > n:
-                        st.seconds[0] += t1 - t0
-                        st.seconds[1] += _now() - t1
-                    else:
-                        st.seconds[0] += _now() - t0
-                if stage == nst:
-                    passed[nst] += 1
-                    if score > run.threshold:
-                        k = out.n
-                        out.pos[3 * k] = c
-                        out.pos[3 * k + 1] = rx
-                        out.pos[3 * k + 2] = ry
-                        out.score[k] = score
-                        for j in range(comp.nparts):
-                            out.parts[2 * (k * out.maxparts + j)] = ax_[j + 1]
-                            out.parts[2 * (k * out.maxparts + j) + 1] = ay_[j + 1]
-                        if out.blocks != NULL:
-                            for j in range(2 * nst):
-                                out.blocks[2 * k * ms + j] = blk[j]
-                        out.n += 1
+                    for m in range(2 * nst):
+                        out.blocks[2 * k * ms + m] = w.blk[2 * <long long>j * ms + m]
+                out.n += 1
