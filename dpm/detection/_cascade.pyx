@@ -147,7 +147,7 @@ cdef class CascadeKernel:
         self.memo_val = NULL
         self.memo_stamp = NULL
         self.memo_cap = 0
-        self.stamp = 0
+        self.stamp = 1
         if self.comps == NULL or self.parts == NULL or self.dtabs == NULL:
             raise MemoryError()
         for c, comp in enumerate(components):
@@ -212,7 +212,7 @@ cdef class CascadeKernel:
                 raise MemoryError()
             memset(self.memo_stamp, 0, max(total, 1) * sizeof(unsigned int))
             self.memo_cap = total
-            self.stamp = 0
+            self.stamp = 1
         return 0
 
     def level(self, root, part, part_proj, scores, bias=None):
@@ -271,10 +271,10 @@ cdef class CascadeKernel:
         run.scores = <const double* const*>&pv[0]
         run.shape = &shape[0]
         self._memo_layout(&run.part[0], off, width)
-        self.stamp += 1
         memo.val = self.memo_val
         memo.stamp = self.memo_stamp
-        memo.cur = self.stamp
+        memo.next = self.stamp
+        memo.cap = self.memo_cap
         memo.off = &off[0]
         widest = max(list(width) + [1]) + 1
         col = np.empty(widest, dtype=np.float64)
@@ -316,6 +316,7 @@ cdef class CascadeKernel:
         work.blk = &wblk[0] if self.want_blocks else NULL
         with nogil:
             _search(&run, &memo, &out, &self.st, &work)
+        self.stamp = memo.next
         k = out.n
         return (pos[:k], score[:k], partpos[:k, :self.maxparts],
                 blocks[:k] if self.want_blocks else None)

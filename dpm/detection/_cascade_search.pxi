@@ -30,8 +30,9 @@ cdef struct CompK:
 
 cdef struct Memo:
     double* val
-    unsigned int* stamp
-    unsigned int cur
+    unsigned int* stamp   # per entry: the id of the hypothesis that first needed it (see _part_pass)
+    unsigned int next     # the next free id (ids only grow; all below 2^31)
+    long long cap         # entries of val and stamp
     long long* off        # (2 m + 1): plane offset of part memo m, projected (1) or full (0)
 
 
@@ -74,16 +75,16 @@ cdef inline double _now() noexcept nogil:
 
 
 cdef extern from "_cascade_dot.h":
-    double dpm_cascade_dot(const double* a, const double* b, int n) noexcept nogil
     double dpm_cascade_rows(const double* a, long as_, const double* b, long bs, int rows, int n) noexcept nogil
     void dpm_cascade_rowsk(const double* a, long as_, long dx, const double* b, long bs, int rows, int n,
                            int K, double* out) noexcept nogil
     int dpm_ctz64(unsigned long long v) noexcept nogil
     void dpm_prefetch(const void* p) noexcept nogil
-    unsigned long long dpm_need_mask(const unsigned int* stamp, const double* drow, unsigned int cur,
-                                     double thr, int n) noexcept nogil
-    void dpm_col_min(const double* val, const unsigned int* stamp, unsigned int cur, double qy, double ly,
-                     int y, int n, double* col, int* coly) noexcept nogil
+    void dpm_claim(unsigned int* first, const double* drow, unsigned int base, unsigned int id, double thr,
+                   int n) noexcept nogil
+    unsigned long long dpm_claimed_mask(const unsigned int* first, unsigned int base, int n) noexcept nogil
+    void dpm_col_min_known(const double* val, const unsigned int* first, unsigned int base, unsigned int upto,
+                           double qy, double ly, int y, int n, double* col, int* coly) noexcept nogil
 
 
 cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept nogil:
@@ -110,99 +111,16 @@ cdef inline bint _responses(const Map* m, const Map* f, int x, int y, int K, dou
     return True
 
 
-cdef double _part_score(Run* run, Memo* memo, Stats* st, const PartK* p, int pca, int px, int py,
-                        double defthresh, int* argx, int* argy, double* filt) noexcept nogil:
-    # Best placement of part p in the window around probe (px, py); see the header.
-    cdef const Map* lev = &run.part[pca]
-    cdef const Map* f = &p.proj if pca else &p.full
-    cdef int H = lev.h + 2 * lev.pady - f.h + 1
-    cdef int W = lev.w + 2 * lev.padx - f.w + 1
-    cdef int S = run.S
-    cdef const double* qx = p.cost
-    cdef const double* lx = p.cost + (2 * S + 1)
-    cdef const double* qy = p.cost + 2 * (2 * S + 1)
-    cdef const double* ly = p.cost + 3 * (2 * S + 1)
-    cdef double* val = memo.val + memo.off[2 * p.memo + pca]
-    cdef unsigned int* stamp = memo.stamp + memo.off[2 * p.memo + pca]
-    cdef unsigned int cur = memo.cur
-    cdef double* col = run.col
-    cdef int* coly = run.coly
-    cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
-    cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
-    cdef int xa, xb, ya, yb, x, y, kx, ky, bx, by, xc, xe
-    cdef unsigned long long need, run_
-    cdef double got[4]
-    cdef int k, j
-    cdef const double* drow
-    cdef double* rval
-    cdef unsigned int* rstamp
-    cdef double v, best
-    argx[0] = -1
-    argy[0] = -1
-    filt[0] = -INFINITY
-    if px < 0 or py < 0 or px >= PW or py >= PH:
-        return -INFINITY
-    xa = px - S if px - S > 0 else 0
-    xb = px + S if px + S < W - 1 else W - 1
-    ya = py - S if py - S > 0 else 0
-    yb = py + S if py + S < H - 1 else H - 1
-    # The window's memo rows, fetched ahead of the row-by-row passes below.
-    for y in range(ya, yb + 1):
-        dpm_prefetch(stamp + <long long>y * W + xa)
-        dpm_prefetch(stamp + <long long>y * W + xb)
-        dpm_prefetch(val + <long long>y * W + xa)
-        dpm_prefetch(val + <long long>y * W + xb)
-    for x in range(xa, xb + 1):
-        col[x - xa] = INFINITY
-        coly[x - xa] = -1
-    for y in range(ya, yb + 1):
-        ky = py - y + S
-        rval = val + <long long>y * W
-        rstamp = stamp + <long long>y * W
-        # The responses of this row that are not known yet and pass deformation pruning (a bit
-        # mask per run of 64 columns, built without branches) ...
-        drow = p.dtab + ky * (2 * S + 1) + S - px   # drow[x]: deformation score at column x
-        for xc in range(xa, xb + 1, 64):
-            xe = xc + 64 if xc + 64 <= xb + 1 else xb + 1
-            need = dpm_need_mask(rstamp + xc, drow + xc, cur, defthresh, xe - xc)
-            while need:
-                x = xc + dpm_ctz64(need)
-                # Runs of up to 4 adjacent needed responses at once (the filter's loads shared).
-                run_ = (need >> (x - xc)) & 15
-                k = 4 if run_ == 15 else (3 if run_ & 7 == 7 else (2 if run_ & 3 == 3 else 1))
-                if k == 1 or not _responses(lev, f, x, y, k, got):
-                    k = 1
-                    got[0] = _response(lev, f, x, y)
-                for j in range(k):
-                    rval[x + j] = got[j]
-                    rstamp[x + j] = cur
-                    need &= need - 1
-                st.nconv[pca] += k
-    # ... then every known one competes for its column's minimum, row by row (branch-free: the
-    # same comparisons in the same order as one loop doing both; a separate pass, so that the
-    # window's vector loads do not wait on the narrow stores of responses just computed).
-    for y in range(ya, yb + 1):
-        ky = py - y + S
-        dpm_col_min(val + <long long>y * W + xa, stamp + <long long>y * W + xa, cur, qy[ky], ly[ky], y,
-                    xb - xa + 1, col, coly)
-    best = INFINITY
-    bx = -1
-    by = -1
-    for x in range(xa, xb + 1):
-        if coly[x - xa] < 0:
-            continue
-        kx = px - x + S
-        v = (col[x - xa] + qx[kx]) + lx[kx]
-        if v < best:
-            best = v
-            bx = x
-            by = coly[x - xa]
-    if bx < 0:
-        return -INFINITY
-    argx[0] = bx
-    argy[0] = by
-    filt[0] = val[<long long>by * W + bx]
-    return -best
+cdef inline unsigned int _reserve(Memo* memo, int count) noexcept nogil:
+    # `count` fresh hypothesis ids, above every id in the stamps (which are cleared when ids would
+    # reach 2^31; no plane is in use between passes).
+    cdef unsigned int base
+    if <long long>memo.next + count >= 0x7fffffff:
+        memset(memo.stamp, 0, memo.cap * sizeof(unsigned int))
+        memo.next = 1
+    base = memo.next
+    memo.next += <unsigned int>count
+    return base
 
 
 cdef struct Work:
@@ -217,36 +135,145 @@ cdef struct Work:
     int* alive            # (cap,): entries still in the cascade, in visiting order
 
 
-cdef inline void _stage(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp, int stage, int n,
-                        int j, int ms, int mp) noexcept nogil:
-    # Stage `stage` of the hypothesis at entry j (the stage loop of cascade.cc's, for one position).
-    cdef int part = <int>comp.order[stage]
-    cdef int pca = stage < n
-    cdef int rx = w.rx[j], ry = w.ry[j], bx_, by_
-    cdef double score = w.score[j], full, ps, filt
-    cdef double* pscore = w.pscore + <long long>j * (mp + 1)
-    cdef const PartK* p
-    if part == 0:
-        full = _response(&run.root, &comp.root, rx, ry)
-        score += full - pscore[0]
+cdef void _root_pass(Run* run, Work* w, const CompK* comp, int stage, int na, int ms, int mp) noexcept nogil:
+    # The full root's stage: its response at each hypothesis's root position replaces the projected one.
+    cdef int i, j
+    cdef double full
+    for i in range(na):
+        j = w.alive[i]
+        full = _response(&run.root, &comp.root, w.rx[j], w.ry[j])
+        w.score[j] += full - w.pscore[<long long>j * (mp + 1)]
         if w.blk != NULL:
             w.blk[2 * (<long long>j * ms + stage)] = 0.0
             w.blk[2 * (<long long>j * ms + stage) + 1] = full
-    else:
-        p = &comp.parts[part - 1]
-        ps = _part_score(run, memo, st, p, pca, 2 * rx + p.ax, 2 * ry + p.ay,
-                         comp.t[2 * stage] - score, &bx_, &by_, &filt)
+
+
+cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp, int stage, int n, int na,
+                     int ms, int mp) noexcept nogil:
+    # A part's stage for every hypothesis in it (alive[0 .. na-1], in visiting order), in three passes.
+    # The part's memo plane is used by this stage alone, and every hypothesis's deformation threshold
+    # is known before the stage, so the responses known to hypothesis i in the sequential rule (those
+    # needed by hypotheses 0 .. i: unknown at their turn and passing their deformation test) are the
+    # entries whose first needer is at most i.  Pass 1 records each entry's first needer; pass 2
+    # computes the needed responses, row by row; pass 3 takes each hypothesis's window maximum over
+    # the entries known to it.  Same responses, maxima and placements as one hypothesis at a time.
+    cdef int part = <int>comp.order[stage]
+    cdef int pca = stage < n
+    cdef const PartK* p = &comp.parts[part - 1]
+    cdef const Map* lev = &run.part[pca]
+    cdef const Map* f = &p.proj if pca else &p.full
+    cdef int H = lev.h + 2 * lev.pady - f.h + 1
+    cdef int W = lev.w + 2 * lev.padx - f.w + 1
+    cdef int S = run.S
+    cdef const double* qx = p.cost
+    cdef const double* lx = p.cost + (2 * S + 1)
+    cdef const double* qy = p.cost + 2 * (2 * S + 1)
+    cdef const double* ly = p.cost + 3 * (2 * S + 1)
+    cdef double* val = memo.val + memo.off[2 * p.memo + pca]
+    cdef unsigned int* first = memo.stamp + memo.off[2 * p.memo + pca]
+    cdef double* col = run.col
+    cdef int* coly = run.coly
+    cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
+    cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
+    cdef unsigned int base = _reserve(memo, na)
+    cdef int i, j, px, py, xa, xb, ya, yb, x, y, ky, kx, bx, by, xc, xe, k, q
+    cdef int x0 = W, x1 = -1, y0 = H, y1 = -1
+    cdef unsigned long long need, run_
+    cdef double got[4]
+    cdef double thr, v, best, ps, filt
+    cdef double* rval
+    cdef unsigned int* rfirst
+    cdef double* pscore
+    # Pass 1: the first needer of each entry.
+    for i in range(na):
+        j = w.alive[i]
+        px = 2 * w.rx[j] + p.ax
+        py = 2 * w.ry[j] + p.ay
+        if px < 0 or py < 0 or px >= PW or py >= PH:
+            continue
+        xa = px - S if px - S > 0 else 0
+        xb = px + S if px + S < W - 1 else W - 1
+        ya = py - S if py - S > 0 else 0
+        yb = py + S if py + S < H - 1 else H - 1
+        thr = comp.t[2 * stage] - w.score[j]
+        for y in range(ya, yb + 1):
+            ky = py - y + S
+            # p.dtab row ky at [S - px + x]: the deformation score at column x
+            dpm_claim(first + <long long>y * W + xa, p.dtab + ky * (2 * S + 1) + S - px + xa, base, base + i,
+                      thr, xb - xa + 1)
+        x0 = xa if xa < x0 else x0
+        x1 = xb if xb > x1 else x1
+        y0 = ya if ya < y0 else y0
+        y1 = yb if yb > y1 else y1
+    # Pass 2: the needed responses, runs of up to 4 adjacent ones at once (the filter's loads shared).
+    for y in range(y0, y1 + 1):
+        rval = val + <long long>y * W
+        rfirst = first + <long long>y * W
+        for xc in range(x0, x1 + 1, 64):
+            xe = xc + 64 if xc + 64 <= x1 + 1 else x1 + 1
+            need = dpm_claimed_mask(rfirst + xc, base, xe - xc)
+            while need:
+                x = xc + dpm_ctz64(need)
+                run_ = (need >> (x - xc)) & 15
+                k = 4 if run_ == 15 else (3 if run_ & 7 == 7 else (2 if run_ & 3 == 3 else 1))
+                if k == 1 or not _responses(lev, f, x, y, k, got):
+                    k = 1
+                    got[0] = _response(lev, f, x, y)
+                for q in range(k):
+                    rval[x + q] = got[q]
+                    need &= need - 1
+                st.nconv[pca] += k
+    # Pass 3: each hypothesis's best placement among the entries known to it.  Per column the first
+    # strict minimum over y of (-R + ay ky^2) + by ky, then over x of (that + ax kx^2) + bx kx.
+    for i in range(na):
+        j = w.alive[i]
+        px = 2 * w.rx[j] + p.ax
+        py = 2 * w.ry[j] + p.ay
+        bx = -1
+        by = -1
+        filt = -INFINITY
+        ps = -INFINITY
+        if not (px < 0 or py < 0 or px >= PW or py >= PH):
+            xa = px - S if px - S > 0 else 0
+            xb = px + S if px + S < W - 1 else W - 1
+            ya = py - S if py - S > 0 else 0
+            yb = py + S if py + S < H - 1 else H - 1
+            for y in range(ya, yb + 1):
+                dpm_prefetch(first + <long long>y * W + xa)
+                dpm_prefetch(first + <long long>y * W + xb)
+                dpm_prefetch(val + <long long>y * W + xa)
+                dpm_prefetch(val + <long long>y * W + xb)
+            for x in range(xa, xb + 1):
+                col[x - xa] = INFINITY
+                coly[x - xa] = -1
+            for y in range(ya, yb + 1):
+                ky = py - y + S
+                dpm_col_min_known(val + <long long>y * W + xa, first + <long long>y * W + xa, base, i,
+                                  qy[ky], ly[ky], y, xb - xa + 1, col, coly)
+            best = INFINITY
+            for x in range(xa, xb + 1):
+                if coly[x - xa] < 0:
+                    continue
+                kx = px - x + S
+                v = (col[x - xa] + qx[kx]) + lx[kx]
+                if v < best:
+                    best = v
+                    bx = x
+                    by = coly[x - xa]
+            if bx >= 0:
+                filt = val[<long long>by * W + bx]
+                ps = -best
+        pscore = w.pscore + <long long>j * (mp + 1)
         if pca:
             pscore[part] = ps
-            score += ps
+            w.score[j] += ps
         else:
-            score += ps - pscore[part]
-            w.arg[2 * (<long long>j * mp + part - 1)] = bx_
-            w.arg[2 * (<long long>j * mp + part - 1) + 1] = by_
+            w.score[j] += ps - pscore[part]
+            w.arg[2 * (<long long>j * mp + part - 1)] = bx
+            w.arg[2 * (<long long>j * mp + part - 1) + 1] = by
         if w.blk != NULL:
             w.blk[2 * (<long long>j * ms + stage)] = ps - filt
             w.blk[2 * (<long long>j * ms + stage) + 1] = filt
-    w.score[j] = score
 
 
 cdef void _search(Run* run, Memo* memo, Out* out, Stats* st, Work* w) noexcept nogil:
@@ -305,8 +332,10 @@ cdef void _search(Run* run, Memo* memo, Out* out, Stats* st, Work* w) noexcept n
                 break
             if st.timing:
                 t0 = _now()
-            for i in range(na):
-                _stage(run, memo, st, w, comp, stage, n, w.alive[i], ms, mp)
+            if comp.order[stage] == 0:
+                _root_pass(run, w, comp, stage, na, ms, mp)
+            else:
+                _part_pass(run, memo, st, w, comp, stage, n, na, ms, mp)
             if st.timing:
                 st.seconds[0 if stage < n else 1] += _now() - t0
         if na == 0:
