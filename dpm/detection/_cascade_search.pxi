@@ -197,6 +197,9 @@ cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp
         yb = py + S if py + S < H - 1 else H - 1
         thr = comp.t[2 * stage] - w.score[j]
         for y in range(ya, yb + 1):
+            dpm_prefetch(first + <long long>y * W + xa)
+            dpm_prefetch(first + <long long>y * W + xb)
+        for y in range(ya, yb + 1):
             ky = py - y + S
             # p.dtab row ky at [S - px + x]: the deformation score at column x
             dpm_claim(first + <long long>y * W + xa, p.dtab + ky * (2 * S + 1) + S - px + xa, base, base + i,
