@@ -60,7 +60,8 @@ class Cascade:
         return int(self.coeff.shape[1])
 
 
-def project(features: np.ndarray, coeff: np.ndarray) -> np.ndarray:
-    """A feature map or filter ``(h, w, d)`` projected onto ``coeff`` ``(d, k)``: ``(h, w, k)`` float64."""
-    features = np.asarray(features, dtype=np.float64)
-    return np.ascontiguousarray(features @ np.asarray(coeff, dtype=np.float64))
+def project(features: np.ndarray, coeff: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """A feature map or filter ``(h, w, d)`` projected onto ``coeff`` ``(d, k)``: ``(h, w, k)``, computed
+    and returned in ``dtype`` (float64, or float32: the cascade's projected maps)."""
+    features = np.asarray(features, dtype=dtype)
+    return np.ascontiguousarray(features @ np.asarray(coeff, dtype=dtype))

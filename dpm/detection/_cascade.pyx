@@ -18,7 +18,7 @@
 #     where R is the filter response; a placement whose response is not yet
 #     known and whose deformation score is below t[2s] - score is skipped
 #     (deformation pruning); responses are computed as needed (adjacent
-#     needed ones of a window row together, each the same sum as alone) and
+#     needed ones of a row together, each the same sum as alone) and
 #     memoised per (level, filter, placement), so a later hypothesis uses
 #     every response computed so far, pruned or not (cascade.cc's rule);
 #   - a projected part's score is added; a full part's score replaces its
@@ -41,17 +41,34 @@
 # scores -inf, as in the exact detector (cascade.cc would read outside its
 # arrays there).
 #
-# Precision: float64 features, filters and responses; a response is summed
-# in a fixed order (rows of the filter in order, each row one contiguous run
-# of w*d products, see _cascade_dot.h), so it agrees with the exact
-# detector's float64 responses to rounding (about 1e-13).
+# Order of work: stage by stage.  Each pass takes every hypothesis still in
+# the cascade through one stage, in the order the root positions were
+# visited (x outer, y inner).  Each memo plane belongs to one stage of one
+# component, so it sees the same probes in the same order as when each
+# position runs through all its stages before the next: the same responses,
+# placements and scores.  A part's stage is three passes over its
+# hypotheses (_part_pass): the first hypothesis that needs each response
+# (the deformation thresholds are known before the stage), the needed
+# responses row by row, then each hypothesis's window maximum over the
+# responses needed by it or by an earlier hypothesis, which is what the
+# sequential rule has computed by its turn.
+#
+# Precision: the full filters, the full levels and their responses in
+# float64; a response is summed in a fixed order (rows of the filter in
+# order, each row one contiguous run of w*d products, see _cascade_dot.h),
+# so it agrees with the exact detector's float64 responses to rounding
+# (about 1e-13).  The projected maps and filters are float64 (the same
+# order) or float32 (summed in float32 in a fixed order, see
+# _cascade_dot.h), as the caller gives them; projected scores only decide
+# pruning, and a survivor's score is its full score either way.
 #
 # Memoisation: cascade.cc also memoises each part score per (level, part,
 # probe); in a release-3.1 model a probe belongs to one root position and a
 # part to one component, so each entry would be written once and read only
 # for the detection's part boxes: the argmaxes are kept per hypothesis
-# instead.  Response memos are flat planes per (filter, projected/full) with
-# a level stamp per entry, so no plane is cleared between levels.
+# instead.  Response memos are flat planes per (filter, projected/full)
+# with, per entry, the id of the hypothesis that first needed it (ids grow
+# from pass to pass), so no plane is cleared between passes or levels.
 
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
@@ -71,6 +88,7 @@ MAX_PARTS = 63
 cdef Map _map(double[:, :, ::1] a, int pady, int padx):
     cdef Map m
     m.data = &a[0, 0, 0] if a.shape[0] * a.shape[1] * a.shape[2] > 0 else NULL
+    m.data32 = NULL
     m.h = <int>a.shape[0]
     m.w = <int>a.shape[1]
     m.d = <int>a.shape[2]
@@ -79,13 +97,32 @@ cdef Map _map(double[:, :, ::1] a, int pady, int padx):
     return m
 
 
+cdef Map _map32(float[:, :, ::1] a, int pady, int padx):
+    cdef Map m
+    m.data = NULL
+    m.data32 = &a[0, 0, 0] if a.shape[0] * a.shape[1] * a.shape[2] > 0 else NULL
+    m.h = <int>a.shape[0]
+    m.w = <int>a.shape[1]
+    m.d = <int>a.shape[2]
+    m.pady = pady
+    m.padx = padx
+    return m
+
+
+cdef Map _any_map(a, int pady, int padx):
+    # float32 maps are read in single precision (the projected ones), others as float64.
+    if a.dtype == np.float32:
+        return _map32(a, pady, padx)
+    return _map(a, pady, padx)
+
+
 cdef class CascadeKernel:
     """A model and its cascade packed for :meth:`level` (built by ``dpm.cascade.detect``).
 
     ``components``: one dict per component with ``root`` (full root filter,
     (h, w, d) float64 C-contiguous), ``bias``, ``order`` ((2n,) int64),
-    ``thresholds`` ((4n,) float64) and ``parts``: dicts with ``full`` and
-    ``proj`` (filters), ``anchor`` ((ax, ay), the 0-based probe offsets) and
+    ``thresholds`` ((4n,) float64) and ``parts``: dicts with ``full`` (float64)
+    and ``proj`` (float64 or float32, all alike) filters, ``anchor`` ((ax, ay), the 0-based probe offsets) and
     ``cost`` ((4, 2 window + 1) float64, see the module header).  ``padding``
     is the root level's (pady, padx) of virtual zero padding (the part
     level's is twice that); (0, 0) for levels that come padded, as release
@@ -163,8 +200,7 @@ cdef class CascadeKernel:
             for j, part in enumerate(comp["parts"]):
                 a = part["full"]
                 self.parts[m].full = _map(a, 0, 0)
-                a = part["proj"]
-                self.parts[m].proj = _map(a, 0, 0)
+                self.parts[m].proj = _any_map(part["proj"], 0, 0)
                 self.parts[m].ax = int(part["anchor"][0])
                 self.parts[m].ay = int(part["anchor"][1])
                 self.parts[m].memo = m
@@ -220,7 +256,7 @@ cdef class CascadeKernel:
 
         ``root``: the root level's features (h, w, d), unpadded; ``part``
         and ``part_proj``: the part level's features and their projection,
-        unpadded; ``scores``: per component, the projected root filter's
+        unpadded (float64; ``part_proj`` of the projected filters' dtype); ``scores``: per component, the projected root filter's
         response over the padded root level (no bias); ``bias``: per
         component, what this level adds to every hypothesis's score instead
         of the components' ``bias`` (release 5: offset and scale prior,
@@ -256,8 +292,9 @@ cdef class CascadeKernel:
         run.root = _map(a, self.pady, self.padx)
         a = part
         run.part[0] = _map(a, 2 * self.pady, 2 * self.padx)
-        a = part_proj
-        run.part[1] = _map(a, 2 * self.pady, 2 * self.padx)
+        run.part[1] = _any_map(part_proj, 2 * self.pady, 2 * self.padx)
+        if (run.part[1].data32 == NULL) != all(self.parts[c].proj.data32 == NULL for c in range(self.nmemo)):
+            raise ValueError("part_proj and the projected filters must have the same precision")
         keep = [np.ascontiguousarray(x, dtype=np.float64) for x in scores]
         ptrs = np.empty(max(1, self.ncomp), dtype=np.uintp)
         for c in range(self.ncomp):

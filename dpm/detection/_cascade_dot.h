@@ -155,30 +155,33 @@ dpm_cascade_rowsk_n(const double *a, long as, long dx, const double *b, long bs,
         out[k] = s[k];
 }
 
-/* dpm_cascade_rowsk_n for one K, with the common filter shapes (6 x 6 filters of 6 projected and 32
-   channels) as constants; always inlined, so each call below is specialised for its K. */
+/* L responses at a, a + dx, ..., a + (L - 1) dx into out[0 .. L-1] (L >= 1; no placement clipped):
+   groups of 4, then one of 3 or 2 or a single one, each sum formed exactly as dpm_cascade_rows_n forms
+   it (the same bits as one response at a time). */
 static inline __attribute__((always_inline)) void
-dpm_cascade_rowsk_shaped(const double *a, long as, long dx, const double *b, long bs, int rows, int n, int K,
-                         double *out)
+dpm_cascade_span_shaped(const double *a, long as, long dx, const double *b, long bs, int rows, int n, int L,
+                        double *out)
 {
-    if (rows == 6 && n == 36)
-        dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 36, K, out);
-    else if (rows == 6 && n == 192)
-        dpm_cascade_rowsk_n(a, as, dx, b, bs, 6, 192, K, out);
-    else
-        dpm_cascade_rowsk_n(a, as, dx, b, bs, rows, n, K, out);
+    int k = 0;
+    for (; k + 4 <= L; k += 4)
+        dpm_cascade_rowsk_n(a + k * dx, as, dx, b, bs, rows, n, 4, out + k);
+    if (L - k == 3)
+        dpm_cascade_rowsk_n(a + k * dx, as, dx, b, bs, rows, n, 3, out + k);
+    else if (L - k == 2)
+        dpm_cascade_rowsk_n(a + k * dx, as, dx, b, bs, rows, n, 2, out + k);
+    else if (L - k == 1)
+        out[k] = dpm_cascade_rows_n(a + k * dx, as, b, bs, rows, n);
 }
 
-/* K = 2, 3 or 4 placements (see dpm_cascade_rowsk_n). */
-static inline void dpm_cascade_rowsk(const double *a, long as, long dx, const double *b, long bs, int rows, int n,
-                                     int K, double *out)
+static inline void dpm_cascade_span(const double *a, long as, long dx, const double *b, long bs, int rows, int n,
+                                    int L, double *out)
 {
-    if (K == 4)
-        dpm_cascade_rowsk_shaped(a, as, dx, b, bs, rows, n, 4, out);
-    else if (K == 3)
-        dpm_cascade_rowsk_shaped(a, as, dx, b, bs, rows, n, 3, out);
+    if (rows == 6 && n == 36)
+        dpm_cascade_span_shaped(a, as, dx, b, bs, 6, 36, L, out);
+    else if (rows == 6 && n == 192)
+        dpm_cascade_span_shaped(a, as, dx, b, bs, 6, 192, L, out);
     else
-        dpm_cascade_rowsk_shaped(a, as, dx, b, bs, rows, n, 2, out);
+        dpm_cascade_span_shaped(a, as, dx, b, bs, rows, n, L, out);
 }
 #else
 static inline double dpm_cascade_dot(const double *a, const double *b, int n)
@@ -209,7 +212,111 @@ static inline void dpm_cascade_rowsk(const double *a, long as, long dx, const do
     for (k = 0; k < K; k++)
         out[k] = dpm_cascade_rows(a + k * dx, as, b, bs, rows, n);
 }
+
+static inline void dpm_cascade_span(const double *a, long as, long dx, const double *b, long bs, int rows, int n,
+                                    int L, double *out)
+{
+    dpm_cascade_rowsk(a, as, dx, b, bs, rows, n, L, out);
+}
+
 #endif
+
+/* Single precision (the projected responses): a filter of `rows` rows of n floats (row stride bs)
+   placed at a (row stride as), K placements at a, a + dx, ... (K = 1 .. 4).  Summation order (the same
+   in every build): the products of each row are accumulated, in increasing index, in 8 partial sums,
+   sum (i mod 8) (the last n mod 8 products to sums 0 .. n mod 8 - 1), carried from row to row; at the
+   end ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)), in float. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float dpm_cfv __attribute__((vector_size(32)));
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+static inline __attribute__((always_inline)) void
+dpm_cascade_rowsk32_n(const float *a, long as, long dx, const float *b, long bs, int rows, int n, int K,
+                      double *out)
+{
+    dpm_cfv s[4], va, vb;
+    int r, k, i;
+    for (k = 0; k < K; k++)
+        s[k] = (dpm_cfv){0};
+    for (r = 0; r < rows; r++, a += as, b += bs) {
+        for (i = 0; i + 8 <= n; i += 8) {
+            memcpy(&vb, b + i, sizeof vb);
+            for (k = 0; k < K; k++) {
+                memcpy(&va, a + k * dx + i, sizeof va);
+                s[k] += va * vb;
+            }
+        }
+#if defined(__AVX__)
+        /* A tail of 4 or more: its first 4 products to sums 0..3 (the low half, in registers). */
+        if (i + 4 <= n) {
+            __m128 wb = _mm_loadu_ps(b + i);
+            for (k = 0; k < K; k++) {
+                __m256 sk;
+                memcpy(&sk, &s[k], sizeof sk);
+                sk = _mm256_insertf128_ps(sk, _mm_add_ps(_mm256_castps256_ps128(sk),
+                                                         _mm_mul_ps(_mm_loadu_ps(a + k * dx + i), wb)), 0);
+                memcpy(&s[k], &sk, sizeof sk);
+            }
+            i += 4;
+        }
+#endif
+        for (; i < n; i++)
+            for (k = 0; k < K; k++)
+                s[k][i & 7] += a[k * dx + i] * b[i];
+    }
+    for (k = 0; k < K; k++)
+        out[k] = (double)(((s[k][0] + s[k][4]) + (s[k][2] + s[k][6])) + ((s[k][1] + s[k][5]) + (s[k][3] + s[k][7])));
+}
+#else
+static inline void dpm_cascade_rowsk32_n(const float *a, long as, long dx, const float *b, long bs, int rows,
+                                         int n, int K, double *out)
+{
+    int r, k, i;
+    for (k = 0; k < K; k++) {
+        float t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        const float *ar = a + k * dx, *br = b;
+        for (r = 0; r < rows; r++, ar += as, br += bs) {
+            for (i = 0; i + 8 <= n; i += 8) {
+                int v;
+                for (v = 0; v < 8; v++)
+                    t[v] += ar[i + v] * br[i + v];
+            }
+            for (; i < n; i++)
+                t[i & 7] += ar[i] * br[i];
+        }
+        out[k] = (double)(((t[0] + t[4]) + (t[2] + t[6])) + ((t[1] + t[5]) + (t[3] + t[7])));
+    }
+}
+#endif
+
+/* L single-precision responses at a, a + dx, ... (no placement clipped), 4 at a time. */
+static inline __attribute__((always_inline)) void
+dpm_cascade_span32_shaped(const float *a, long as, long dx, const float *b, long bs, int rows, int n, int L,
+                          double *out)
+{
+    int k = 0;
+    for (; k + 4 <= L; k += 4)
+        dpm_cascade_rowsk32_n(a + k * dx, as, dx, b, bs, rows, n, 4, out + k);
+    if (L - k == 3)
+        dpm_cascade_rowsk32_n(a + k * dx, as, dx, b, bs, rows, n, 3, out + k);
+    else if (L - k == 2)
+        dpm_cascade_rowsk32_n(a + k * dx, as, dx, b, bs, rows, n, 2, out + k);
+    else if (L - k == 1)
+        dpm_cascade_rowsk32_n(a + k * dx, as, dx, b, bs, rows, n, 1, out + k);
+}
+
+static inline void dpm_cascade_span32(const float *a, long as, long dx, const float *b, long bs, int rows, int n,
+                                      int L, double *out)
+{
+    if (rows == 6 && n == 36)
+        dpm_cascade_span32_shaped(a, as, dx, b, bs, 6, 36, L, out);
+    else if (rows == 6 && n == 30)
+        dpm_cascade_span32_shaped(a, as, dx, b, bs, 6, 30, L, out);
+    else
+        dpm_cascade_span32_shaped(a, as, dx, b, bs, rows, n, L, out);
+}
 
 /* A hint to fetch the cache line of p (no effect on results). */
 static inline void dpm_prefetch(const void *p)

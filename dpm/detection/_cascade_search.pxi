@@ -8,6 +8,7 @@ cdef struct Map:
     # A feature map or filter, row-major (h, w, d); a map is read as if
     # padded with (pady, padx) zero cells on each side.
     const double* data
+    const float* data32   # single-precision data instead (data NULL): projected maps and filters
     int h, w, d
     int pady, padx
 
@@ -76,8 +77,10 @@ cdef inline double _now() noexcept nogil:
 
 cdef extern from "_cascade_dot.h":
     double dpm_cascade_rows(const double* a, long as_, const double* b, long bs, int rows, int n) noexcept nogil
-    void dpm_cascade_rowsk(const double* a, long as_, long dx, const double* b, long bs, int rows, int n,
-                           int K, double* out) noexcept nogil
+    void dpm_cascade_span(const double* a, long as_, long dx, const double* b, long bs, int rows, int n,
+                          int L, double* out) noexcept nogil
+    void dpm_cascade_span32(const float* a, long as_, long dx, const float* b, long bs, int rows, int n,
+                            int L, double* out) noexcept nogil
     int dpm_ctz64(unsigned long long v) noexcept nogil
     void dpm_prefetch(const void* p) noexcept nogil
     void dpm_claim(unsigned int* first, const double* drow, unsigned int base, unsigned int id, double thr,
@@ -95,20 +98,15 @@ cdef inline double _response(const Map* m, const Map* f, int x, int y) noexcept 
     cdef int ca = 0 if c0 >= 0 else -c0
     cdef int cb = f.w if c0 + f.w <= m.w else m.w - c0
     cdef int d = m.d
+    cdef double out
     if ca >= cb or ra >= rb:
         return 0.0
+    if f.data32 != NULL:
+        dpm_cascade_span32(m.data32 + ((r0 + ra) * m.w + c0 + ca) * d, <long>m.w * d,
+                           d, f.data32 + (ra * f.w + ca) * d, <long>f.w * d, rb - ra, (cb - ca) * d, 1, &out)
+        return out
     return dpm_cascade_rows(m.data + ((r0 + ra) * m.w + c0 + ca) * d, <long>m.w * d,
                             f.data + (ra * f.w + ca) * d, <long>f.w * d, rb - ra, (cb - ca) * d)
-
-
-cdef inline bint _responses(const Map* m, const Map* f, int x, int y, int K, double* out) noexcept nogil:
-    # The responses at (x, y) .. (x + K - 1, y), K = 2 .. 4, when no placement is clipped (else False).
-    cdef int r0 = y - m.pady, c0 = x - m.padx
-    if r0 < 0 or c0 < 0 or r0 + f.h > m.h or c0 + K - 1 + f.w > m.w or f.w <= 0 or f.h <= 0:
-        return False
-    dpm_cascade_rowsk(m.data + (r0 * m.w + c0) * m.d, <long>m.w * m.d, m.d, f.data, <long>f.w * m.d,
-                      f.h, f.w * m.d, K, out)
-    return True
 
 
 cdef inline unsigned int _reserve(Memo* memo, int count) noexcept nogil:
@@ -176,7 +174,8 @@ cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp
     cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
     cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
     cdef unsigned int base = _reserve(memo, na)
-    cdef int i, j, px, py, xa, xb, ya, yb, x, y, ky, kx, bx, by, xc, xe, k, q
+    cdef int i, j, px, py, xa, xb, ya, yb, x, y, ky, kx, bx, by, xc, xe, k, q, r0, lo, hi
+    cdef bint inside
     cdef int x0 = W, x1 = -1, y0 = H, y1 = -1
     cdef unsigned long long need, run_
     cdef double got[4]
@@ -208,24 +207,36 @@ cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp
         x1 = xb if xb > x1 else x1
         y0 = ya if ya < y0 else y0
         y1 = yb if yb > y1 else y1
-    # Pass 2: the needed responses, runs of up to 4 adjacent ones at once (the filter's loads shared).
+    # Pass 2: the needed responses, row by row; each run of adjacent ones that lies inside the map at
+    # once (the filter's loads shared by up to 4), the others one at a time.
     for y in range(y0, y1 + 1):
         rval = val + <long long>y * W
         rfirst = first + <long long>y * W
+        r0 = y - lev.pady
+        inside = r0 >= 0 and r0 + f.h <= lev.h and f.w > 0 and f.h > 0
         for xc in range(x0, x1 + 1, 64):
             xe = xc + 64 if xc + 64 <= x1 + 1 else x1 + 1
             need = dpm_claimed_mask(rfirst + xc, base, xe - xc)
             while need:
                 x = xc + dpm_ctz64(need)
-                run_ = (need >> (x - xc)) & 15
-                k = 4 if run_ == 15 else (3 if run_ & 7 == 7 else (2 if run_ & 3 == 3 else 1))
-                if k == 1 or not _responses(lev, f, x, y, k, got):
-                    k = 1
-                    got[0] = _response(lev, f, x, y)
-                for q in range(k):
-                    rval[x + q] = got[q]
-                    need &= need - 1
+                k = dpm_ctz64(~(need >> (x - xc))) if (need >> (x - xc)) != 0xffffffffffffffffULL else 64
+                # the run x .. x + k - 1; its placements inside the map: lo .. hi - 1
+                lo = x if x - lev.padx >= 0 else lev.padx
+                hi = x + k if x + k - 1 - lev.padx + f.w <= lev.w else lev.w - f.w + 1 + lev.padx
+                if not inside or hi <= lo:
+                    lo = hi = x + k
+                for q in range(x, lo):
+                    rval[q] = _response(lev, f, q, y)
+                if hi > lo and f.data32 != NULL:
+                    dpm_cascade_span32(lev.data32 + (r0 * lev.w + lo - lev.padx) * lev.d, <long>lev.w * lev.d,
+                                       lev.d, f.data32, <long>f.w * lev.d, f.h, f.w * lev.d, hi - lo, rval + lo)
+                elif hi > lo:
+                    dpm_cascade_span(lev.data + (r0 * lev.w + lo - lev.padx) * lev.d, <long>lev.w * lev.d, lev.d,
+                                     f.data, <long>f.w * lev.d, f.h, f.w * lev.d, hi - lo, rval + lo)
+                for q in range(hi, x + k):
+                    rval[q] = _response(lev, f, q, y)
                 st.nconv[pca] += k
+                need = (need >> (x - xc + k) << (x - xc + k)) if x - xc + k < 64 else 0
     # Pass 3: each hypothesis's best placement among the entries known to it.  Per column the first
     # strict minimum over y of (-R + ay ky^2) + by ky, then over x of (that + ax kx^2) + bx kx.
     for i in range(na):

@@ -55,8 +55,8 @@ from .results import Detections
 
 _kernel = _cpu.best_build(__package__ + "._cascade")
 
-__all__ = ["CascadeStats", "check_cascade", "cost_table", "detect_cascade", "detect_cascade_raw", "new_kernel",
-           "project_pyramid"]
+__all__ = ["CascadeStats", "cascade_levels", "check_cascade", "cost_table", "detect_cascade", "detect_cascade_raw",
+           "new_kernel", "project_pyramid", "projection_dtype"]
 
 # Time split keys of CascadeStats.seconds, in pipeline order.
 STAGES = ("features", "projection", "projected root", "part stages", "full stages", "rest")
@@ -143,9 +143,35 @@ def check_cascade(model: Model, cascade: Cascade) -> None:
     validate_cascade(cascade, model, source="cascade")
 
 
-def project_pyramid(pyramid, coeff) -> list:
-    """The pyramid's levels projected onto ``coeff`` ``(d, k)``: a list of ``(h, w, k)`` float64 maps."""
-    return [project(level, coeff) for level in pyramid.levels]
+def project_pyramid(pyramid, coeff, dtype=np.float64) -> list:
+    """The pyramid's levels projected onto ``coeff`` ``(d, k)``: a list of ``(h, w, k)`` maps of ``dtype``."""
+    return [project(level, coeff, dtype) for level in pyramid.levels]
+
+
+def projection_dtype(pyramid) -> np.dtype:
+    """Precision of a cascade's projected maps and filters for ``pyramid``: float32 for single-precision
+    levels (the fast features, detection's default), float64 for the original's double-precision ones."""
+    return np.dtype(np.float32 if all(f.dtype == np.float32 for f in pyramid.levels) else np.float64)
+
+
+def cascade_levels(pyramid, coeff, dtype, times: dict):
+    """For each root level ``lev`` from ``pyramid.interval`` on: ``(lev, root, part, root_proj,
+    part_proj)``, the root level and the part level ``lev - interval`` in float64 (read by the full
+    stages) and both projected onto ``coeff`` in ``dtype``.  Each level is converted and projected when
+    first needed and released after its last use, so that a level is still in cache when the kernel
+    reads it and only about ``interval`` levels are held; the time this takes is added to
+    ``times["projection"]``."""
+    interval = pyramid.interval
+    levels, projected = {}, {}
+    for lev in range(interval, len(pyramid.levels)):
+        clock = time.perf_counter()
+        for k in (lev - interval, lev):
+            if k not in levels:
+                levels[k] = np.ascontiguousarray(pyramid.levels[k], dtype=np.float64)
+                projected[k] = project(pyramid.levels[k], coeff, dtype)
+        times["projection"] = times.get("projection", 0.0) + time.perf_counter() - clock
+        yield lev, levels[lev], levels[lev - interval], projected[lev], projected[lev - interval]
+        del levels[lev - interval], projected[lev - interval]
 
 
 def cost_table(deformation, window: int) -> np.ndarray:
@@ -163,17 +189,17 @@ def new_kernel(components, **options):
 
 
 def _kernel_for(model: Model, cascade: Cascade, threshold: float, window: int, skip_border: bool,
-                stats: CascadeStats | None):
+                stats: CascadeStats | None, dtype):
     coeff = np.asarray(cascade.coeff, dtype=np.float64)
     comps = []
     for comp, cc in zip(model.components, cascade.components):
-        parts = [dict(full=np.ascontiguousarray(p.filter, dtype=np.float64), proj=project(p.filter, coeff),
+        parts = [dict(full=np.ascontiguousarray(p.filter, dtype=np.float64), proj=project(p.filter, coeff, dtype),
                       anchor=(int(p.anchor[0]), int(p.anchor[1])), cost=cost_table(p.deformation, window))
                  for p in comp.parts]
         comps.append(dict(root=np.ascontiguousarray(comp.root, dtype=np.float64), bias=float(comp.bias),
                           order=np.ascontiguousarray(cc.order, dtype=np.int64),
                           thresholds=np.ascontiguousarray(cc.thresholds, dtype=np.float64), parts=parts))
-    roots = FilterBank([project(c.root, coeff) for c in model.components], dtype=np.float64)
+    roots = FilterBank([project(c.root, coeff, dtype) for c in model.components], dtype=dtype)
     kernel = new_kernel(comps, window=window, skip_border=skip_border, threshold=threshold,
                                    padding=model.padding, blocks=bool(stats and stats.blocks),
                                    timing=bool(stats and stats.timing))
@@ -208,29 +234,22 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
     if pyramid is None:
         exact = exact_features is True
         pyramid = detection_pyramid(image, model.sbin, model.interval, np.float64 if exact else np.float32, exact)
-    levels = [np.ascontiguousarray(f, dtype=np.float64) for f in pyramid.levels]
     now = time.perf_counter()
-    times = {"features": now - clock}
-    clock = now
-    kernel, roots = _kernel_for(model, cascade, thresh, int(window), bool(skip_border), stats)
-    projected = project_pyramid(pyramid, cascade.coeff)
-    now = time.perf_counter()
-    times["projection"] = now - clock
-    clock = now
+    times = {"features": now - clock, "projection": 0.0}
+    dtype = projection_dtype(pyramid)
+    kernel, roots = _kernel_for(model, cascade, thresh, int(window), bool(skip_border), stats, dtype)
+    times["projection"] += time.perf_counter() - now
     pady, padx = model.padding
     maxh, maxw = model.maxsize
-    interval = pyramid.interval
     found, recorded = [], []
     root_seconds = kernel_seconds = 0.0
-    for lev in range(interval, len(levels)):
-        feat = levels[lev]
+    for lev, feat, part, feat_proj, part_proj in cascade_levels(pyramid, cascade.coeff, dtype, times):
         if feat.shape[0] + 2 * pady < maxh or feat.shape[1] + 2 * padx < maxw:
             continue
         t0 = time.perf_counter()
-        responses = roots.convolve(projected[lev], pad=(pady, padx))
+        responses = roots.convolve(feat_proj, pad=(pady, padx))
         t1 = time.perf_counter()
-        pos, score, parts, blocks = kernel.level(feat, levels[lev - interval], projected[lev - interval],
-                                                 responses)
+        pos, score, parts, blocks = kernel.level(feat, part, part_proj, responses)
         kernel_seconds += time.perf_counter() - t1
         root_seconds += t1 - t0
         cell = model.sbin / pyramid.scales[lev]

@@ -46,7 +46,7 @@ from ...cascade.types import Cascade, project
 from ...convolve import FilterBank
 from ...model.check import validate_cascade
 from ...model.release5 import R5_FEATURES, StarModel
-from ..cascade import CascadeStats, cost_table, new_kernel
+from ..cascade import CascadeStats, cascade_levels, cost_table, new_kernel, projection_dtype
 from .parse import StarRaw, merge_levels, model_pyramid, placed_detections
 from .scores import loc_features
 
@@ -70,18 +70,18 @@ def _filter(f) -> np.ndarray:
 
 
 def _kernel_for(model: StarModel, cascade: Cascade, pyramid, threshold: float, window: int, skip_border: bool,
-                stats: CascadeStats | None):
+                stats: CascadeStats | None, dtype):
     coeff = np.asarray(cascade.coeff, dtype=np.float64)
     padx, pady = pyramid.padx, pyramid.pady
     comps = []
     for comp, cc in zip(model.components, cascade.components):
-        parts = [dict(full=_filter(p), proj=project(_filter(p), coeff),
+        parts = [dict(full=_filter(p), proj=project(_filter(p), coeff, dtype),
                       anchor=(int(p.anchor[0]) - padx, int(p.anchor[1]) - pady),
                       cost=cost_table(p.deformation, window))
                  for p in comp.parts]
         comps.append(dict(root=_filter(comp.root), bias=0.0, order=np.ascontiguousarray(cc.order, dtype=np.int64),
                           thresholds=np.ascontiguousarray(cc.thresholds, dtype=np.float64), parts=parts))
-    roots = FilterBank([project(_filter(c.root), coeff) for c in model.components], dtype=np.float64)
+    roots = FilterBank([project(_filter(c.root), coeff, dtype) for c in model.components], dtype=dtype)
     sizes = np.array([f.size for c in model.components for f in c.filters])
     kernel = new_kernel(comps, window=window, skip_border=skip_border, threshold=threshold, padding=(0, 0),
                         border=(math.ceil(pady / 2), math.ceil(padx / 2)), table=tuple(sizes.min(axis=0).tolist()),
@@ -151,32 +151,29 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
     clock = time.perf_counter()
     pyramid = model_pyramid(image, model, pyramid)
     now = time.perf_counter()
-    times = {"features": now - clock}
+    times = {"features": now - clock, "projection": 0.0}
     clock = now
-    kernel, roots = _kernel_for(model, cascade, pyramid, thresh, int(window), bool(skip_border), stats)
-    levels = [np.ascontiguousarray(f, dtype=np.float64) for f in pyramid.levels]
-    projected = [project(f, cascade.coeff) for f in levels]
-    now = time.perf_counter()
-    times["projection"] = now - clock
+    dtype = projection_dtype(pyramid)
+    kernel, roots = _kernel_for(model, cascade, pyramid, thresh, int(window), bool(skip_border), stats, dtype)
+    times["projection"] += time.perf_counter() - clock
     interval = pyramid.interval
-    loc = loc_features(len(levels), interval)
+    loc = loc_features(len(pyramid.levels), interval)
     found, recorded = [], []
     root_seconds = kernel_seconds = assemble = 0.0
-    for lev in range(interval, len(levels)):
+    for lev, feat, part, feat_proj, part_proj in cascade_levels(pyramid, cascade.coeff, dtype, times):
         t0 = time.perf_counter()
-        responses = roots.convolve(projected[lev], allow_empty=True)
+        responses = roots.convolve(feat_proj, allow_empty=True)
         t1 = time.perf_counter()
-        pos, score, parts, blocks = kernel.level(levels[lev], levels[lev - interval], projected[lev - interval],
-                                                 responses, bias=_level_bias(model, loc, lev, interval))
+        pos, score, parts, blocks = kernel.level(feat, part, part_proj, responses,
+                                                 bias=_level_bias(model, loc, lev, interval))
         t2 = time.perf_counter()
         root_seconds += t1 - t0
         kernel_seconds += t2 - t1
-        if len(pos) == 0:
-            continue
-        keep = _best_per_position(pos, score)
-        found.append((np.full(len(keep), lev, dtype=np.intp), pos[keep], score[keep], parts[keep]))
-        if blocks is not None:
-            recorded.append(blocks[keep])
+        if len(pos):
+            keep = _best_per_position(pos, score)
+            found.append((np.full(len(keep), lev, dtype=np.intp), pos[keep], score[keep], parts[keep]))
+            if blocks is not None:
+                recorded.append(blocks[keep])
         assemble += time.perf_counter() - t2
     clock = time.perf_counter()
     if found:
