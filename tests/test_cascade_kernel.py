@@ -119,3 +119,143 @@ def test_placed_detections_with_a_level_per_detection_are_the_per_level_ones(rng
     bx1 = (placed[0, 1, 0] + 4 - 4 * 2) * fscale
     assert together.boxes[0, 1, 0] == bx1 + 1 and together.boxes[0, 1, 2] == bx1 + 6 * fscale - 1 + 1
     assert together.bs[0, 4 * (3 * c + 1)] == bx1 + 1
+
+
+def _lane_dot32(m, f):
+    """A float32 filter placement's sum as _cascade_dot.h forms it: the products of each filter row,
+    by index i in the row, into 8 float32 lanes (i mod 8) carried from row to row, then
+    ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) in float32."""
+    t = [np.float32(0.0)] * 8
+    for a, b in zip(m, f):
+        a, b = a.ravel(), b.ravel()
+        for i in range(len(a)):
+            t[i & 7] = np.float32(t[i & 7] + np.float32(a[i] * b[i]))
+    f32 = np.float32
+    return float(f32(f32(f32(t[0] + t[4]) + f32(t[2] + t[6])) + f32(f32(t[1] + t[5]) + f32(t[3] + t[7]))))
+
+
+def _response_any(m, f, x, y, pady, padx):
+    if m.dtype == np.float64:
+        return _response(m, f, x, y, pady, padx)
+    r0, c0 = y - pady, x - padx
+    ra, rb = max(0, -r0), min(f.shape[0], m.shape[0] - r0)
+    ca, cb = max(0, -c0), min(f.shape[1], m.shape[1] - c0)
+    if ca >= cb or ra >= rb:
+        return 0.0
+    return _lane_dot32(m[r0 + ra:r0 + rb, c0 + ca:c0 + cb], f[ra:rb, ca:cb])
+
+
+def _sequential_search(comp, lv, scores, S, padding, threshold):
+    """cascade.cc's rule, one root position at a time through all its stages (the kernel's header):
+    responses computed when a hypothesis needs them (unknown, deformation score not below
+    t[2s] - score) and known to every later hypothesis; window maximum as dt.cc evaluates it."""
+    pady, padx = padding
+    parts, t, order = comp["parts"], comp["thresholds"], comp["order"]
+    n = len(parts) + 1
+    memo = {}
+
+    def part_score(j, pca, px, py, defthresh):
+        p = parts[j]
+        f = p["proj"] if pca else p["full"]
+        lev = lv["part_proj"] if pca else lv["part"]
+        H = lev.shape[0] + 4 * pady - f.shape[0] + 1
+        W = lev.shape[1] + 4 * padx - f.shape[1] + 1
+        if px < 0 or py < 0 or px >= W or py >= H:
+            return -np.inf, -1, -1, -np.inf
+        known = memo.setdefault((j, pca), {})
+        qx, lx, qy, ly = p["cost"]
+        xs = range(max(px - S, 0), min(px + S, W - 1) + 1)
+        col = {}
+        for y in range(max(py - S, 0), min(py + S, H - 1) + 1):
+            ky = py - y + S
+            for x in xs:
+                kx = px - x + S
+                deform = -(qx[kx] + lx[kx]) - (qy[ky] + ly[ky])
+                if (x, y) not in known and not deform < defthresh:
+                    known[(x, y)] = _response_any(lev, f, x, y, 2 * pady, 2 * padx)
+            for x in xs:
+                if (x, y) in known:
+                    v = (-known[(x, y)] + qy[ky]) + ly[ky]
+                    if x not in col or v < col[x][0]:
+                        col[x] = (v, y)
+        best, bx, by = np.inf, -1, -1
+        for x in xs:
+            if x in col:
+                v = (col[x][0] + qx[px - x + S]) + lx[px - x + S]
+                if v < best:
+                    best, bx, by = v, x, col[x][1]
+        if bx < 0:
+            return -np.inf, -1, -1, -np.inf
+        return -best, bx, by, known[(bx, by)]
+
+    found = []
+    for rx in range(scores.shape[1]):
+        for ry in range(scores.shape[0]):
+            r = scores[ry, rx]
+            score, pscore, placed = r + comp["bias"], {0: r}, {}
+            stage = 1
+            while stage < 2 * n:
+                if score < t[2 * stage - 1]:
+                    break
+                part, pca = int(order[stage]), stage < n
+                if part == 0:
+                    score += _response(lv["root"], comp["root"], rx, ry, pady, padx) - pscore[0]
+                else:
+                    p = parts[part - 1]
+                    ps, bx, by, _ = part_score(part - 1, pca, 2 * rx + p["anchor"][0], 2 * ry + p["anchor"][1],
+                                               t[2 * stage] - score)
+                    if pca:
+                        pscore[part] = ps
+                        score += ps
+                    else:
+                        score += ps - pscore[part]
+                        placed[part] = (bx, by)
+                stage += 1
+            if stage == 2 * n and score > threshold:
+                found.append(((0, rx, ry), score, [placed[k] for k in range(1, n)]))
+    computed = [sum(len(v) for (j, pca), v in memo.items() if pca == want) for want in (False, True)]
+    return found, computed
+
+
+@pytest.mark.parametrize("build", builds_of("dpm.detection._cascade"))
+@pytest.mark.parametrize("proj_dtype", [np.float64, np.float32])
+def test_pruned_search_is_cascade_cc_rule_one_hypothesis_at_a_time(build, proj_dtype, rng):
+    # The kernel runs stage by stage over all positions and each part stage in three passes
+    # (first needers, responses, window maxima); with pruning at every stage it must give what
+    # the sequential rule gives: the same detections, scores, placements and responses computed.
+    d, k, S, padding = 8, 3, 2, (1, 2)
+    parts = [dict(full=0.15 * rng.standard_normal((3, 3, d)),
+                  proj=(0.15 * rng.standard_normal((3, 3, k))).astype(proj_dtype),
+                  anchor=(1 + j, 1), cost=cost_table((0.3, 0.1, 0.2, -0.1), S)) for j in range(2)]
+    comp = dict(root=0.15 * rng.standard_normal((2, 3, d)), bias=0.2, order=np.array([0, 2, 1, 0, 1, 2], dtype=np.int64),
+                parts=parts)
+    lv = dict(root=rng.standard_normal((7, 8, d)), part=rng.standard_normal((14, 16, d)))
+    lv["part_proj"] = rng.standard_normal((14, 16, k)).astype(proj_dtype)
+    hr = lv["root"].shape[0] + 2 * padding[0] - 2 + 1
+    wr = lv["root"].shape[1] + 2 * padding[1] - 3 + 1
+    scores = rng.standard_normal((hr, wr))
+    module = importlib.import_module(build)
+
+    def run(thresholds):
+        c = dict(comp, thresholds=np.ascontiguousarray(thresholds, dtype=np.float64))
+        kernel = module.CascadeKernel([c], window=S, skip_border=False, threshold=-1.0, padding=padding)
+        got = kernel.level(lv["root"], lv["part"], lv["part_proj"], [scores])
+        return kernel, got, c
+
+    # Thresholds near the 30th percentiles of the unpruned run's scores at each stage (hypotheses
+    # stopped at every stage), deformation thresholds 1 below the next stage's (placements skipped).
+    open_kernel, _, _ = run(np.full(12, -np.inf))
+    t = np.full(12, -np.inf)
+    t[1::2] = [-0.25, 0.35, 1.0, 0.7, 1.8, 2.8]
+    t[2::2] = t[3::2] - 1.0
+    kernel, (pos, score, placed, _), c = run(t)
+    want, computed = _sequential_search(c, lv, scores, S, padding, threshold=-1.0)
+    assert len(want) > 3
+    assert [tuple(int(v) for v in p) for p in pos] == [w[0] for w in want]
+    assert score.tolist() == [w[1] for w in want]
+    assert [[tuple(int(v) for v in xy) for xy in row] for row in placed] == [w[2] for w in want]
+    assert list(kernel.responses) == computed
+    passed = kernel.passed[0]
+    assert all(passed[s + 1] < passed[s] for s in range(5))                   # hypotheses pruned at each stage
+    assert kernel.responses[1] < 0.9 * open_kernel.responses[1]               # placements skipped
+    assert kernel.responses[0] < 0.9 * open_kernel.responses[0]
