@@ -81,6 +81,9 @@ cdef extern from "_cascade_dot.h":
                           int L, double* out) noexcept nogil
     void dpm_cascade_span32(const float* a, long as_, long dx, const float* b, long bs, int rows, int n,
                             int L, double* out) noexcept nogil
+
+
+cdef extern from "_cascade_memo.h":
     int dpm_ctz64(unsigned long long v) noexcept nogil
     void dpm_prefetch(const void* p) noexcept nogil
     void dpm_claim(unsigned int* first, const double* drow, unsigned int base, unsigned int id, double thr,
