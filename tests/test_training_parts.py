@@ -6,7 +6,7 @@ from dpm.features.flip import FLIP_PERMUTATION, flip_features
 from dpm.model import model_blocks, model_from_blocks, save_model, load_model
 from dpm.training import addparts, initmodel, mergemodels
 from dpm.training.parts import part_energy, part_shapes, place_parts
-from dpm.training.warp import imresize
+from dpm.training.imresize import imresize
 
 
 def symmetric_root(h, w, rng):

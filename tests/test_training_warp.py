@@ -12,8 +12,9 @@ import pytest
 from conftest import keys_cubic, shared_path
 from dpm.features.flip import flip_features
 from dpm.training import initmodel
-from dpm.training.warp import (fold_features, imresize, random_negative_windows, random_negatives, root_example,
-                               subarray, warp_box, warp_positives, warp_window, warped_features)
+from dpm.training.imresize import imresize
+from dpm.training.warp import (fold_features, random_negative_windows, random_negatives, root_example, subarray,
+                               warp_box, warp_positives, warp_window, warped_features)
 
 hog_module = pytest.importorskip("dpm.features", reason="dpm.features.hog is not built")
 hog = hog_module.hog

@@ -23,7 +23,8 @@ from .data import Negative, Positive, TrainingData, clip_to_images
 from .init import initmodel, root_shape, split
 from .merge import mergemodels
 from .parts import addparts
-from .warp import fold_features, imresize, random_negatives, warp_box, warp_positives, warped_features
+from .imresize import imresize
+from .warp import fold_features, random_negatives, warp_box, warp_positives, warped_features
 
 __all__ = [
     "TrainConfig", "StageConfig", "max_examples", "random_negatives_per_image",

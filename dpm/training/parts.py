@@ -15,7 +15,7 @@ from ..features.flip import flip_features
 from ..model import NUM_FEATURES, Block, Model, Part
 from .config import TrainConfig
 from .ordered import ordered_sum
-from .warp import imresize
+from .imresize import imresize
 
 __all__ = ["part_shapes", "part_energy", "place_parts", "addparts"]
 
@@ -25,7 +25,7 @@ def part_energy(root) -> tuple[np.ndarray, np.ndarray]:
 
     The root is upsampled 2x with MATLAB's ``imresize(w, 2, 'bicubic')`` (Keys'
     cubic, ``a = -0.5``, symmetric border padding; see
-    :func:`dpm.training.warp.imresize`), which is what ``addparts.m`` calls.
+    :func:`dpm.training.imresize.imresize`), which is what ``addparts.m`` calls.
     Energy is ``sum_channels max(w2x, 0)^2`` plus its left/right mirror.
 
     Returns
