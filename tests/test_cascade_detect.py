@@ -293,6 +293,30 @@ def test_projected_pyramid_is_levels_times_coeff():
         np.testing.assert_allclose(proj, np.einsum("hwd,dk->hwk", level, coeff), atol=1e-12)
 
 
+def test_projections_follow_the_pyramids_precision(monkeypatch):
+    # float32 projections (a documented departure) for the default single-precision features; the
+    # original's float64 with exact_features=True.  The float32 projected pyramid is the float64 one
+    # rounded, to float32 accuracy.
+    model = load_model(builtin_model_path("person"))
+    image = demo_image("000034.jpg")
+    seen = []
+    real = cascade_detect.cascade_levels
+
+    def spy(pyramid, coeff, dtype, times):
+        seen.append(np.dtype(dtype))
+        return real(pyramid, coeff, dtype, times)
+
+    monkeypatch.setattr(cascade_detect, "cascade_levels", spy)
+    detect_cascade_raw(image, model, model.cascade)
+    detect_cascade_raw(image, model, model.cascade, exact_features=True)
+    assert seen == [np.float32, np.float64]
+    pyr = feature_pyramid(synthetic_image(3), 8, 10, dtype=np.float32, exact=False)
+    for p32, p64 in zip(project_pyramid(pyr, model.cascade.coeff, np.float32),
+                        project_pyramid(pyr, model.cascade.coeff, np.float64)):
+        assert p32.dtype == np.float32
+        np.testing.assert_allclose(p32, p64, rtol=1e-5, atol=1e-5 * np.abs(p64).max())
+
+
 def test_a_cascade_for_another_model_is_refused():
     model = dataclasses.replace(load_model(MODELS["builtin"]), cascade=None)
     other = load_model(builtin_model_path("voc2007/person"))

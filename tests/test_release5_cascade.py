@@ -217,3 +217,26 @@ def test_detect_uses_the_cascade_by_default(person, image, monkeypatch):
     assert len(default) and default.scores[0] == pytest.approx(exact.scores[0], abs=1e-9)
     with pytest.raises(ValueError, match=r"has no star-cascade; give it one"):
         dpm.detect(crop, dataclasses.replace(person, cascade=None), cascade=True)
+
+
+def test_exact_features_give_float64_projections(person, image, monkeypatch):
+    # The default projects onto the cascade's directions in float32 (a documented departure);
+    # exact_features=True (through dpm.detect, alone or with other models) gives cascade.cc's float64.
+    import dpm.detection.release5.cascade as rc
+
+    seen = []
+    real = rc.cascade_levels
+
+    def spy(pyramid, coeff, dtype, times):
+        seen.append(np.dtype(dtype))
+        return real(pyramid, coeff, dtype, times)
+
+    monkeypatch.setattr(rc, "cascade_levels", spy)
+    fast = dpm.detect(image, person)
+    exact = dpm.detect(image, person, exact_features=True)
+    from dpm.data import resolve_model
+
+    both = dpm.detect(image, [person, resolve_model("car")], exact_features=True)
+    assert seen == [np.float32, np.float64, np.float64, np.float64]
+    assert len(fast.scores) and len(exact.scores) == len(both["person"].scores)
+    np.testing.assert_array_equal(exact.boxes, both["person"].boxes)

@@ -12,7 +12,7 @@ the list, alone or mixed with release-3.1 models: those with the same
 ``sbin``, ``interval`` and extra octave share the features of one release-5
 pyramid, padded for each model (:func:`dpm.features.pyramid_r5.repad_pyramid`),
 and each gives exactly what :func:`dpm.detection.release5.detect_star` gives
-alone (``dtype``, ``exact_features`` and ``max_memory`` do not apply to them).
+alone (``dtype`` and ``max_memory`` do not apply to them).
 
 Stacking the filters of all models into one filter bank per level was tried
 and measured slower: the models' paddings differ, and one bank needs the
@@ -89,8 +89,8 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     models : Model, StarModel, sequence of them, or mapping of class name to Model or StarModel
         One :class:`~dpm.model.Model`: exactly :func:`dpm.detection.detect_one`;
         one voc-release5 :class:`~dpm.model.release5.StarModel`:
-        :func:`dpm.detection.release5.detect_star` (``dtype`` and ``exact_features`` do not apply;
-        ``cascade`` does),
+        :func:`dpm.detection.release5.detect_star` (``dtype`` does not apply;
+        ``exact_features`` and ``cascade`` do),
         returning one :class:`~dpm.detection.Detections`.  Several (a sequence
         keyed by each model's ``class_name``, or a dict; release-3.1 and
         release-5 models may be mixed): a dict of class name to
@@ -145,7 +145,7 @@ def _detect_stars(image, work, models: dict, threshold, cascade, exact_features,
             m = models[name]
             pady, padx = m.padding
             t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
-            out[name] = detect_star(image, m, threshold=t, cascade=cascade,
+            out[name] = detect_star(image, m, threshold=t, cascade=cascade, exact_features=exact_features,
                                     pyramid=repad_pyramid(base, padx=padx, pady=pady), **kwargs)
         del base
     return out

@@ -113,7 +113,7 @@ def _best_per_position(pos: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = None, threshold: float | None = None,
                             *, pyramid=None, window: int | None = None, skip_border: bool = True,
-                            stats: CascadeStats | None = None) -> StarRaw:
+                            exact_projections: bool = False, stats: CascadeStats | None = None) -> StarRaw:
     """Raw detections of a release-5 star model with its star-cascade (the counterpart of
     :func:`dpm.detection.release5.detect_raw_star`, same output form).
 
@@ -133,6 +133,12 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
         Half-width in cells of each part's window (default ``cascade.window``, 4).
     skip_border : bool, default True
         Skip ``ceil(pad / 2)`` root positions at each border, as ``cascade.cc``.
+    exact_projections : bool, default False
+        True: the projected levels, filters and responses in float64, as
+        ``cascade.cc`` computes them.  False: in float32 (a documented
+        departure: projected scores only decide pruning; docs/detection.md,
+        "Star-cascade detection").  The release's levels are single precision
+        either way.
     stats : CascadeStats, optional
         Filled with the time split, pruning counts and responses computed.
     """
@@ -153,7 +159,7 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
     now = time.perf_counter()
     times = {"features": now - clock, "projection": 0.0}
     clock = now
-    dtype = projection_dtype(pyramid)
+    dtype = np.dtype(np.float64) if exact_projections else projection_dtype(pyramid)
     kernel, roots = _kernel_for(model, cascade, pyramid, thresh, int(window), bool(skip_border), stats, dtype)
     times["projection"] += time.perf_counter() - clock
     interval = pyramid.interval

@@ -60,7 +60,10 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
         True: the release's features (its ``features.cc``, the golden parity).
         None or False (the default, as for release-3.1 models): the
         single-precision features of ``feature_pyramid(..., exact=False)``
-        (docs/release5.md, "Features").  Ignored when ``pyramid`` is given.
+        (docs/release5.md, "Features").  With the cascade, True also computes
+        its projections in float64, as ``cascade.cc`` (``exact_projections``
+        of :func:`~dpm.detection.release5.cascade.detect_raw_star_cascade`).
+        The features part is ignored when ``pyramid`` is given.
 
     Returns
     -------
@@ -72,10 +75,12 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
     tune_malloc()
     image = as_rgb(image)
     work = upsampled(image, upsample)
+    exact = features_exact(np.float32, exact_features)
     if pyramid is None:
-        pyramid = model_pyramid(work, model, exact=features_exact(np.float32, exact_features))
+        pyramid = model_pyramid(work, model, exact=exact)
     if use_star_cascade(model, cascade):
-        raw = detect_raw_star_cascade(work, model, model.cascade, threshold, pyramid=pyramid)
+        raw = detect_raw_star_cascade(work, model, model.cascade, threshold, pyramid=pyramid,
+                                      exact_projections=exact)
     else:
         raw = detect_raw_star(work, model, threshold, pyramid=pyramid)
     steps = process_star(raw, model, work.shape[:2], overlap=nms, bbox_prediction=bbox_prediction, clip=clip)
