@@ -67,6 +67,20 @@ def rng():
     return np.random.default_rng(12345)
 
 
+def record_projection_dtypes(monkeypatch, module) -> list:
+    """The dtypes a cascade detection module (dpm.detection.cascade or its release-5 counterpart)
+    projects its levels in, one per detection, appended to the returned list as it runs."""
+    seen = []
+    real = module.cascade_levels
+
+    def spy(pyramid, coeff, dtype, times):
+        seen.append(np.dtype(dtype))
+        return real(pyramid, coeff, dtype, times)
+
+    monkeypatch.setattr(module, "cascade_levels", spy)
+    return seen
+
+
 def builds_of(module):
     """Full names of the builds of a compiled module that can run here: the
     portable one, then its AVX2 build where it was built and the processor

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, builds_of, shared_path
+from conftest import REPO, builds_of, record_projection_dtypes, shared_path
 from dpm import load_model
 from dpm.cascade import Cascade, CascadeComponent
 from dpm.detection import cascade as cascade_detect
@@ -299,14 +299,7 @@ def test_projections_follow_the_pyramids_precision(monkeypatch):
     # rounded, to float32 accuracy.
     model = load_model(builtin_model_path("person"))
     image = demo_image("000034.jpg")
-    seen = []
-    real = cascade_detect.cascade_levels
-
-    def spy(pyramid, coeff, dtype, times):
-        seen.append(np.dtype(dtype))
-        return real(pyramid, coeff, dtype, times)
-
-    monkeypatch.setattr(cascade_detect, "cascade_levels", spy)
+    seen = record_projection_dtypes(monkeypatch, cascade_detect)
     detect_cascade_raw(image, model, model.cascade)
     detect_cascade_raw(image, model, model.cascade, exact_features=True)
     assert seen == [np.float32, np.float64]

@@ -21,7 +21,7 @@ from dpm.model.release5_cascade import cascade_from_published, published_coeff
 from dpm.detection.release5 import detect_raw_star, detect_raw_star_cascade, detect_star
 from dpm.detection.release5 import single as r5single
 
-from conftest import builds_of, shared_path
+from conftest import builds_of, record_projection_dtypes, shared_path
 
 
 def _release(*parts):
@@ -224,14 +224,7 @@ def test_exact_features_give_float64_projections(person, image, monkeypatch):
     # exact_features=True (through dpm.detect, alone or with other models) gives cascade.cc's float64.
     import dpm.detection.release5.cascade as rc
 
-    seen = []
-    real = rc.cascade_levels
-
-    def spy(pyramid, coeff, dtype, times):
-        seen.append(np.dtype(dtype))
-        return real(pyramid, coeff, dtype, times)
-
-    monkeypatch.setattr(rc, "cascade_levels", spy)
+    seen = record_projection_dtypes(monkeypatch, rc)
     fast = dpm.detect(image, person)
     exact = dpm.detect(image, person, exact_features=True)
     from dpm.data import resolve_model

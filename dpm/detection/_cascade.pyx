@@ -85,35 +85,28 @@ include "_cascade_search.pxi"
 MAX_PARTS = 63
 
 
-cdef Map _map(double[:, :, ::1] a, int pady, int padx):
-    cdef Map m
-    m.data = &a[0, 0, 0] if a.shape[0] * a.shape[1] * a.shape[2] > 0 else NULL
-    m.data32 = NULL
-    m.h = <int>a.shape[0]
-    m.w = <int>a.shape[1]
-    m.d = <int>a.shape[2]
-    m.pady = pady
-    m.padx = padx
-    return m
-
-
-cdef Map _map32(float[:, :, ::1] a, int pady, int padx):
+cdef Map _map(a, int pady, int padx, bint single=False):
+    # (h, w, d) C-contiguous: float64, or float32 read in single precision when ``single`` (projected
+    # maps and filters of single-precision pyramids).  A wrong dtype raises ValueError.
+    cdef double[:, :, ::1] d64
+    cdef float[:, :, ::1] d32
     cdef Map m
     m.data = NULL
-    m.data32 = &a[0, 0, 0] if a.shape[0] * a.shape[1] * a.shape[2] > 0 else NULL
+    m.data32 = NULL
+    if single:
+        d32 = a
+        if d32.shape[0] * d32.shape[1] * d32.shape[2] > 0:
+            m.data32 = &d32[0, 0, 0]
+    else:
+        d64 = a
+        if d64.shape[0] * d64.shape[1] * d64.shape[2] > 0:
+            m.data = &d64[0, 0, 0]
     m.h = <int>a.shape[0]
     m.w = <int>a.shape[1]
     m.d = <int>a.shape[2]
     m.pady = pady
     m.padx = padx
     return m
-
-
-cdef Map _any_map(a, int pady, int padx):
-    # float32 maps are read in single precision (the projected ones), others as float64.
-    if a.dtype == np.float32:
-        return _map32(a, pady, padx)
-    return _map(a, pady, padx)
 
 
 cdef class CascadeKernel:
@@ -156,7 +149,6 @@ cdef class CascadeKernel:
                   bint blocks=False, bint timing=False, border=None, table=None):
         cdef int c, j, m = 0, nk, kx, ky
         cdef double* dt
-        cdef double[:, :, ::1] a
         cdef double[:, ::1] cost
         cdef long long[::1] order
         cdef double[::1] t
@@ -188,8 +180,7 @@ cdef class CascadeKernel:
         if self.comps == NULL or self.parts == NULL or self.dtabs == NULL:
             raise MemoryError()
         for c, comp in enumerate(components):
-            a = comp["root"]
-            self.comps[c].root = _map(a, 0, 0)
+            self.comps[c].root = _map(comp["root"], 0, 0)
             self.comps[c].nparts = len(comp["parts"])
             self.comps[c].parts = &self.parts[m]
             order = comp["order"]
@@ -198,9 +189,8 @@ cdef class CascadeKernel:
             self.comps[c].t = &t[0]
             self._keep += [comp["root"], comp["order"], comp["thresholds"]]
             for j, part in enumerate(comp["parts"]):
-                a = part["full"]
-                self.parts[m].full = _map(a, 0, 0)
-                self.parts[m].proj = _any_map(part["proj"], 0, 0)
+                self.parts[m].full = _map(part["full"], 0, 0)
+                self.parts[m].proj = _map(part["proj"], 0, 0, part["proj"].dtype == np.float32)
                 self.parts[m].ax = int(part["anchor"][0])
                 self.parts[m].ay = int(part["anchor"][1])
                 self.parts[m].memo = m
@@ -270,7 +260,6 @@ cdef class CascadeKernel:
         cdef Memo memo
         cdef Out out
         cdef Work work
-        cdef double[:, :, ::1] a
         cdef int c, cap = 0, widest, most = 1
         cdef long long[::1] off = np.empty(2 * max(1, self.nmemo), dtype=np.int64)
         cdef int[::1] width = np.zeros(max(1, self.nmemo), dtype=np.intc)
@@ -288,11 +277,9 @@ cdef class CascadeKernel:
                                   np.ascontiguousarray(list(bias) + [0.0], dtype=np.float64))
         run.bias = &biasv[0]
         run.threshold = self.threshold
-        a = root
-        run.root = _map(a, self.pady, self.padx)
-        a = part
-        run.part[0] = _map(a, 2 * self.pady, 2 * self.padx)
-        run.part[1] = _any_map(part_proj, 2 * self.pady, 2 * self.padx)
+        run.root = _map(root, self.pady, self.padx)
+        run.part[0] = _map(part, 2 * self.pady, 2 * self.padx)
+        run.part[1] = _map(part_proj, 2 * self.pady, 2 * self.padx, part_proj.dtype == np.float32)
         if (run.part[1].data32 == NULL) != all(self.parts[c].proj.data32 == NULL for c in range(self.nmemo)):
             raise ValueError("part_proj and the projected filters must have the same precision")
         keep = [np.ascontiguousarray(x, dtype=np.float64) for x in scores]

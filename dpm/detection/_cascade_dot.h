@@ -18,6 +18,30 @@
 #include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
+#define DPM_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define DPM_ALWAYS_INLINE static inline
+#endif
+
+/* L responses at a, a + dx, ..., a + (L - 1) dx into out[0 .. L-1] (L >= 1; no placement clipped):
+   groups of 4, then one of 3, 2 or 1, each sum formed exactly as one placement alone forms it (the
+   same bits as one response at a time).  NAME is defined with the K-placement routine ROWSK. */
+#define DPM_DEFINE_SPAN(NAME, T, ROWSK)                                                                 \
+DPM_ALWAYS_INLINE void                                                                                  \
+NAME(const T *a, long as, long dx, const T *b, long bs, int rows, int n, int L, double *out)            \
+{                                                                                                       \
+    int k = 0;                                                                                          \
+    for (; k + 4 <= L; k += 4)                                                                          \
+        ROWSK(a + k * dx, as, dx, b, bs, rows, n, 4, out + k);                                          \
+    if (L - k == 3)                                                                                     \
+        ROWSK(a + k * dx, as, dx, b, bs, rows, n, 3, out + k);                                          \
+    else if (L - k == 2)                                                                                \
+        ROWSK(a + k * dx, as, dx, b, bs, rows, n, 2, out + k);                                          \
+    else if (L - k == 1)                                                                                \
+        ROWSK(a + k * dx, as, dx, b, bs, rows, n, 1, out + k);                                          \
+}
+
+#if defined(__GNUC__) || defined(__clang__)
 /* 4-double vectors: one AVX register, or two SSE2 registers the compiler pairs. */
 typedef double dpm_cdv __attribute__((vector_size(32)));
 #define DPM_CD_W 4
@@ -156,23 +180,7 @@ dpm_cascade_rowsk_n(const double *a, long as, long dx, const double *b, long bs,
         out[k] = s[k];
 }
 
-/* L responses at a, a + dx, ..., a + (L - 1) dx into out[0 .. L-1] (L >= 1; no placement clipped):
-   groups of 4, then one of 3 or 2 or a single one, each sum formed exactly as dpm_cascade_rows_n forms
-   it (the same bits as one response at a time). */
-static inline __attribute__((always_inline)) void
-dpm_cascade_span_shaped(const double *a, long as, long dx, const double *b, long bs, int rows, int n, int L,
-                        double *out)
-{
-    int k = 0;
-    for (; k + 4 <= L; k += 4)
-        dpm_cascade_rowsk_n(a + k * dx, as, dx, b, bs, rows, n, 4, out + k);
-    if (L - k == 3)
-        dpm_cascade_rowsk_n(a + k * dx, as, dx, b, bs, rows, n, 3, out + k);
-    else if (L - k == 2)
-        dpm_cascade_rowsk_n(a + k * dx, as, dx, b, bs, rows, n, 2, out + k);
-    else if (L - k == 1)
-        out[k] = dpm_cascade_rows_n(a + k * dx, as, b, bs, rows, n);
-}
+DPM_DEFINE_SPAN(dpm_cascade_span_shaped, double, dpm_cascade_rowsk_n)
 
 static inline void dpm_cascade_span(const double *a, long as, long dx, const double *b, long bs, int rows, int n,
                                     int L, double *out)
@@ -293,20 +301,7 @@ static inline void dpm_cascade_rowsk32_n(const float *a, long as, long dx, const
 #endif
 
 /* L single-precision responses at a, a + dx, ... (no placement clipped), 4 at a time. */
-static inline __attribute__((always_inline)) void
-dpm_cascade_span32_shaped(const float *a, long as, long dx, const float *b, long bs, int rows, int n, int L,
-                          double *out)
-{
-    int k = 0;
-    for (; k + 4 <= L; k += 4)
-        dpm_cascade_rowsk32_n(a + k * dx, as, dx, b, bs, rows, n, 4, out + k);
-    if (L - k == 3)
-        dpm_cascade_rowsk32_n(a + k * dx, as, dx, b, bs, rows, n, 3, out + k);
-    else if (L - k == 2)
-        dpm_cascade_rowsk32_n(a + k * dx, as, dx, b, bs, rows, n, 2, out + k);
-    else if (L - k == 1)
-        dpm_cascade_rowsk32_n(a + k * dx, as, dx, b, bs, rows, n, 1, out + k);
-}
+DPM_DEFINE_SPAN(dpm_cascade_span32_shaped, float, dpm_cascade_rowsk32_n)
 
 static inline void dpm_cascade_span32(const float *a, long as, long dx, const float *b, long bs, int rows, int n,
                                       int L, double *out)
