@@ -70,7 +70,7 @@ class CascadeStats:
     ----------
     timing : bool, default True
         Measure the kernel's projected and full stages (two clock reads per
-        root position that enters stage 1; adds a little time).
+        stage, level and component).
     blocks : bool, default False
         Record the per-stage scores of every raw detection.
 
@@ -216,9 +216,10 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
     threshold its pruning thresholds were computed for); ``window=None``
     uses ``cascade.window``; ``pyramid`` a
     :class:`dpm.features.FeaturePyramid` of ``image`` (its levels are read in
-    float64), computed if None: with the fast single-precision features by
-    default, the original's double-precision ones with ``exact_features=True``
-    (:func:`dpm.detection.detection_pyramid`).
+    float64 by the full filters and projected in the levels' precision, see
+    :func:`projection_dtype`), computed if None: with the fast single-precision
+    features by default, the original's double-precision ones with
+    ``exact_features=True`` (:func:`dpm.detection.detection_pyramid`).
     See :func:`detect_cascade`.
     """
     tune_malloc()
