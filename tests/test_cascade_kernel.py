@@ -259,3 +259,24 @@ def test_pruned_search_is_cascade_cc_rule_one_hypothesis_at_a_time(build, proj_d
     assert all(passed[s + 1] < passed[s] for s in range(5))                   # hypotheses pruned at each stage
     assert kernel.responses[1] < 0.9 * open_kernel.responses[1]               # placements skipped
     assert kernel.responses[0] < 0.9 * open_kernel.responses[0]
+
+
+@pytest.mark.parametrize("build", builds_of("dpm.detection._cascade"))
+def test_hypothesis_ids_wrap_around_without_changing_results(build, rng):
+    # Each stage pass takes fresh hypothesis ids; near 2^31 the memo stamps are cleared and ids restart.
+    comp, lv, scores = _case(rng, (2, 3))
+    comp = dict(comp, thresholds=np.full(12, -1.0))
+    module = importlib.import_module(build)
+    fresh = module.CascadeKernel([comp], window=4, skip_border=False, threshold=-np.inf, padding=(2, 3))
+    want = fresh.level(lv["root"], lv["part"], lv["part_proj"], [scores])
+    assert 1 < fresh.next_id < 10_000
+    late = module.CascadeKernel([comp], window=4, skip_border=False, threshold=-np.inf, padding=(2, 3))
+    late.level(lv["root"], lv["part"], lv["part_proj"], [scores])
+    late.next_id = 2**31 - 200          # the next level's passes cross the limit
+    for _ in range(3):
+        got = late.level(lv["root"], lv["part"], lv["part_proj"], [scores])
+        for a, b in zip(got[:3], want[:3]):
+            np.testing.assert_array_equal(a, b)
+    assert late.next_id < 10_000
+    with pytest.raises(ValueError, match="next_id"):
+        late.next_id = 0

@@ -360,3 +360,19 @@ cdef class CascadeKernel:
     def seconds(self):
         """Time in the projected part stages and in the full stages (0 unless ``timing``)."""
         return float(self.st.seconds[0]), float(self.st.seconds[1])
+
+    @property
+    def next_id(self):
+        """The id the next stage pass gives its first hypothesis (ids only grow; the memo stamps are
+        cleared when they would reach 2^31).  Settable, to test that wrap-around."""
+        return int(self.stamp)
+
+    @next_id.setter
+    def next_id(self, unsigned int value):
+        if value < 1 or value >= 0x7fffffff:
+            raise ValueError(f"next_id must be in 1 .. 2^31 - 2, got {value}")
+        if value < self.stamp:
+            # smaller ids than the stamps hold would read old entries as this pass's
+            if self.memo_stamp != NULL:
+                memset(self.memo_stamp, 0, self.memo_cap * sizeof(unsigned int))
+        self.stamp = value
