@@ -95,7 +95,8 @@ def plot_pr_curves(curves, path, *, title: str | None = None, metric: str = "voc
         ax.set_title(title)
     ax.legend(loc="lower left", fontsize="small")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
+    from dpm.vis.save import save_figure  # dpm's one figure writer: format checked, file written atomically
+
+    path = save_figure(fig, Path(path))
     logger.debug("wrote precision-recall curve %s", path)
     return path
