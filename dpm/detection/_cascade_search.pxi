@@ -1,7 +1,8 @@
 # The star-cascade search of one pyramid level (included by _cascade.pyx, which
 # documents the algorithm and its conventions): the packed model and level
-# (structs), the responses computed as needed, a part's best placement in its
-# window (_part_score) and the stages of every root position (_search).
+# (structs), one response (_response), the full root's stage (_root_pass), a
+# part's stage for every hypothesis in it (_part_pass: first needers, needed
+# responses, window maxima) and the stages in order (_search).
 # Everything here runs without the GIL and trusts its caller (CascadeKernel).
 
 cdef struct Map:
