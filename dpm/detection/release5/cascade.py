@@ -89,15 +89,18 @@ def _kernel_for(model: StarModel, cascade: Cascade, pyramid, threshold: float, w
     return kernel, roots
 
 
-def _level_bias(model: StarModel, loc: np.ndarray, level: int, interval: int) -> list:
-    """Per component, what root level ``level`` adds to every hypothesis: the offsets and scale priors
-    of its structural rule and of each filter's deformation rule (at the filter's level)."""
-    out = []
-    for comp in model.components:
-        b = comp.offset + float(comp.loc @ loc[:, level])
+def _level_biases(model: StarModel, loc: np.ndarray, interval: int) -> np.ndarray:
+    """(levels, components): what root level ``l`` adds to every hypothesis of each component: the
+    offsets and scale priors of its structural rule and of each filter's deformation rule (at the
+    filter's level); rows below ``interval`` are unused (0)."""
+    nlev = loc.shape[1]
+    out = np.zeros((nlev, len(model.components)))
+    levels = np.arange(interval, nlev)
+    for c, comp in enumerate(model.components):
+        b = comp.offset + np.asarray(comp.loc, dtype=np.float64) @ loc[:, levels]
         for f in comp.filters:
-            b += f.offset + float(f.loc @ loc[:, level - interval * f.anchor[2]])
-        out.append(b)
+            b = b + (f.offset + np.asarray(f.loc, dtype=np.float64) @ loc[:, levels - interval * f.anchor[2]])
+        out[interval:, c] = b
     return out
 
 
@@ -163,7 +166,7 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
     kernel, roots = _kernel_for(model, cascade, pyramid, thresh, int(window), bool(skip_border), stats, dtype)
     times["projection"] += time.perf_counter() - clock
     interval = pyramid.interval
-    loc = loc_features(len(pyramid.levels), interval)
+    biases = _level_biases(model, loc_features(len(pyramid.levels), interval), interval)
     found, recorded = [], []
     root_seconds = kernel_seconds = assemble = 0.0
     for lev, feat, part, feat_proj, part_proj in cascade_levels(pyramid, cascade.coeff, dtype, times):
@@ -171,7 +174,7 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
         responses = roots.convolve(feat_proj, allow_empty=True)
         t1 = time.perf_counter()
         pos, score, parts, blocks = kernel.level(feat, part, part_proj, responses,
-                                                 bias=_level_bias(model, loc, lev, interval))
+                                                 bias=biases[lev])
         t2 = time.perf_counter()
         root_seconds += t1 - t0
         kernel_seconds += t2 - t1
