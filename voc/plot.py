@@ -97,6 +97,6 @@ def plot_pr_curves(curves, path, *, title: str | None = None, metric: str = "voc
     fig.tight_layout()
     from dpm.vis.save import save_figure  # dpm's one figure writer: format checked, file written atomically
 
-    path = save_figure(fig, Path(path))
+    path = save_figure(fig, path)
     logger.debug("wrote precision-recall curve %s", path)
     return path

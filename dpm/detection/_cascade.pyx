@@ -135,7 +135,7 @@ cdef class CascadeKernel:
     cdef PartK* parts
     cdef double* dtabs
     cdef int ncomp, nmemo, S, pady, padx, maxparts, maxstages, skipy, skipx, tminh, tminw
-    cdef bint skip_border, want_blocks
+    cdef bint skip_border, want_blocks, proj32
     cdef double threshold
     cdef double* memo_val
     cdef unsigned int* memo_stamp
@@ -190,7 +190,11 @@ cdef class CascadeKernel:
             self._keep += [comp["root"], comp["order"], comp["thresholds"]]
             for j, part in enumerate(comp["parts"]):
                 self.parts[m].full = _map(part["full"], 0, 0)
-                self.parts[m].proj = _map(part["proj"], 0, 0, part["proj"].dtype == np.float32)
+                if m == 0:
+                    self.proj32 = part["proj"].dtype == np.float32
+                elif (part["proj"].dtype == np.float32) != self.proj32:
+                    raise ValueError("the projected filters must all be float32 or all float64")
+                self.parts[m].proj = _map(part["proj"], 0, 0, self.proj32)
                 self.parts[m].ax = int(part["anchor"][0])
                 self.parts[m].ay = int(part["anchor"][1])
                 self.parts[m].memo = m
@@ -280,7 +284,7 @@ cdef class CascadeKernel:
         run.root = _map(root, self.pady, self.padx)
         run.part[0] = _map(part, 2 * self.pady, 2 * self.padx)
         run.part[1] = _map(part_proj, 2 * self.pady, 2 * self.padx, part_proj.dtype == np.float32)
-        if (run.part[1].data32 == NULL) != all(self.parts[c].proj.data32 == NULL for c in range(self.nmemo)):
+        if self.nmemo and (part_proj.dtype == np.float32) != self.proj32:
             raise ValueError("part_proj and the projected filters must have the same precision")
         keep = [np.ascontiguousarray(x, dtype=np.float64) for x in scores]
         ptrs = np.empty(max(1, self.ncomp), dtype=np.uintp)

@@ -150,6 +150,32 @@ cdef void _root_pass(Run* run, Work* w, const CompK* comp, int stage, int na, in
             w.blk[2 * (<long long>j * ms + stage) + 1] = full
 
 
+cdef struct Plane:
+    # A part filter's placements on its level: H x W placements, probes valid on PH x PW (see Run),
+    # windows of +-S.
+    int S, H, W, PH, PW
+
+
+cdef struct Window:
+    # A hypothesis's probe (px, py) on the part level and the placements xa..xb, ya..yb within S of it.
+    int px, py, xa, xb, ya, yb
+
+
+cdef inline bint _window(Window* win, const Plane* g, const PartK* p, int rx, int ry) noexcept nogil:
+    # The window of the hypothesis at root position (rx, ry); False (and no window) if its probe is off
+    # the valid probes.
+    cdef int px = 2 * rx + p.ax, py = 2 * ry + p.ay
+    win.px = px
+    win.py = py
+    if px < 0 or py < 0 or px >= g.PW or py >= g.PH:
+        return False
+    win.xa = px - g.S if px - g.S > 0 else 0
+    win.xb = px + g.S if px + g.S < g.W - 1 else g.W - 1
+    win.ya = py - g.S if py - g.S > 0 else 0
+    win.yb = py + g.S if py + g.S < g.H - 1 else g.H - 1
+    return True
+
+
 cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp, int stage, int n, int na,
                      int ms, int mp) noexcept nogil:
     # A part's stage for every hypothesis in it (alive[0 .. na-1], in visiting order), in three passes.
@@ -164,9 +190,13 @@ cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp
     cdef const PartK* p = &comp.parts[part - 1]
     cdef const Map* lev = &run.part[pca]
     cdef const Map* f = &p.proj if pca else &p.full
-    cdef int H = lev.h + 2 * lev.pady - f.h + 1
-    cdef int W = lev.w + 2 * lev.padx - f.w + 1
-    cdef int S = run.S
+    cdef Plane g
+    g.S = run.S
+    g.H = lev.h + 2 * lev.pady - f.h + 1
+    g.W = lev.w + 2 * lev.padx - f.w + 1
+    g.PH = g.H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
+    g.PW = g.W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
+    cdef int S = g.S, W = g.W
     cdef const double* qx = p.cost
     cdef const double* lx = p.cost + (2 * S + 1)
     cdef const double* qy = p.cost + 2 * (2 * S + 1)
@@ -175,14 +205,12 @@ cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp
     cdef unsigned int* first = memo.stamp + memo.off[2 * p.memo + pca]
     cdef double* col = run.col
     cdef int* coly = run.coly
-    cdef int PH = H if run.tminh <= 0 else lev.h + 2 * lev.pady - run.tminh + 1
-    cdef int PW = W if run.tminw <= 0 else lev.w + 2 * lev.padx - run.tminw + 1
     cdef unsigned int base = _reserve(memo, na)
-    cdef int i, j, px, py, xa, xb, ya, yb, x, y, ky, kx, bx, by, xc, xe, k, q, r0, lo, hi
+    cdef Window win
+    cdef int i, j, x, y, ky, kx, bx, by, xc, xe, k, q, r0, lo, hi
     cdef bint inside
-    cdef int x0 = W, x1 = -1, y0 = H, y1 = -1
-    cdef unsigned long long need, run_
-    cdef double got[4]
+    cdef int x0 = g.W, x1 = -1, y0 = g.H, y1 = -1
+    cdef unsigned long long need
     cdef double thr, v, best, ps, filt
     cdef double* rval
     cdef unsigned int* rfirst
@@ -190,27 +218,21 @@ cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp
     # Pass 1: the first needer of each entry.
     for i in range(na):
         j = w.alive[i]
-        px = 2 * w.rx[j] + p.ax
-        py = 2 * w.ry[j] + p.ay
-        if px < 0 or py < 0 or px >= PW or py >= PH:
+        if not _window(&win, &g, p, w.rx[j], w.ry[j]):
             continue
-        xa = px - S if px - S > 0 else 0
-        xb = px + S if px + S < W - 1 else W - 1
-        ya = py - S if py - S > 0 else 0
-        yb = py + S if py + S < H - 1 else H - 1
         thr = comp.t[2 * stage] - w.score[j]
-        for y in range(ya, yb + 1):
-            dpm_prefetch(first + <long long>y * W + xa)
-            dpm_prefetch(first + <long long>y * W + xb)
-        for y in range(ya, yb + 1):
-            ky = py - y + S
+        for y in range(win.ya, win.yb + 1):
+            dpm_prefetch(first + <long long>y * W + win.xa)
+            dpm_prefetch(first + <long long>y * W + win.xb)
+        for y in range(win.ya, win.yb + 1):
+            ky = win.py - y + S
             # p.dtab row ky at [S - px + x]: the deformation score at column x
-            dpm_claim(first + <long long>y * W + xa, p.dtab + ky * (2 * S + 1) + S - px + xa, base, base + i,
-                      thr, xb - xa + 1)
-        x0 = xa if xa < x0 else x0
-        x1 = xb if xb > x1 else x1
-        y0 = ya if ya < y0 else y0
-        y1 = yb if yb > y1 else y1
+            dpm_claim(first + <long long>y * W + win.xa, p.dtab + ky * (2 * S + 1) + S - win.px + win.xa, base,
+                      base + i, thr, win.xb - win.xa + 1)
+        x0 = win.xa if win.xa < x0 else x0
+        x1 = win.xb if win.xb > x1 else x1
+        y0 = win.ya if win.ya < y0 else y0
+        y1 = win.yb if win.yb > y1 else y1
     # Pass 2: the needed responses, row by row; each run of adjacent ones that lies inside the map at
     # once (the filter's loads shared by up to 4), the others one at a time.
     for y in range(y0, y1 + 1):
@@ -245,39 +267,33 @@ cdef void _part_pass(Run* run, Memo* memo, Stats* st, Work* w, const CompK* comp
     # strict minimum over y of (-R + ay ky^2) + by ky, then over x of (that + ax kx^2) + bx kx.
     for i in range(na):
         j = w.alive[i]
-        px = 2 * w.rx[j] + p.ax
-        py = 2 * w.ry[j] + p.ay
         bx = -1
         by = -1
         filt = -INFINITY
         ps = -INFINITY
-        if not (px < 0 or py < 0 or px >= PW or py >= PH):
-            xa = px - S if px - S > 0 else 0
-            xb = px + S if px + S < W - 1 else W - 1
-            ya = py - S if py - S > 0 else 0
-            yb = py + S if py + S < H - 1 else H - 1
-            for y in range(ya, yb + 1):
-                dpm_prefetch(first + <long long>y * W + xa)
-                dpm_prefetch(first + <long long>y * W + xb)
-                dpm_prefetch(val + <long long>y * W + xa)
-                dpm_prefetch(val + <long long>y * W + xb)
-            for x in range(xa, xb + 1):
-                col[x - xa] = INFINITY
-                coly[x - xa] = -1
-            for y in range(ya, yb + 1):
-                ky = py - y + S
-                dpm_col_min_known(val + <long long>y * W + xa, first + <long long>y * W + xa, base, i,
-                                  qy[ky], ly[ky], y, xb - xa + 1, col, coly)
+        if _window(&win, &g, p, w.rx[j], w.ry[j]):
+            for y in range(win.ya, win.yb + 1):
+                dpm_prefetch(first + <long long>y * W + win.xa)
+                dpm_prefetch(first + <long long>y * W + win.xb)
+                dpm_prefetch(val + <long long>y * W + win.xa)
+                dpm_prefetch(val + <long long>y * W + win.xb)
+            for x in range(win.xa, win.xb + 1):
+                col[x - win.xa] = INFINITY
+                coly[x - win.xa] = -1
+            for y in range(win.ya, win.yb + 1):
+                ky = win.py - y + S
+                dpm_col_min_known(val + <long long>y * W + win.xa, first + <long long>y * W + win.xa, base, i,
+                                  qy[ky], ly[ky], y, win.xb - win.xa + 1, col, coly)
             best = INFINITY
-            for x in range(xa, xb + 1):
-                if coly[x - xa] < 0:
+            for x in range(win.xa, win.xb + 1):
+                if coly[x - win.xa] < 0:
                     continue
-                kx = px - x + S
-                v = (col[x - xa] + qx[kx]) + lx[kx]
+                kx = win.px - x + S
+                v = (col[x - win.xa] + qx[kx]) + lx[kx]
                 if v < best:
                     best = v
                     bx = x
-                    by = coly[x - xa]
+                    by = coly[x - win.xa]
             if bx >= 0:
                 filt = val[<long long>by * W + bx]
                 ps = -best
