@@ -43,8 +43,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from dpm.features import feature_pyramid, hog  # noqa: E402
-from dpm.features.hog import _gradients, _hog, _hog_from_gradients, _resize, hog_shape  # noqa: E402
-from dpm.features.pyramid import _max_scale  # noqa: E402
+from dpm.features import kernels as feature_kernels  # noqa: E402
+from dpm.features.kernels import gradients, hog_from_gradients, hog_shape, level_hog, reduce  # noqa: E402
+from dpm.features.pyramid import octave_scale_count  # noqa: E402
 from test_hog import hog_reference  # noqa: E402
 from test_pyramid import pyramid_reference  # noqa: E402
 
@@ -71,14 +72,14 @@ def split(image, sbin=8, interval=10):
     def features(scaled, sbins):
         t0 = time.perf_counter()
         if len(sbins) == 1:
-            _hog(scaled, sbin)
+            level_hog(scaled, sbin)
         elif 0 in hog_shape(*scaled.shape[:2], sbin // 2)[:2]:
-            _hog(scaled, sbin // 2)
-            _hog(scaled, sbin)
+            level_hog(scaled, sbin // 2)
+            level_hog(scaled, sbin)
         else:
-            magnitude, orientation = _gradients(scaled)
-            _hog_from_gradients(magnitude, orientation, sbin // 2)
-            _hog_from_gradients(magnitude, orientation, sbin)
+            magnitude, orientation = gradients(scaled)
+            hog_from_gradients(magnitude, orientation, sbin // 2)
+            hog_from_gradients(magnitude, orientation, sbin)
         t_hog[0] += time.perf_counter() - t0
 
     return _walk_pyramid(image, features, sbin, interval), t_hog[0] * 1e3
@@ -92,16 +93,16 @@ def _walk_pyramid(image, features, sbin, interval):
     source = image if source is None else source
     h, w = image.shape[:2]
     sc = 2.0 ** (1.0 / interval)
-    max_scale = _max_scale(h, w, sbin, interval)
+    max_scale = octave_scale_count(h, w, sbin, interval)
     t_resize = 0.0
     for i in range(1, interval + 1):
         t0 = time.perf_counter()
-        scaled = _resize(source, 1.0 / sc ** (i - 1)) if i > 1 else image
+        scaled = reduce(source, 1.0 / sc ** (i - 1)) if i > 1 else image
         t_resize += time.perf_counter() - t0
         features(scaled, (sbin, sbin // 2))
         for _ in range(i + interval, max_scale + 1, interval):
             t0 = time.perf_counter()
-            scaled = _resize(scaled, 0.5)
+            scaled = reduce(scaled, 0.5)
             t_resize += time.perf_counter() - t0
             features(scaled, (sbin,))
     return t_resize * 1e3
@@ -109,7 +110,7 @@ def _walk_pyramid(image, features, sbin, interval):
 
 def _cells(scaled, b):
     """``(by, bx)`` cells of size ``b`` of an image, or None if its HOG map is empty."""
-    mround = sys.modules["dpm.features.hog"].mround
+    mround = feature_kernels.mround
     by, bx = mround(scaled.shape[0] / b), mround(scaled.shape[1] / b)
     return (by, bx) if by >= 3 and bx >= 3 else None
 
@@ -121,7 +122,7 @@ def fast_split(image, sbin=8, interval=10):
     gradients`` times the same gradient rows alone (``gradient_bins``, which
     writes them out as maps), an estimate of their share.
     """
-    kernels = sys.modules["dpm.features.hog"]._fast_kernels
+    kernels = feature_kernels.hog_kernels(exact=False)
     t = {"gradients+binning": 0.0, "normalisation": 0.0, "of which gradients": 0.0}
 
     def features(scaled, sbins):
@@ -147,12 +148,12 @@ def fast_split(image, sbin=8, interval=10):
 
 def exact_split(image, sbin=8, interval=10):
     """{stage: ms} of one single-threaded exact float32 pyramid, step by step."""
-    kernels = sys.modules["dpm.features.hog"]._hog_kernels
+    kernels = feature_kernels.hog_kernels()
     t = {"gradients": 0.0, "binning": 0.0, "normalisation": 0.0}
 
     def features(scaled, sbins):
         t0 = time.perf_counter()
-        magnitude, orientation = _gradients(scaled)
+        magnitude, orientation = gradients(scaled)
         t["gradients"] += time.perf_counter() - t0
         for b in sbins:
             cells = _cells(scaled, b)
@@ -222,7 +223,7 @@ def bench(name, image, repeat):
           f"  ratio {slow / fast:.1f}x")
     # The HOG kernels' builds, in alternation (the default is the last).
     import importlib
-    hog_module = importlib.import_module("dpm.features.hog")
+    hog_module = feature_kernels
     default = hog_module._hog_kernels
     builds = ["dpm.features._hog"] + (
         [default.__name__] if default.__name__ != "dpm.features._hog" else [])

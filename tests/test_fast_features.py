@@ -19,7 +19,7 @@ from dpm.detection import detect, detect_raw
 from dpm.features import feature_pyramid
 from dpm.image import as_rgb
 
-hog_module = importlib.import_module("dpm.features.hog")
+kernels_module = importlib.import_module("dpm.features.kernels")
 
 # Fast against exact levels: float32 rounding of values of at most ~0.6.
 # Measured on the images below: at most 2.4e-7 (a few float32 ulps).
@@ -30,7 +30,7 @@ ROUNDING = 1e-6
 def fast_kernels(request, monkeypatch):
     """Every test runs with each build of the fast kernels."""
     module = importlib.import_module(request.param)
-    monkeypatch.setattr(hog_module, "_fast_kernels", module)
+    monkeypatch.setattr(kernels_module, "_fast_kernels", module)
     return module
 
 
@@ -101,7 +101,7 @@ def test_builds_of_the_fast_kernels_agree(rng):
     image = smooth_image(rng, 131, 177)
     pyramids = []
     for module in builds:
-        hog_module._fast_kernels = module
+        kernels_module._fast_kernels = module
         pyramids.append(feature_pyramid(image, dtype=np.float32, exact=False))
     for other in pyramids[1:]:
         for a, b in zip(pyramids[0].levels, other.levels):
@@ -152,11 +152,11 @@ def test_fast_hog_matches_the_numpy_reference(rng, shape, sbin):
     Both cell sizes of one pass (the pyramid's first octave)."""
     image = rng.integers(0, 256, size=shape + (3,)).astype(np.float64)
     image[: shape[0] // 3] = 77.0                        # a flat band: zero gradients
-    whole, half = hog_module._fast_hog(image, sbin, half=True)
+    whole, half = kernels_module.fast_hog(image, sbin, half=True)
     np.testing.assert_allclose(whole, hog_reference(image, sbin), rtol=0, atol=ROUNDING)
     np.testing.assert_allclose(half, hog_reference(image, sbin // 2), rtol=0, atol=ROUNDING)
-    np.testing.assert_array_equal(hog_module._fast_hog(image, sbin)[0], whole)
-    np.testing.assert_array_equal(hog_module._fast_hog(image, sbin // 2)[0], half)
+    np.testing.assert_array_equal(kernels_module.fast_hog(image, sbin)[0], whole)
+    np.testing.assert_array_equal(kernels_module.fast_hog(image, sbin // 2)[0], half)
 
 
 def test_fast_features_need_float32():

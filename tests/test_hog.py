@@ -14,14 +14,14 @@ from conftest import builds_of
 from dpm.features import FLIP_PERMUTATION, flip_features, hog
 from dpm.features import _hog as kernels
 
-hog_module = importlib.import_module("dpm.features.hog")
+kernels_module = importlib.import_module("dpm.features.kernels")
 
 
 @pytest.fixture(autouse=True, params=builds_of("dpm.features._hog"))
 def kernel_module(request, monkeypatch):
     """Every test runs with each build of the kernels."""
     module = importlib.import_module(request.param)
-    monkeypatch.setattr(hog_module, "_hog_kernels", module)
+    monkeypatch.setattr(kernels_module, "_hog_kernels", module)
     monkeypatch.setitem(globals(), "kernels", module)
     return module
 
@@ -437,7 +437,7 @@ def test_hog_accepts_numpy_integer_sbin(rng):
 
 
 def test_fastest_kernel_build_is_selected():
-    assert hog_module._kernel_module().__name__ == builds_of("dpm.features._hog")[-1]
+    assert kernels_module._kernel_module().__name__ == builds_of("dpm.features._hog")[-1]
 
 
 @pytest.mark.parametrize("shape", [(61, 83), (120, 97)])
@@ -448,7 +448,7 @@ def test_kernel_builds_give_identical_features(rng, shape):
     image[10:20, 10:30] = 7.0  # flat patch: zero gradients, ties
     outputs = []
     for module in builds:
-        hog_module._hog_kernels = module
+        kernels_module._hog_kernels = module
         outputs.append([hog(image, sbin) for sbin in (4, 8)])
     for other in outputs[1:]:
         for a, b in zip(outputs[0], other):

@@ -9,14 +9,14 @@ import pytest
 from conftest import builds_of
 from dpm.features import resize
 
-hog_module = importlib.import_module("dpm.features.hog")
+kernels_module = importlib.import_module("dpm.features.kernels")
 
 
 @pytest.fixture(autouse=True, params=builds_of("dpm.features._resize"))
 def resize_kernels(request, monkeypatch):
     """Every test runs with each build of the resize kernels (the same bits)."""
     module = importlib.import_module(request.param)
-    monkeypatch.setattr(hog_module, "_resize_kernels", module)
+    monkeypatch.setattr(kernels_module, "_resize_kernels", module)
     return module
 
 
@@ -177,7 +177,7 @@ def test_resize_builds_give_the_same_bits(rng, shape):
     for scale in (0.9330329915368074, 0.7071067811865476, 0.5, 0.37):
         outs = []
         for name in builds_of("dpm.features._resize"):
-            hog_module._resize_kernels = importlib.import_module(name)
+            kernels_module._resize_kernels = importlib.import_module(name)
             outs.append(resize(image, scale))
         for other in outs[1:]:
             assert np.array_equal(outs[0].view(np.uint64), other.view(np.uint64)), scale

@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 
 from ..features.bands import level_layout, pyramid_plan
-from ..features.hog import hog_shape
+from ..features.kernels import hog_shape
 from ..features.pyramid import octave_scale_count
 from ..limits import format_bytes, limit
 from .parse import detections_from_placements, level_found

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hog import resize_kernels
-from .hog import NUM_FEATURES, float_image, hog_kernels, hog_shape, mround, resize_shape
+from .hog import float_image
+from .kernels import NUM_FEATURES, hog_kernels, hog_shape, mround, resize_kernels, resize_shape
 from .pyramid import check_pyramid_args, octave_scale_count, pyramid_scales
 
 __all__ = ["ImageRows", "LevelPlan", "level_layout", "pyramid_plan"]

@@ -12,8 +12,8 @@ import numpy as np
 
 from .._alloc import tune_malloc
 from ..limits import MODEL_RANGES
-from .hog import (_as_float_image, _fast_hog, _gradients, _hog, _hog_from_gradients, _resize, _Scratch,
-                  hog_shape, resize_shape)
+from .hog import float_image
+from .kernels import Scratch, fast_hog, gradients, hog_from_gradients, hog_shape, level_hog, reduce, resize_shape
 
 __all__ = ["FeaturePyramid", "feature_pyramid", "pyramid_scales"]
 
@@ -128,24 +128,24 @@ def _octave_chain(image, source, i, sbin, interval, max_scale, scratch, dtype, f
     if (dh, dw) == (h, w):
         scaled = image        # resize would return an exact copy
     else:
-        scaled = _resize(source, scale, scratch.array("scaled", (dh, dw, 3)))
+        scaled = reduce(source, scale, scratch.array("scaled", (dh, dw, 3)))
     out = {}
     if fast:
         # One pass over the gradients bins them at both cell sizes.
-        out[i + interval - 1], out[i - 1] = _fast_hog(scaled, sbin, scratch, half=True)
+        out[i + interval - 1], out[i - 1] = fast_hog(scaled, sbin, scratch, half=True)
     elif 0 in hog_shape(dh, dw, sbin // 2)[:2]:
-        out[i - 1] = _hog(scaled, sbin // 2, scratch, dtype, fast)
-        out[i + interval - 1] = _hog(scaled, sbin, scratch, dtype, fast)
+        out[i - 1] = level_hog(scaled, sbin // 2, scratch, dtype, fast)
+        out[i + interval - 1] = level_hog(scaled, sbin, scratch, dtype, fast)
     else:
         # One gradient map binned at both cell sizes.
-        magnitude, orientation = _gradients(scaled, scratch)
-        out[i - 1] = _hog_from_gradients(magnitude, orientation, sbin // 2, scratch, dtype)
-        out[i + interval - 1] = _hog_from_gradients(magnitude, orientation, sbin, scratch, dtype)
+        magnitude, orientation = gradients(scaled, scratch)
+        out[i - 1] = hog_from_gradients(magnitude, orientation, sbin // 2, scratch, dtype)
+        out[i + interval - 1] = hog_from_gradients(magnitude, orientation, sbin, scratch, dtype)
     halved = ("half_a", "half_b")
     for n, j in enumerate(range(i + interval, max_scale + 1, interval)):
         dh, dw = resize_shape(dh, dw, 0.5)
-        scaled = _resize(scaled, 0.5, scratch.array(halved[n % 2], (dh, dw, 3)))
-        out[j + interval - 1] = _hog(scaled, sbin, scratch, dtype, fast)
+        scaled = reduce(scaled, 0.5, scratch.array(halved[n % 2], (dh, dw, 3)))
+        out[j + interval - 1] = level_hog(scaled, sbin, scratch, dtype, fast)
     return out
 
 
@@ -221,7 +221,7 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
     # The reductions read a uint8 image directly (the same results as from its float64 copy), and
     # so do the fast kernels: the float64 copy is made for the exact kernels only.
     original = np.asarray(image)
-    image = _as_float_image(original, channels=3, keep_uint8=not exact)
+    image = float_image(original, channels=3, keep_uint8=not exact)
     source = np.ascontiguousarray(original) if original.dtype == np.uint8 else image
     h, w = image.shape[:2]
     if h == 0 or w == 0:
@@ -240,7 +240,7 @@ def feature_pyramid(image, sbin: int = 8, interval: int = 10, *, n_jobs: int = 1
 
     def run(i):
         if not hasattr(local, "scratch"):
-            local.scratch = _Scratch()
+            local.scratch = Scratch()
         return _octave_chain(image, source, i, sbin, interval, max_scale, local.scratch, dtype, not exact)
 
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .hog import _fast_hog, hog, resize
+from .hog import hog, resize
+from .kernels import fast_hog
 from .pyramid import feature_pyramid, pyramid_scales
 
 __all__ = ["PaddedPyramid", "TRUNCATION_CHANNEL", "feature_pyramid_r5", "hog32", "repad_pyramid"]
@@ -139,7 +140,7 @@ def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, p
         sc = 2.0 ** (1.0 / interval)
         for i in range(1, interval + 1):
             scaled = resize(image, 1 / sc ** (i - 1))
-            levels[i - 1] = hog(scaled, sbin // 4) if exact else _fast_hog(scaled, sbin // 4)[0]
+            levels[i - 1] = hog(scaled, sbin // 4) if exact else fast_hog(scaled, sbin // 4)[0]
     levels = [_pad(f, int(pady), int(padx)) for f in levels]
     return PaddedPyramid(levels=levels, scales=scales, sbin=int(sbin), interval=int(interval), padx=int(padx),
                          pady=int(pady), extra_octave=bool(extra), image_shape=(h, w))
