@@ -12,7 +12,8 @@ writes the devkit's results files, and scores detections::
 Boxes are ``[x1 y1 x2 y2]`` in 1-based, inclusive pixel coordinates throughout,
 as in VOC and voc-release3.1.
 """
-from .dataset import Annotation, Negative, Positive, VOCDataset, VOCObject, read_annotation, training_data
+from .annotation import Annotation, VOCObject, read_annotation
+from .dataset import Negative, Positive, VOCDataset, training_data
 from .ap import area_ap, average_precision, voc07_ap
 from .evaluate import APResult, evaluate
 from .groundtruth import GroundTruth
