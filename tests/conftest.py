@@ -270,3 +270,22 @@ def class_model_files(tmp_path_factory):
         out[cls] = folder / f"{cls}.npz"
         save_model(dataclasses.replace(model, class_name=cls), out[cls])
     return out
+
+
+@pytest.fixture(params=builds_of("dpm._learn"))
+def learner_build(request, monkeypatch):
+    """Each build of the learner (dpm._learn and its AVX2 build), in use for the test."""
+    import dpm.learn
+
+    module = importlib.import_module(request.param)
+    monkeypatch.setattr(dpm.learn.fit, "_learner", lambda: module)
+    return module
+
+
+@pytest.fixture
+def problem(rng):
+    """A random latent-SVM problem: ``(ExampleSet, BlockLayout)`` (tests/learn_reference.py)."""
+    from learn_reference import random_examples, random_layout
+
+    layout = random_layout(rng)
+    return random_examples(rng, layout), layout
