@@ -117,7 +117,13 @@ def model_payloads(draw):
             part[which] = value
     elif kind == "weight":
         key = draw(st.sampled_from(sorted(arrays)))
-        arrays[key].flat[draw(st.integers(0, arrays[key].size - 1))] = draw(extreme)
+        value = draw(extreme)
+        if np.issubdtype(arrays[key].dtype, np.integer):
+            # Integer members (a cascade's part order) take the extremes their type can hold.
+            info = np.iinfo(arrays[key].dtype)
+            if not (isinstance(value, int) and info.min <= value <= info.max):
+                value = info.min if value < 0 else info.max
+        arrays[key].flat[draw(st.integers(0, arrays[key].size - 1))] = value
     elif kind == "shape":
         key = draw(st.sampled_from(sorted(arrays)))
         arrays[key] = np.zeros(tuple(draw(st.lists(st.integers(0, 70), min_size=0, max_size=4))))
