@@ -34,7 +34,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,13 +41,13 @@ from typing import Mapping
 
 import numpy as np
 
-from .._io import atomic_write, exclusive_lock, fsync_dir
+from .._io import atomic_write, fsync_dir
 from ..files import read_npz
 from ..model import Model, load_model, save_model
-from .checkpoint_keys import (CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, canonical_json,
-                              describe_key_difference, key_hash)
+from .checkpoint_folder import CheckpointFolder, checkpoint_lock, make_directory
+from .checkpoint_keys import CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION, canonical_json, key_hash
 
-__all__ = ["Checkpoint", "CheckpointStore", "checkpoint_lock"]
+__all__ = ["Checkpoint", "CheckpointStore", "checkpoint_lock"]  # checkpoint_lock: from checkpoint_folder
 
 logger = logging.getLogger(__name__)
 
@@ -57,34 +56,6 @@ _MODEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 # Indirection so tests can simulate a crash right before a commit.
 _replace = os.replace
-
-
-def checkpoint_lock(directory):
-    """Hold the checkpoint folder ``directory`` (created if missing) for one training run.
-
-    A context manager; a second run on the same folder fails at once with
-    :class:`dpm._io.LockedError` naming the process that holds it.
-    """
-    directory = Path(directory)
-    _make_directory(directory)
-    return exclusive_lock(directory, what="the training checkpoint folder")
-
-
-def _make_directory(directory: Path, probe: bool = False) -> None:
-    """Create the checkpoint folder (with ``probe``: and write a file in it); errors name it and the remedy."""
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"checkpoint directory {directory} exists and is not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        if probe:
-            fd, name = tempfile.mkstemp(prefix=".tmp-probe-", dir=directory)
-            os.close(fd)
-            os.unlink(name)
-    except OSError as exc:
-        err = OSError(f"cannot write checkpoints to {directory}: {exc.strerror or exc} "
-                      "(choose a writable folder with cache_dir)")
-        err.errno = exc.errno
-        raise err from None
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -164,136 +135,22 @@ class CheckpointStore:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"checkpoint key is not JSON-serialisable: {exc}") from None
         self.hash = key_hash(self.key)
-        _make_directory(self.directory, probe=True)
-        self.status = self._open(restart)
-        self._remove_orphans()
-
-    # -- opening ----------------------------------------------------------------------------
-
-    def _read_key_file(self):
-        path = self.directory / "key.json"
-        if not path.exists():
-            return None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("format") != CHECKPOINT_FORMAT:
-                return {}
-            return data
-        except (OSError, ValueError, AttributeError):
-            return {}
-
-    def _write_key_file(self) -> None:
-        data = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_FORMAT_VERSION, "hash": self.hash,
-                "key": self.key}
-        text = json.dumps(data, sort_keys=True, indent=1).encode("utf-8")
-        _atomic_write(self.directory / "key.json", lambda fh: fh.write(text))
-
-    def _open(self, restart: bool) -> str:
-        old = self._read_key_file()
-        has_files = any(self._owned_files())
-        if restart:
-            if has_files:
-                logger.info("checkpoints in %s: restarting, %d stage(s) discarded", self.directory,
-                            len(self._manifests()))
-            self._delete_owned()
-            self._write_key_file()
-            return "restarted" if has_files else "new"
-        if old is None and not has_files:
-            self._write_key_file()
-            return "new"
-        if old and old.get("hash") == self.hash and old.get("version") == CHECKPOINT_FORMAT_VERSION:
-            return "resumed"
-        if not old:
-            why = "its key file is missing or unreadable"
-        elif old.get("version") != CHECKPOINT_FORMAT_VERSION:
-            why = f"they use checkpoint format version {old.get('version')}, this dpm writes " \
-                  f"{CHECKPOINT_FORMAT_VERSION}"
-        else:
-            why = "they were made with different data or options (" + \
-                  describe_key_difference(old.get("key", {}), self.key) + ")"
-        logger.warning("checkpoints in %s are not reused: %s; starting over", self.directory, why)
-        self._delete_owned()
-        self._write_key_file()
-        return "mismatch"
-
-    # -- files ------------------------------------------------------------------------------
-
-    def _owned_files(self):
-        for p in self.directory.iterdir():
-            n = p.name
-            if p.is_file() and (n == "key.json" or (n.startswith("stage-") and n.endswith(".json"))
-                                or n.startswith("data-") or n.startswith(".tmp-")
-                                or n.startswith(".data-")):
-                yield p
-
-    def _delete_owned(self) -> None:
-        for p in list(self._owned_files()):
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
-        fsync_dir(self.directory)
-
-    def _manifest_path(self, stage: str) -> Path:
-        return self.directory / f"stage-{stage}.json"
-
-    def _read_manifest(self, path: Path):
-        try:
-            m = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            logger.warning("checkpoint %s is unreadable (%s); ignoring it", path, exc)
-            return None
-        if not isinstance(m, dict) or m.get("format") != CHECKPOINT_FORMAT:
-            logger.warning("checkpoint %s is not a dpm checkpoint manifest; ignoring it", path)
-            return None
-        if m.get("key_hash") != self.hash:
-            logger.warning("checkpoint %s belongs to another run (key differs); ignoring it", path)
-            return None
-        return m
-
-    def _manifests(self) -> list[dict]:
-        out = []
-        for p in sorted(self.directory.glob("stage-*.json")):
-            m = self._read_manifest(p)
-            if m is not None:
-                out.append(m)
-        out.sort(key=lambda m: m.get("sequence", 0))
-        return out
-
-    def _referenced(self) -> set[str]:
-        names = set()
-        for p in self.directory.glob("stage-*.json"):
-            try:
-                m = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(m, dict):
-                names.update(m.get("models", {}).values())
-                if m.get("arrays"):
-                    names.add(m["arrays"])
-        return names
-
-    def _remove_orphans(self) -> None:
-        keep = self._referenced()
-        for p in self.directory.iterdir():
-            if ((p.name.startswith("data-") and p.name not in keep) or p.name.startswith(".tmp-")
-                    or p.name.startswith(".data-")):
-                try:
-                    p.unlink()
-                except OSError:
-                    pass
+        make_directory(self.directory, probe=True)
+        self._files = CheckpointFolder(self.directory, self.key, self.hash)
+        self.status = self._files.open(restart)
+        self._files.remove_orphans()
 
     # -- public API -------------------------------------------------------------------------
 
     def stages(self) -> list[str]:
         """Names of the saved stages, oldest first."""
-        return [m["stage"] for m in self._manifests()]
+        return [m["stage"] for m in self._files.manifests()]
 
     def has(self, stage: str) -> bool:
         """True if ``stage`` has a valid checkpoint."""
         self._check_stage(stage)
-        p = self._manifest_path(stage)
-        return p.exists() and self._read_manifest(p) is not None
+        p = self._files.manifest_path(stage)
+        return p.exists() and self._files.read_manifest(p) is not None
 
     @staticmethod
     def _check_stage(stage: str) -> None:
@@ -340,15 +197,15 @@ class CheckpointStore:
             arrays_file = f"data-{token}-arrays.npz"
             _atomic_write(self.directory / arrays_file, lambda fh: np.savez(fh, **arrs))
         fsync_dir(self.directory)
-        previous = self._manifests()
+        previous = self._files.manifests()
         sequence = max((m.get("sequence", 0) for m in previous), default=0) + 1
         created = time.time()
         manifest = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_FORMAT_VERSION, "key_hash": self.hash,
                     "stage": stage, "sequence": sequence, "created": created, "models": files,
                     "arrays": arrays_file, "state": state}
         text = json.dumps(manifest, sort_keys=True, indent=1).encode("utf-8")
-        _atomic_write(self._manifest_path(stage), lambda fh: fh.write(text))  # the commit
-        self._remove_orphans()
+        _atomic_write(self._files.manifest_path(stage), lambda fh: fh.write(text))  # the commit
+        self._files.remove_orphans()
         logger.debug("checkpoint %r saved in %s", stage, self.directory)
         return Checkpoint(stage=stage, models=dict(named), state=state, arrays=dict(arrs),
                           sequence=sequence, created=created)
@@ -360,18 +217,18 @@ class CheckpointStore:
         treated as absent.
         """
         self._check_stage(stage)
-        path = self._manifest_path(stage)
+        path = self._files.manifest_path(stage)
         if not path.exists():
             return None
-        m = self._read_manifest(path)
+        m = self._files.read_manifest(path)
         if m is None:
             return None
         return self._load_manifest(m, path)
 
     def latest(self) -> Checkpoint | None:
         """The most recently saved valid checkpoint, or None."""
-        for m in reversed(self._manifests()):
-            ck = self._load_manifest(m, self._manifest_path(m["stage"]))
+        for m in reversed(self._files.manifests()):
+            ck = self._load_manifest(m, self._files.manifest_path(m["stage"]))
             if ck is not None:
                 return ck
         return None
@@ -380,11 +237,11 @@ class CheckpointStore:
         """Delete the checkpoint of ``stage`` (its manifest first, then its data files); no-op if absent."""
         self._check_stage(stage)
         try:
-            self._manifest_path(stage).unlink()
+            self._files.manifest_path(stage).unlink()
         except FileNotFoundError:
             return
         fsync_dir(self.directory)
-        self._remove_orphans()
+        self._files.remove_orphans()
 
     def clear(self, *, remove_directory: bool = False) -> None:
         """Delete every checkpoint (``--restart``); the store stays usable.
@@ -392,9 +249,9 @@ class CheckpointStore:
         With ``remove_directory``, the store's own files and the folder itself
         (if nothing else is left in it) are removed: the store is then unusable.
         """
-        self._delete_owned()
+        self._files.delete_owned()
         if not remove_directory:
-            self._write_key_file()
+            self._files.write_key_file()
             return
         for name in (".lock",):
             try:
@@ -408,7 +265,7 @@ class CheckpointStore:
 
     def disk_usage(self) -> int:
         """Bytes taken by the store's files."""
-        return sum(p.stat().st_size for p in self._owned_files())
+        return sum(p.stat().st_size for p in self._files.owned_files())
 
     # -- helpers ----------------------------------------------------------------------------
 
