@@ -137,8 +137,8 @@ def test_training_gives_identical_bytes_across_blas_jobs_and_builds(tmp_path, ke
 
 def test_no_avx2_environment_chooses_the_portable_builds():
     script = ("import sys; from dpm import _cpu, convolve, learn; import dpm.features.kernels; "
-              "hog = sys.modules['dpm.features.kernels']; "
-              "print(_cpu.have_avx2(), convolve._convolve.__name__, hog._hog_kernels.__name__)")
+              "kernels = sys.modules['dpm.features.kernels']; "
+              "print(_cpu.have_avx2(), convolve._convolve.__name__, kernels.hog_kernels().__name__)")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                        env=_env({"DPM_NO_AVX2": "1"}), cwd=str(REPO), timeout=60)
     assert r.returncode == 0, r.stderr
