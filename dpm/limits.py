@@ -94,13 +94,17 @@ def limit(name: str, value=None) -> int:
 
 
 def parse_size(text: str, name: str) -> int:
-    """``"256M"`` -> 268435456: a whole number with an optional binary suffix ``K``, ``M``, ``G``
-    or ``T`` (``B``/``iB`` may follow).  ``ValueError`` naming ``name`` otherwise."""
-    m = re.fullmatch(r"(\d+)\s*([kKmMgGtT]?)(?:i?[bB])?", str(text).strip())
-    if not m:
-        raise ValueError(f"{name}={text!r}: expected a whole number, optionally with K, M, G or T "
-                         "(e.g. 256M)")
-    return int(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    """``"256M"`` -> 268435456, ``"1.5G"`` -> 1610612736: a number with an optional binary suffix
+    ``K``, ``M``, ``G`` or ``T`` (``B``/``iB`` may follow; a fraction only with a suffix, rounded
+    down to whole bytes).  ``ValueError`` naming ``name`` otherwise."""
+    m = re.fullmatch(r"(\d+)(\.\d+)?\s*([kKmMgGtT]?)(?:i?[bB])?", str(text).strip())
+    if not m or (m.group(2) and not m.group(3)):
+        raise ValueError(f"{name}={text!r}: expected a number of bytes, optionally with K, M, G or T "
+                         "(e.g. 256M or 1.5G)")
+    unit = _SUFFIX[m.group(3).lower()]
+    if m.group(2):
+        return int(m.group(1)) * unit + int(float(m.group(2)) * unit)
+    return int(m.group(1)) * unit
 
 
 def env_name(name: str) -> str:

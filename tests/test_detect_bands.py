@@ -131,18 +131,25 @@ def test_bounded_path_is_chosen_by_the_estimate(photo, monkeypatch):
     assert 60 * photo.shape[0] * photo.shape[1] < small - bands.BASE_BYTES < 200 * photo.shape[0] * photo.shape[1]
     assert bands.unbounded_peak((12000, 12000), models) > MAX_MEMORY
     assert bands.needs_bands(photo.shape[:2], models) == 0
-    calls = []
-    real = bands.detect_raw_bounded
+    calls, cascaded = [], []
+    real, real_cascade = bands.detect_raw_bounded, single.detect_cascade_raw_bounded
     monkeypatch.setattr(single, "detect_raw_bounded", lambda *a, **k: calls.append(k) or real(*a, **k))
+    monkeypatch.setattr(single, "detect_cascade_raw_bounded",
+                        lambda *a, **k: cascaded.append(k) or real_cascade(*a, **k))
     monkeypatch.setenv("DPM_MAX_MEMORY", str(small - 1))
-    assert model.cascade is not None      # a huge image is detected by the exact detector, even with a cascade
-    got = detect_one(photo, model)        # and with the fast features by default
+    assert model.cascade is not None
+    # The exact detector in bands, with the fast features by default.
+    got = detect_one(photo, model, cascade=False)
     assert calls and calls[0]["max_memory"] == small - 1 and calls[0]["exact_features"] is None
     assert_same(got, detect_one(photo, model, max_memory=small + 1, cascade=False))
-    got = detect_one(photo, model, exact_features=True)
+    got = detect_one(photo, model, exact_features=True, cascade=False)
     assert calls[1]["exact_features"] is True
     assert_same(got, detect_one(photo, model, max_memory=small + 1, exact_features=True, cascade=False))
-    assert len(calls) == 2
+    assert len(calls) == 2 and not cascaded
+    # A model with a star-cascade: the cascade in bands, the detections of the cascade on the whole pyramid.
+    got = detect_one(photo, model, threshold=model.cascade.threshold - 0.5)
+    assert cascaded and cascaded[0]["max_memory"] == small - 1 and len(calls) == 2
+    assert_same(got, detect_one(photo, model, max_memory=small + 1, threshold=model.cascade.threshold - 0.5))
 
 
 def test_max_memory_is_checked():
@@ -151,6 +158,9 @@ def test_max_memory_is_checked():
     with pytest.raises(ValueError, match="max_memory"):
         bands.resolve_max_memory("lots")
     assert bands.resolve_max_memory("512M") == 512 * 2 ** 20
+    assert bands.resolve_max_memory("1.5G") == 3 * 2 ** 29      # the default, as the help shows it
+    with pytest.raises(ValueError, match="max_memory"):
+        bands.resolve_max_memory("1.5")                          # a fraction of a byte
     assert bands.resolve_max_memory(None) == MAX_MEMORY
 
 

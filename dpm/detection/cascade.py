@@ -55,8 +55,9 @@ from .results import Detections
 
 _kernel = _cpu.best_build(__package__ + "._cascade")
 
-__all__ = ["CascadeStats", "cascade_levels", "check_cascade", "cost_table", "detect_cascade", "detect_cascade_raw",
-           "new_kernel", "project_pyramid", "projection_dtype"]
+__all__ = ["CascadeStats", "cascade_kernel", "cascade_levels", "cascade_options", "check_cascade", "cost_table",
+           "detect_cascade", "detect_cascade_raw", "level_placements", "new_kernel", "project_pyramid",
+           "projection_dtype"]
 
 # Time split keys of CascadeStats.seconds, in pipeline order.
 STAGES = ("features", "projection", "projected root", "part stages", "full stages", "rest")
@@ -188,8 +189,22 @@ def new_kernel(components, **options):
     return _kernel.CascadeKernel(components, **options)
 
 
-def _kernel_for(model: Model, cascade: Cascade, threshold: float, window: int, skip_border: bool,
-                stats: CascadeStats | None, dtype):
+def cascade_options(cascade: Cascade, threshold, window):
+    """``(threshold, window)`` checked, with None meaning the cascade's own (``cascade.threshold``,
+    ``cascade.window``)."""
+    thresh = float(cascade.threshold if threshold is None else threshold)
+    if math.isnan(thresh):
+        raise ValueError("threshold must be a number, got NaN")
+    window = cascade.window if window is None else window
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
+        raise ValueError(f"window must be a non-negative integer (cells), got {window!r}")
+    return thresh, int(window)
+
+
+def cascade_kernel(model: Model, cascade: Cascade, threshold: float, window: int, skip_border: bool,
+                   stats: CascadeStats | None, dtype):
+    """``(kernel, roots)``: the compiled search of ``model`` with ``cascade`` (:func:`new_kernel`) and the
+    bank of its projected root filters in ``dtype`` (their responses are stage 0)."""
     coeff = np.asarray(cascade.coeff, dtype=np.float64)
     comps = []
     for comp, cc in zip(model.components, cascade.components):
@@ -204,6 +219,22 @@ def _kernel_for(model: Model, cascade: Cascade, threshold: float, window: int, s
                                    padding=model.padding, blocks=bool(stats and stats.blocks),
                                    timing=bool(stats and stats.timing))
     return kernel, roots
+
+
+def level_placements(model: Model, lev: int, cell: float, pos, score, parts) -> list:
+    """The kernel's detections of root level ``lev`` (cells of ``cell`` pixels) as the placement entries
+    of :func:`dpm.detection.parse.detections_from_placements`, one per component that has any."""
+    out = []
+    for ci in range(len(model.components)):
+        mine = pos[:, 0] == ci
+        if not mine.any():
+            continue
+        xs, ys = pos[mine, 1].astype(np.intp), pos[mine, 2].astype(np.intp)
+        npc = len(model.components[ci].parts)
+        px = parts[mine, :npc, 0].astype(np.float64) + 1
+        py = parts[mine, :npc, 1].astype(np.float64) + 1
+        out.append((ci, lev, cell, ys, xs, px, py, score[mine]))
+    return out
 
 
 def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float | None = None, *, pyramid=None,
@@ -225,12 +256,7 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
     tune_malloc()
     check_cascade(model, cascade)
     image = as_rgb(image)
-    thresh = float(cascade.threshold if threshold is None else threshold)
-    if math.isnan(thresh):
-        raise ValueError("threshold must be a number, got NaN")
-    window = cascade.window if window is None else window
-    if not isinstance(window, (int, np.integer)) or window < 0:
-        raise ValueError(f"window must be a non-negative integer (cells), got {window!r}")
+    thresh, window = cascade_options(cascade, threshold, window)
     clock = time.perf_counter()
     if pyramid is None:
         exact = exact_features is True
@@ -238,7 +264,7 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
     now = time.perf_counter()
     times = {"features": now - clock, "projection": 0.0}
     dtype = projection_dtype(pyramid)
-    kernel, roots = _kernel_for(model, cascade, thresh, int(window), bool(skip_border), stats, dtype)
+    kernel, roots = cascade_kernel(model, cascade, thresh, window, bool(skip_border), stats, dtype)
     times["projection"] += time.perf_counter() - now
     pady, padx = model.padding
     maxh, maxw = model.maxsize
@@ -253,18 +279,9 @@ def detect_cascade_raw(image, model: Model, cascade: Cascade, threshold: float |
         pos, score, parts, blocks = kernel.level(feat, part, part_proj, responses)
         kernel_seconds += time.perf_counter() - t1
         root_seconds += t1 - t0
-        cell = model.sbin / pyramid.scales[lev]
-        for ci in range(len(model.components)):
-            mine = pos[:, 0] == ci
-            if not mine.any():
-                continue
-            xs, ys = pos[mine, 1].astype(np.intp), pos[mine, 2].astype(np.intp)
-            npc = len(model.components[ci].parts)
-            px = parts[mine, :npc, 0].astype(np.float64) + 1
-            py = parts[mine, :npc, 1].astype(np.float64) + 1
-            found.append((ci, lev, cell, ys, xs, px, py, score[mine]))
-            if blocks is not None:
-                recorded.append(blocks[mine])
+        found += level_placements(model, lev, model.sbin / pyramid.scales[lev], pos, score, parts)
+        if blocks is not None:
+            recorded += [blocks[pos[:, 0] == ci] for ci in range(len(model.components)) if (pos[:, 0] == ci).any()]
     clock = time.perf_counter()
     raw = detections_from_placements(model, found, image.shape[:2])
     if stats is not None:

@@ -12,7 +12,9 @@ the list, alone or mixed with release-3.1 models: those with the same
 ``sbin``, ``interval`` and extra octave share the features of one release-5
 pyramid, padded for each model (:func:`dpm.features.pyramid_r5.repad_pyramid`),
 and each gives exactly what :func:`dpm.detection.release5.detect_star` gives
-alone (``dtype`` and ``max_memory`` do not apply to them).
+alone (``dtype`` does not apply to them; for images too large for ``max_memory``
+each is detected on its own with its banded star-cascade, see
+:mod:`dpm.detection.release5.bands`).
 
 Stacking the filters of all models into one filter bank per level was tried
 and measured slower: the models' paddings differ, and one bank needs the
@@ -32,6 +34,7 @@ from ..model.release5 import StarModel
 from .bands import detect_raw_bounded, needs_bands
 from .finish import finish_detections, upsampled
 from .cascade import detect_cascade_raw
+from .cascade_bands import detect_cascade_raw_bounded
 from .parse import detect_raw
 from .pyramid import DEFAULT_DTYPE, detection_pyramid, features_exact
 from .results import Detections
@@ -108,7 +111,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     if isinstance(models, StarModel):
         from .release5 import detect_star
         return detect_star(image, models, threshold=threshold, cascade=cascade, exact_features=exact_features,
-                           **kwargs)
+                           max_memory=max_memory, **kwargs)
     if isinstance(models, Model):
         return detect_one(image, models, threshold=threshold, dtype=dtype, exact_features=exact_features,
                           cascade=cascade, max_memory=max_memory, **kwargs)
@@ -121,7 +124,7 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     image = as_rgb(image)
     work = upsampled(image, upsample)
     stars = {name: m for name, m in models.items() if isinstance(m, StarModel)}
-    out = _detect_stars(image, work, stars, threshold, cascade, exact_features, kwargs) if stars else {}
+    out = _detect_stars(image, work, stars, threshold, cascade, exact_features, max_memory, kwargs) if stars else {}
     if len(stars) < len(models):
         out.update(_detect_r31(image, work, {n: m for n, m in models.items() if n not in stars}, threshold,
                                dtype=dtype, exact_features=exact_features, cascade=cascade, max_memory=max_memory,
@@ -129,15 +132,26 @@ def detect(image, models, *, threshold=None, upsample: int = 1, nms: float | Non
     return {name: _named(out[name], name) for name in models}
 
 
-def _detect_stars(image, work, models: dict, threshold, cascade, exact_features, kwargs) -> dict:
-    """Release-5 models: one pyramid's features per (sbin, interval, extra octave), padded per model."""
+def _detect_stars(image, work, models: dict, threshold, cascade, exact_features, max_memory, kwargs) -> dict:
+    """Release-5 models: one pyramid's features per (sbin, interval, extra octave), padded per model; for
+    an image too large for that, each model on its own in bounded memory."""
     from ..features.pyramid_r5 import feature_pyramid_r5, repad_pyramid
-    from .release5 import detect_star
+    from .release5 import detect_star, use_star_cascade
+    from .release5.bands import check_star_memory, star_needs_bands
 
+    out = {}
+    for name, m in models.items():
+        if not use_star_cascade(m, cascade):
+            check_star_memory(work.shape[:2], m, max_memory=max_memory)
+    if any(star_needs_bands(work.shape[:2], m, cascade=True, max_memory=max_memory) for m in models.values()):
+        for name, m in models.items():
+            t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
+            out[name] = detect_star(image, m, threshold=t, cascade=cascade, exact_features=exact_features,
+                                    max_memory=max_memory, **kwargs)
+        return out
     groups = {}
     for name, m in models.items():
         groups.setdefault((m.sbin, m.interval, m.extra_octave), []).append(name)
-    out = {}
     for (sbin, interval, extra), names in groups.items():
         base = feature_pyramid_r5(work, sbin, interval, padx=0, pady=0, extra_octave=extra,
                                   exact=features_exact(np.float32, exact_features))
@@ -156,12 +170,18 @@ def _detect_r31(image, work, models: dict, threshold, *, dtype, exact_features, 
     """Release-3.1 models (:class:`Model`): one pyramid per (sbin, interval), or bands."""
     thresholds = {name: _threshold(threshold, name, m) for name, m in models.items()}
     cascaded = {name: use_cascade(m, cascade) for name, m in models.items()}
-    # Images too big for max_memory: level by level in bands, every model with the exact detector
-    # (the cascade has no banded path) and the features exact_features asks for.
+    # Images too big for max_memory: level by level in bands (the models with a star-cascade each on
+    # their own, the others together), with the features exact_features asks for.
     bands = needs_bands(work.shape[:2], models, max_memory=max_memory, dtype=dtype)
     if bands:
-        raws = detect_raw_bounded(work, models, thresholds, max_memory=bands, dtype=dtype,
-                                  exact_features=exact_features)
+        exact = {name: m for name, m in models.items() if not cascaded[name]}
+        raws = detect_raw_bounded(work, exact, {n: thresholds[n] for n in exact}, max_memory=bands, dtype=dtype,
+                                  exact_features=exact_features) if exact else {}
+        for name, m in models.items():
+            if cascaded[name]:
+                t = threshold.get(name) if isinstance(threshold, Mapping) else threshold   # None: the cascade's
+                raws[name] = detect_cascade_raw_bounded(work, m, m.cascade, t, max_memory=bands,
+                                                        exact_features=exact_features)
         return {name: finish_detections(raws[name], models[name], image.shape[:2], **kwargs) for name in models}
     out = {}
     for (sbin, interval), names in pyramid_groups(models).items():

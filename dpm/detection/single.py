@@ -6,6 +6,7 @@ from ..image import as_rgb
 from ..model import Model
 from .bands import detect_raw_bounded, needs_bands
 from .cascade import detect_cascade
+from .cascade_bands import detect_cascade_raw_bounded
 from .finish import finish_detections, upsampled, work_shape
 from .parse import detect_raw
 from .pyramid import DEFAULT_DTYPE
@@ -87,8 +88,9 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
     max_memory : int or str, optional
         Memory (bytes, or a string such as ``"2G"``) detection aims to stay
         under.  When the whole feature pyramid would take more, the image is
-        detected level by level in bands of rows (:mod:`dpm.detection.bands`),
-        with the same detections.  Default: the environment variable
+        detected level by level in bands of rows (:mod:`dpm.detection.bands`;
+        with the star-cascade :mod:`dpm.detection.cascade_bands`), with the
+        same detections.  Default: the environment variable
         ``DPM_MAX_MEMORY``, else 1.5 GiB (:data:`dpm.limits.MAX_MEMORY`).
 
     exact_features : bool or None, default None
@@ -118,18 +120,21 @@ def detect_one(image, model: Model, *, threshold: float | None = None, upsample:
         In suppression order (highest score first).
     """
     image = as_rgb(image)
-    # An image too big for max_memory is detected level by level in bands, by the exact detector
-    # (the cascade has no banded path), with the features exact_features asks for: see
-    # dpm.detection.bands.
+    # An image too big for max_memory is detected level by level in bands (dpm.detection.bands, or
+    # dpm.detection.cascade_bands with the cascade): the same detections, with the features
+    # exact_features asks for.
     bands = needs_bands(work_shape(image.shape, upsample), {"": model}, max_memory=max_memory, dtype=dtype)
-    if not bands and use_cascade(model, cascade):
+    cascaded = use_cascade(model, cascade)
+    if not bands and cascaded:
         return detect_cascade(image, model, model.cascade, threshold=threshold, upsample=upsample, nms=nms,
                               bbox_prediction=bbox_prediction, clip=clip, exact_features=exact_features)
     tune_malloc()
     work = upsampled(image, upsample)
     thresh = model.thresh if threshold is None else float(threshold)
-    if bands:
-        use_cascade(model, cascade)     # cascade=True on a model without one is still an error
+    if bands and cascaded:
+        raw = detect_cascade_raw_bounded(work, model, model.cascade, threshold, max_memory=bands,
+                                         exact_features=exact_features)
+    elif bands:
         raw = detect_raw_bounded(work, {"": model}, {"": thresh}, max_memory=bands, dtype=dtype,
                                  exact_features=exact_features)[""]
     else:

@@ -66,6 +66,14 @@ class ImageRows:
     def nbytes(self) -> int:
         return self.shape[0] * self.shape[1] * 3 * 8
 
+    def samples(self, a: int, b: int) -> np.ndarray:
+        """Rows ``a .. b-1`` as the kernels may read them: a uint8 input image's own rows (each sample
+        is converted to float64 exactly by the kernels, the same results as :meth:`rows`), else
+        :meth:`rows`."""
+        if self._image is not None and self._image.dtype == np.uint8:
+            return np.ascontiguousarray(self._image[a:b])
+        return self.rows(a, b)
+
     def rows(self, a: int, b: int) -> np.ndarray:
         if self._whole is not None:
             return self._whole[a:b]
@@ -84,7 +92,7 @@ class ImageRows:
         for y0 in range(a, b, step):
             y1 = min(b, y0 + step)
             lo, hi = resize_kernels().source_rows(ph, h, y0, y1)
-            src = self.parent.rows(lo, hi)
+            src = self.parent.samples(lo, hi)
             resize_kernels().resize_rows(src, out[y0 - a:y1 - a], ph, h, y0, lo)
         return out
 
@@ -126,14 +134,15 @@ class LevelPlan:
         yhi = min(by * sbin - 2, (r1 + 2) * sbin + sbin // 2 + 1)
         g0 = min(ylo, h - 2)
         g1 = min(yhi, h - 2) + 1
-        image = self.source.rows(g0 - 1, g1 + 1)
         if not self.exact:
+            image = self.source.samples(g0 - 1, g1 + 1)
             kernels = hog_kernels(exact=False)
             hist = np.zeros((r1 - r0 + 4, bx + 2, 18), dtype=np.float32)
             kernels.hog_cell_rows(image, sbin, hist, h, by, g0 - 1, r0)
             del image
             kernels.normalize_cells(hist, out)
             return out
+        image = self.source.rows(g0 - 1, g1 + 1)
         kernels = hog_kernels()
         sqmag = np.empty(image.shape[:2], dtype=np.float64)
         orientation = np.empty(image.shape[:2], dtype=np.uint8)

@@ -46,11 +46,12 @@ from ...cascade.types import Cascade, project
 from ...convolve import FilterBank
 from ...model.check import validate_cascade
 from ...model.release5 import R5_FEATURES, StarModel
-from ..cascade import CascadeStats, cascade_levels, cost_table, new_kernel, projection_dtype
+from ..cascade import CascadeStats, cascade_levels, cascade_options, cost_table, new_kernel, projection_dtype
 from .parse import StarRaw, merge_levels, model_pyramid, placed_detections
 from .scores import loc_features
 
-__all__ = ["check_star_cascade", "detect_raw_star_cascade"]
+__all__ = ["best_per_position", "check_star_cascade", "detect_raw_star_cascade", "level_biases",
+           "star_cascade_kernel"]
 
 
 def check_star_cascade(model: StarModel, cascade) -> None:
@@ -69,10 +70,12 @@ def _filter(f) -> np.ndarray:
     return np.ascontiguousarray(f.filter.astype(np.float32), dtype=np.float64)
 
 
-def _kernel_for(model: StarModel, cascade: Cascade, pyramid, threshold: float, window: int, skip_border: bool,
-                stats: CascadeStats | None, dtype):
+def star_cascade_kernel(model: StarModel, cascade: Cascade, threshold: float, window: int, skip_border: bool,
+                        stats: CascadeStats | None, dtype):
+    """``(kernel, roots)``: the compiled search (:func:`dpm.detection.cascade.new_kernel`) for ``model``'s
+    padded levels (its own padding) and the bank of its projected root filters in ``dtype``."""
     coeff = np.asarray(cascade.coeff, dtype=np.float64)
-    padx, pady = pyramid.padx, pyramid.pady
+    pady, padx = model.padding
     comps = []
     for comp, cc in zip(model.components, cascade.components):
         parts = [dict(full=_filter(p), proj=project(_filter(p), coeff, dtype),
@@ -89,7 +92,7 @@ def _kernel_for(model: StarModel, cascade: Cascade, pyramid, threshold: float, w
     return kernel, roots
 
 
-def _level_biases(model: StarModel, loc: np.ndarray, interval: int) -> np.ndarray:
+def level_biases(model: StarModel, loc: np.ndarray, interval: int) -> np.ndarray:
     """(levels, components): what root level ``l`` adds to every hypothesis of each component: the
     offsets and scale priors of its structural rule and of each filter's deformation rule (at the
     filter's level); rows below ``interval`` are unused (0)."""
@@ -104,7 +107,7 @@ def _level_biases(model: StarModel, loc: np.ndarray, interval: int) -> np.ndarra
     return out
 
 
-def _best_per_position(pos: np.ndarray, score: np.ndarray) -> np.ndarray:
+def best_per_position(pos: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Rows of ``pos`` (component, rx, ry) keeping, per (rx, ry), the best score (first component on
     ties), in column-major order of the positions (the exact detector's ``find`` order)."""
     order = np.lexsort((pos[:, 0], -score, pos[:, 2], pos[:, 1]))
@@ -151,22 +154,17 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
         raise ValueError(f"cascade: the model ({model.class_name}) has no star-cascade; give one "
                          "(dpm.model.release5_cascade.cascade_from_published) or detect exactly (cascade=False)")
     check_star_cascade(model, cascade)
-    thresh = float(cascade.threshold if threshold is None else threshold)
-    if math.isnan(thresh):
-        raise ValueError("threshold must be a number, got nan")
-    window = cascade.window if window is None else window
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 0:
-        raise ValueError(f"window must be a non-negative integer (cells), got {window!r}")
+    thresh, window = cascade_options(cascade, threshold, window)
     clock = time.perf_counter()
     pyramid = model_pyramid(image, model, pyramid)
     now = time.perf_counter()
     times = {"features": now - clock, "projection": 0.0}
     clock = now
     dtype = np.dtype(np.float64) if exact_projections else projection_dtype(pyramid)
-    kernel, roots = _kernel_for(model, cascade, pyramid, thresh, int(window), bool(skip_border), stats, dtype)
+    kernel, roots = star_cascade_kernel(model, cascade, thresh, window, bool(skip_border), stats, dtype)
     times["projection"] += time.perf_counter() - clock
     interval = pyramid.interval
-    biases = _level_biases(model, loc_features(len(pyramid.levels), interval), interval)
+    biases = level_biases(model, loc_features(len(pyramid.levels), interval), interval)
     found, recorded = [], []
     root_seconds = kernel_seconds = assemble = 0.0
     for lev, feat, part, feat_proj, part_proj in cascade_levels(pyramid, cascade.coeff, dtype, times):
@@ -179,7 +177,7 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
         root_seconds += t1 - t0
         kernel_seconds += t2 - t1
         if len(pos):
-            keep = _best_per_position(pos, score)
+            keep = best_per_position(pos, score)
             found.append((np.full(len(keep), lev, dtype=np.intp), pos[keep], score[keep], parts[keep]))
             if blocks is not None:
                 recorded.append(blocks[keep])

@@ -8,6 +8,7 @@ from ...image import as_rgb
 from ...model.release5 import StarModel
 from ..finish import unscale_boxes, upsampled
 from ..results import Detections
+from .bands import check_star_memory, detect_raw_star_cascade_bounded, star_needs_bands
 from .cascade import detect_raw_star_cascade
 from .finish import process_star
 from ..pyramid import features_exact
@@ -28,7 +29,8 @@ def use_star_cascade(model: StarModel, cascade: bool | None) -> bool:
 
 def detect_star(image, model: StarModel, *, threshold: float | None = None, upsample: int = 1,
                 nms: float | None = 0.5, bbox_prediction: bool = True, clip: bool = True,
-                cascade: bool | None = None, pyramid=None, exact_features: bool | None = None) -> Detections:
+                cascade: bool | None = None, pyramid=None, exact_features: bool | None = None,
+                max_memory=None) -> Detections:
     """Detect objects with a voc-release5 star model: ``imgdetect`` (or ``cascade_detect``) then ``process.m``.
 
     Parameters
@@ -64,6 +66,13 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
         its projections in float64, as ``cascade.cc`` (``exact_projections``
         of :func:`~dpm.detection.release5.cascade.detect_raw_star_cascade`).
         The features part is ignored when ``pyramid`` is given.
+    max_memory : int or str, optional
+        As for :func:`dpm.detect`: when the whole pyramid would take more
+        (:func:`~dpm.detection.release5.bands.star_unbounded_peak`), the
+        cascade searches the image in bands with the same detections
+        (:func:`~dpm.detection.release5.bands.detect_raw_star_cascade_bounded`);
+        the exact detector has no banded path and raises ``ValueError``
+        naming the remedies.  Not checked when ``pyramid`` is given.
 
     Returns
     -------
@@ -76,13 +85,24 @@ def detect_star(image, model: StarModel, *, threshold: float | None = None, upsa
     image = as_rgb(image)
     work = upsampled(image, upsample)
     exact = features_exact(np.float32, exact_features)
+    cascaded = use_star_cascade(model, cascade)
+    bands = 0
     if pyramid is None:
-        pyramid = model_pyramid(work, model, exact=exact)
-    if use_star_cascade(model, cascade):
-        raw = detect_raw_star_cascade(work, model, model.cascade, threshold, pyramid=pyramid,
-                                      exact_projections=exact)
+        if cascaded:
+            bands = star_needs_bands(work.shape[:2], model, cascade=True, max_memory=max_memory)
+        else:
+            check_star_memory(work.shape[:2], model, max_memory=max_memory)
+    if bands:
+        raw = detect_raw_star_cascade_bounded(work, model, model.cascade, threshold, max_memory=bands,
+                                              exact_features=exact)
     else:
-        raw = detect_raw_star(work, model, threshold, pyramid=pyramid)
+        if pyramid is None:
+            pyramid = model_pyramid(work, model, exact=exact)
+        if cascaded:
+            raw = detect_raw_star_cascade(work, model, model.cascade, threshold, pyramid=pyramid,
+                                          exact_projections=exact)
+        else:
+            raw = detect_raw_star(work, model, threshold, pyramid=pyramid)
     steps = process_star(raw, model, work.shape[:2], overlap=nms, bbox_prediction=bbox_prediction, clip=clip)
     ds, _ = steps.final
     rows = steps.final_rows

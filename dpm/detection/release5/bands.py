@@ -1,0 +1,188 @@
+"""Release-5 star models on images too large for their pyramid: bounded memory.
+
+:func:`~dpm.detection.release5.detect_star` holds release 5's whole padded
+32-channel pyramid (about 30 bytes per image pixel in its first levels, 6 GB
+for a 6000 x 6000 photo, more with the cascade's projections).  When
+:func:`star_unbounded_peak` says that is more than ``max_memory``:
+
+* with the model's star-cascade (the default for the built-in release-5
+  models), :func:`detect_raw_star_cascade_bounded` gives the same raw
+  detections as :func:`~dpm.detection.release5.detect_raw_star_cascade`:
+  each root level and its part level computed a band of rows at a time
+  (:func:`dpm.features.bands.pyramid_plan`, padded here as
+  :func:`dpm.features.pyramid_r5.feature_pyramid_r5` pads them) and searched
+  in bands (:func:`dpm.detection.cascade_bands.search_level_in_bands`);
+* the exact detector (``cascade=False``, or a model without a cascade) has no
+  banded path: :func:`check_star_memory` refuses the image with a one-line
+  error that says what to do.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._alloc import tune_malloc
+from ...cascade.types import Cascade
+from ...features.bands import LevelPlan, pyramid_plan
+from ...features.kernels import hog_shape
+from ...features.pyramid import pyramid_scales
+from ...features.pyramid_r5 import TRUNCATION_CHANNEL, PaddedPyramid
+from ...limits import format_bytes
+from ...model.release5 import StarModel
+from ..bands import BASE_BYTES, resolve_max_memory
+from ..cascade import cascade_options
+from ..cascade_bands import BandGeometry, MapRows, band_rows_for, search_level_in_bands
+from .cascade import best_per_position, check_star_cascade, level_biases, star_cascade_kernel
+from .parse import StarRaw, merge_levels, placed_detections
+from .scores import loc_features
+
+__all__ = ["check_star_memory", "detect_raw_star_cascade_bounded", "star_needs_bands", "star_unbounded_peak"]
+
+CHANNELS = TRUNCATION_CHANNEL + 1
+
+
+def star_levels_plan(image, model: StarModel, *, exact: bool, cache_bytes: int, band_bytes: int):
+    """The levels of ``feature_pyramid_r5(image, ...)`` for ``model`` as :class:`~dpm.features.bands.LevelPlan`
+    s of the unpadded 31-channel features, and the pyramid's scales."""
+    levels, _ = pyramid_plan(image, model.sbin, model.interval, cache_bytes=cache_bytes, band_bytes=band_bytes,
+                             exact=exact)
+    base = pyramid_scales(image.shape[0], image.shape[1], model.sbin, model.interval)
+    if not model.extra_octave:
+        return levels, base
+    interval, cell = model.interval, model.sbin // 4
+    extra = [LevelPlan(i, levels[i].source, cell, hog_shape(*levels[i].source.shape, cell), exact)
+             for i in range(interval)]
+    return extra + levels, np.concatenate([2 * base[:interval], base])
+
+
+def padded_rows(plan: LevelPlan, pady: int, padx: int):
+    """``(rows, height, width)``: rows ``a .. b-1`` of the padded float32 level ``feature_pyramid_r5``
+    makes of ``plan``'s features (zeros and the truncation feature in ``pady + 1`` rows and ``padx + 1``
+    columns around them), computed on demand."""
+    y, x = pady + 1, padx + 1
+    h, w = plan.shape[:2]
+
+    def rows(a: int, b: int) -> np.ndarray:
+        out = np.zeros((b - a, w + 2 * x, CHANNELS), dtype=np.float32)
+        out[:, :, TRUNCATION_CHANNEL] = 1
+        lo, hi = max(a, y), min(b, y + h)
+        if hi > lo:
+            out[lo - a:hi - a, x:x + w, :TRUNCATION_CHANNEL] = plan.rows(lo - y, hi - y, np.float32)
+            out[lo - a:hi - a, x:x + w, TRUNCATION_CHANNEL] = 0
+        return out
+
+    return rows, h + 2 * y, w + 2 * x
+
+
+def star_unbounded_peak(shape, model: StarModel, cascade: bool = True) -> int:
+    """About the peak memory of :func:`~dpm.detection.release5.detect_star` on an image of ``shape``
+    (after upsampling), in bytes: the decoded image and its float64 copies, the padded float32 pyramid,
+    and, with the cascade, about ``interval + 1`` levels held in float64 with their projections (without:
+    every filter's response on the largest level)."""
+    h, w = int(shape[0]), int(shape[1])
+    px = h * w
+    sbin, interval = model.sbin, model.interval
+    pady, padx = model.padding
+    cells = 0
+    for cell, reach in ((sbin // 2, 1.0), (sbin, 4.0 / 3.0)) + (((sbin // 4, 1.0),) if model.extra_octave else ()):
+        # a first octave of ``interval`` levels down to half size: sum of 2^(-2i/interval) ~ 0.54 interval
+        cells += reach * 0.54 * interval * (h / cell + 2 * pady + 2) * (w / cell + 2 * padx + 2)
+    pyramid = cells * CHANNELS * 4
+    finest = (h / (sbin // 4 if model.extra_octave else sbin // 2) + 2 * pady + 2) \
+        * (w / (sbin // 4 if model.extra_octave else sbin // 2) + 2 * padx + 2)
+    if cascade:
+        held = (interval + 1) * finest * (CHANNELS * 8 + 8 * 8)
+    else:
+        held = sum(len(c.filters) for c in model.components) * finest * 4 * 3
+    return int(BASE_BYTES + 3 * px + 2 * 24 * px + pyramid + held)
+
+
+def star_needs_bands(shape, model: StarModel, *, cascade: bool, max_memory=None) -> int:
+    """``max_memory`` in bytes if detecting ``model`` on an image of ``shape`` (after upsampling) the usual
+    way would take more (then the banded cascade must be used), else 0."""
+    max_memory = resolve_max_memory(max_memory)
+    return max_memory if star_unbounded_peak(shape, model, cascade) > max_memory else 0
+
+
+def check_star_memory(shape, model: StarModel, *, max_memory=None) -> None:
+    """``ValueError`` naming the remedies if the exact detector of ``model`` would need more than
+    ``max_memory`` on an image of ``shape`` (after upsampling): it has no banded path."""
+    max_memory = resolve_max_memory(max_memory)
+    peak = star_unbounded_peak(shape, model, cascade=False)
+    if peak > max_memory:
+        name = model.class_name or "release-5 model"
+        raise ValueError(f"image of {int(shape[1])}x{int(shape[0])} pixels: the exact detector of {name} "
+                         f"(release 5) needs about {format_bytes(peak)}, more than max_memory="
+                         f"{format_bytes(max_memory)}, and has no banded path; detect with its star-cascade "
+                         "(without cascade=False / --exact), with a release-3.1 model (voc2007/<class>), or "
+                         "allow more memory (max_memory / --max-memory)")
+
+
+def detect_raw_star_cascade_bounded(image, model: StarModel, cascade: Cascade | None = None,
+                                    threshold: float | None = None, *, max_memory: int, window: int | None = None,
+                                    skip_border: bool = True, exact_features: bool = False,
+                                    band_rows: int | None = None) -> StarRaw:
+    """:func:`~dpm.detection.release5.detect_raw_star_cascade` in bounded memory: the same raw detections.
+
+    ``exact_features`` as ``exact_projections`` there (and the release's
+    features); ``max_memory`` (bytes) sizes the bands, ``band_rows`` forces
+    their height in root positions (tests).
+    """
+    tune_malloc()
+    cascade = model.cascade if cascade is None else cascade
+    if cascade is None:
+        raise ValueError(f"cascade: the model ({model.class_name}) has no star-cascade; give one "
+                         "(dpm.model.release5_cascade.cascade_from_published) or detect exactly (cascade=False)")
+    check_star_cascade(model, cascade)
+    thresh, window = cascade_options(cascade, threshold, window)
+    dtype = np.dtype(np.float64 if exact_features else np.float32)
+    h, w = image.shape[:2]
+    fixed = BASE_BYTES + image.nbytes
+    band_bytes = max(2 ** 16, (max_memory - fixed) // 8)
+    levels, scales = star_levels_plan(image, model, exact=bool(exact_features), cache_bytes=band_bytes,
+                                      band_bytes=band_bytes)
+    kernel, roots = star_cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, dtype)
+    coeff = np.asarray(cascade.coeff, dtype=np.float64)
+    pady, padx = model.padding
+    interval = model.interval
+    biases = level_biases(model, loc_features(len(levels), interval), interval)
+    parts = [p for c in model.components for p in c.parts]
+    geometry = BandGeometry(root_pad=0, root_xpad=0, part_pad=0, border=(pady + 1) // 2 if skip_border else 0,
+                            root_heights=tuple(int(c.root.size[0]) for c in model.components),
+                            anchors=tuple(int(p.anchor[1]) - pady for p in parts),
+                            part_heights=tuple(int(p.size[0]) for p in parts), window=window,
+                            part_stages=2 * max((len(c.parts) for c in model.components), default=0))
+    pyramid = PaddedPyramid(levels=[], scales=scales, sbin=model.sbin, interval=interval, padx=padx, pady=pady,
+                            extra_octave=bool(model.extra_octave), image_shape=(h, w))
+    found = {}
+    for chain in range(interval):
+        for lev in range(interval + chain, len(levels), interval):
+            root, part = levels[lev], levels[lev - interval]
+            maps = []
+            for plan in (root, part):
+                rows, height, width = padded_rows(plan, pady, padx)
+                maps.append(MapRows(rows, height, width, CHANNELS, coeff=coeff, dtype=dtype,
+                                    chunk=max(1, band_bytes // max(1, plan.bytes_per_row()))))
+            n = band_rows
+            if n is None:
+                responses = len(model.components) * maps[0].height * maps[0].width
+                n = band_rows_for(geometry, available=max_memory - fixed - 2 * band_bytes - 4 * responses,
+                                  root_width=maps[0].width, part_width=maps[1].width, channels=CHANNELS,
+                                  projected=coeff.shape[1], itemsize=dtype.itemsize,
+                                  components=len(model.components), parts=len(parts),
+                                  max_parts=geometry.part_stages // 2)
+            pos, score, placed = search_level_in_bands(kernel, roots, maps[0], maps[1], geometry, band_rows=n,
+                                                       bias=biases[lev])
+            if len(pos):
+                keep = best_per_position(pos, score)
+                found[lev] = (np.full(len(keep), lev, dtype=np.intp), pos[keep], score[keep], placed[keep])
+            if part.source is not root.source:
+                part.source.release()
+        for lev in range(chain, len(levels), interval):
+            levels[lev].source.release()
+    if not found:
+        return merge_levels(model, [])
+    lev, pos, score, placed = (np.concatenate(x) for x in zip(*(found[k] for k in sorted(found))))
+    placed = np.concatenate([pos[:, None, 1:3], placed], axis=1).astype(np.intp)
+    pos = pos.astype(np.intp)
+    return merge_levels(model, [placed_detections(model, pyramid, lev, pos[:, 0], pos[:, 1], pos[:, 2], placed,
+                                                  score)])
