@@ -1,9 +1,9 @@
 """Release-5 star models on images too large for their pyramid: bounded memory.
 
 :func:`~dpm.detection.release5.detect_star` holds release 5's whole padded
-32-channel pyramid (about 30 bytes per image pixel in its first levels, 6 GB
-for a 6000 x 6000 photo, more with the cascade's projections).  When
-:func:`star_unbounded_peak` says that is more than ``max_memory``:
+32-channel pyramid and, with the cascade, its largest levels in float64 (about
+210 bytes per image pixel for the VOC models: 6.3 GB for a 6000 x 6000 photo,
+measured).  When :func:`star_unbounded_peak` says that is more than ``max_memory``:
 
 * with the model's star-cascade (the default for the built-in release-5
   models), :func:`detect_raw_star_cascade_bounded` gives the same raw
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..._alloc import tune_malloc
 from ...cascade.types import Cascade
-from ...features.bands import LevelPlan, pyramid_plan
+from ...features.bands import LevelPlan, level_layout, pyramid_plan
 from ...features.kernels import hog_shape
 from ...features.pyramid import pyramid_scales
 from ...features.pyramid_r5 import TRUNCATION_CHANNEL, PaddedPyramid
@@ -76,24 +76,27 @@ def padded_rows(plan: LevelPlan, pady: int, padx: int):
 def star_unbounded_peak(shape, model: StarModel, cascade: bool = True) -> int:
     """About the peak memory of :func:`~dpm.detection.release5.detect_star` on an image of ``shape``
     (after upsampling), in bytes: the decoded image and its float64 copies, the padded float32 pyramid,
-    and, with the cascade, about ``interval + 1`` levels held in float64 with their projections (without:
-    every filter's response on the largest level)."""
+    and with the cascade the largest ``interval + 1`` levels held in float64 with their projections
+    (without: the filter responses, transforms and argmax tables of a level).  Measured with
+    ``r5/voc2007/car`` (``/usr/bin/time``) at 3 and 9 million pixels: cascade 0.82 and 1.92 GB, exact
+    0.75 and 1.81 GB; this gives 0.80 and 2.12 GB, 0.80 and 2.15 GB."""
     h, w = int(shape[0]), int(shape[1])
     px = h * w
     sbin, interval = model.sbin, model.interval
     pady, padx = model.padding
-    cells = 0
-    for cell, reach in ((sbin // 2, 1.0), (sbin, 4.0 / 3.0)) + (((sbin // 4, 1.0),) if model.extra_octave else ()):
-        # a first octave of ``interval`` levels down to half size: sum of 2^(-2i/interval) ~ 0.54 interval
-        cells += reach * 0.54 * interval * (h / cell + 2 * pady + 2) * (w / cell + 2 * padx + 2)
-    pyramid = cells * CHANNELS * 4
-    finest = (h / (sbin // 4 if model.extra_octave else sbin // 2) + 2 * pady + 2) \
-        * (w / (sbin // 4 if model.extra_octave else sbin // 2) + 2 * padx + 2)
+    layout = level_layout(h, w, sbin, interval)
+    cells = [hog_shape(*size, cell)[:2] for _, _, _, size, cell in layout]
+    if model.extra_octave:
+        cells += [hog_shape(*size, sbin // 4)[:2] for _, _, depth, size, cell in layout
+                  if depth == 0 and cell == sbin // 2]     # the extra octave: sbin / 4 cells of the first
+    padded = sorted(((a + 2 * pady + 2) * (b + 2 * padx + 2) for a, b in cells), reverse=True)
+    pyramid = sum(padded) * CHANNELS * 4
     if cascade:
-        held = (interval + 1) * finest * (CHANNELS * 8 + 8 * 8)
+        projected = model.cascade.coeff.shape[1] if model.cascade is not None else 6
+        extra = 0.8 * sum(padded[:interval + 1]) * (CHANNELS * 8 + 2 * 4 * projected)
     else:
-        held = sum(len(c.filters) for c in model.components) * finest * 4 * 3
-    return int(BASE_BYTES + 3 * px + 2 * 24 * px + pyramid + held)
+        extra = 100 * px
+    return int(BASE_BYTES + 60 * px + pyramid + extra)
 
 
 def star_needs_bands(shape, model: StarModel, *, cascade: bool, max_memory=None) -> int:
