@@ -115,19 +115,24 @@ class MapRows:
         self._proj = np.empty((0, self.width, coeff.shape[1]), dtype=self.dtype)
 
     def _room(self, stop: int) -> None:
-        # Buffers holding rows start .. stop-1 from their first row on.
+        # Buffers holding rows start .. stop-1 from their first row on: the held rows move to the
+        # front (in blocks no longer than the move, so that no temporary copy is made), into new
+        # buffers of the size needed if these are too small.
         if stop - self._base <= self._full.shape[0]:
             return
-        held = self.stop - self.start
+        held, k = self.stop - self.start, self.start - self._base
         if stop - self.start > self._full.shape[0]:
-            size = max(stop - self.start, 2 * self._full.shape[0])
+            size = stop - self.start + self.chunk
             full = np.empty((size,) + self._full.shape[1:])
             proj = np.empty((size,) + self._proj.shape[1:], dtype=self.dtype)
+            full[:held] = self._full[k:k + held]
+            proj[:held] = self._proj[k:k + held]
         else:
             full, proj = self._full, self._proj
-        k = self.start - self._base
-        full[:held] = self._full[k:k + held]
-        proj[:held] = self._proj[k:k + held]
+            for a in range(0, held, k):
+                b = min(held, a + k)
+                full[a:b] = full[k + a:k + b]
+                proj[a:b] = proj[k + a:k + b]
         self._full, self._proj, self._base = full, proj, self.start
 
     def extend(self, stop: int) -> None:
