@@ -243,8 +243,8 @@ def band_rows_for(geometry: BandGeometry, *, available: int, root_width: int, pa
     part_row = part_width * (channels * 8 + channels * itemsize + projected * itemsize)
     memo_row = 2 * parts * (part_width + 4 * geometry.root_pad + 8) * 12
     search_row = components * (root_width + 2 * geometry.root_pad + 8) * (36 + 16 * max_parts)
-    # Two root rows' worth of part rows per root row; the window is copied when it grows (twice held).
-    per_row = 2 * (root_row + 2 * part_row) + 2 * memo_row + search_row
+    # Two part rows per root row, each with its memo planes; the held rows move within their buffers.
+    per_row = root_row + 2 * part_row + 2 * memo_row + search_row
     extra = 2 * geometry.margin + max(geometry.root_heights) + geometry.window + 2 * geometry.border + 8
     return max(8, int(available // max(per_row, 1)) - extra)
 
