@@ -29,9 +29,8 @@ from ...features.pyramid_r5 import TRUNCATION_CHANNEL, PaddedPyramid
 from ...limits import format_bytes
 from ...model.release5 import StarModel
 from ..bands import BASE_BYTES, resolve_max_memory
-from ..cascade import cascade_options
 from ..cascade_bands import BandGeometry, MapRows, band_rows_for, search_level_in_bands
-from .cascade import best_per_position, check_star_cascade, level_biases, star_cascade_kernel
+from .cascade import best_per_position, level_biases, star_cascade_kernel, star_cascade_options
 from .parse import StarRaw, merge_levels, placed_detections
 from .scores import loc_features
 
@@ -131,12 +130,7 @@ def detect_raw_star_cascade_bounded(image, model: StarModel, cascade: Cascade | 
     their height in root positions (tests).
     """
     tune_malloc()
-    cascade = model.cascade if cascade is None else cascade
-    if cascade is None:
-        raise ValueError(f"cascade: the model ({model.class_name}) has no star-cascade; give one "
-                         "(dpm.model.release5_cascade.cascade_from_published) or detect exactly (cascade=False)")
-    check_star_cascade(model, cascade)
-    thresh, window = cascade_options(cascade, threshold, window)
+    cascade, thresh, window = star_cascade_options(model, cascade, threshold, window)
     dtype = np.dtype(np.float64 if exact_features else np.float32)
     h, w = image.shape[:2]
     fixed = BASE_BYTES + image.nbytes

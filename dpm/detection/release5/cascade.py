@@ -51,7 +51,7 @@ from .parse import StarRaw, merge_levels, model_pyramid, placed_detections
 from .scores import loc_features
 
 __all__ = ["best_per_position", "check_star_cascade", "detect_raw_star_cascade", "level_biases",
-           "star_cascade_kernel"]
+           "star_cascade_kernel", "star_cascade_options"]
 
 
 def check_star_cascade(model: StarModel, cascade) -> None:
@@ -68,6 +68,17 @@ def check_star_cascade(model: StarModel, cascade) -> None:
 def _filter(f) -> np.ndarray:
     # The exact detector's single-precision filter, read in float64 (exact products with float32 levels).
     return np.ascontiguousarray(f.filter.astype(np.float32), dtype=np.float64)
+
+
+def star_cascade_options(model: StarModel, cascade: Cascade | None, threshold, window):
+    """``(cascade, threshold, window)`` checked: None means the model's cascade, and that cascade's
+    threshold and window (:func:`dpm.detection.cascade.cascade_options`)."""
+    cascade = model.cascade if cascade is None else cascade
+    if cascade is None:
+        raise ValueError(f"cascade: the model ({model.class_name}) has no star-cascade; give one "
+                         "(dpm.model.release5_cascade.cascade_from_published) or detect exactly (cascade=False)")
+    check_star_cascade(model, cascade)
+    return (cascade,) + cascade_options(cascade, threshold, window)
 
 
 def star_cascade_kernel(model: StarModel, cascade: Cascade, threshold: float, window: int, skip_border: bool,
@@ -149,12 +160,7 @@ def detect_raw_star_cascade(image, model: StarModel, cascade: Cascade | None = N
         Filled with the time split, pruning counts and responses computed.
     """
     tune_malloc()
-    cascade = model.cascade if cascade is None else cascade
-    if cascade is None:
-        raise ValueError(f"cascade: the model ({model.class_name}) has no star-cascade; give one "
-                         "(dpm.model.release5_cascade.cascade_from_published) or detect exactly (cascade=False)")
-    check_star_cascade(model, cascade)
-    thresh, window = cascade_options(cascade, threshold, window)
+    cascade, thresh, window = star_cascade_options(model, cascade, threshold, window)
     clock = time.perf_counter()
     pyramid = model_pyramid(image, model, pyramid)
     now = time.perf_counter()
