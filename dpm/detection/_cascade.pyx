@@ -68,7 +68,8 @@
 # for the detection's part boxes: the argmaxes are kept per hypothesis
 # instead.  Response memos are flat planes per (filter, projected/full)
 # with, per entry, the id of the hypothesis that first needed it (ids grow
-# from pass to pass), so no plane is cleared between passes or levels.
+# from pass to pass), so no plane is cleared between passes or levels; the
+# components, searched one after the other, use the same memory.
 
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
@@ -220,18 +221,24 @@ cdef class CascadeKernel:
         free(self.memo_stamp)
 
     cdef int _memo_layout(self, Map* part, long long[::1] off, int[::1] width) except -1:
-        # Planes for this level's part map; grows the memo when needed.
-        cdef long long total = 0, need
-        cdef int m, pca, H, W
+        # Planes for this level's part map; grows the memo when needed.  The components are searched
+        # one after the other and an entry counts only for the stage pass that stamped it, so every
+        # component's planes start at the memo's start: the memo is the largest component's planes.
+        cdef long long total = 0, used, need
+        cdef int c, j, m, pca, H, W
         cdef const Map* f
-        for m in range(self.nmemo):
-            for pca in range(2):
-                f = &self.parts[m].proj if pca else &self.parts[m].full
-                H = part.h + 2 * part.pady - f.h + 1
-                W = part.w + 2 * part.padx - f.w + 1
-                off[2 * m + pca] = total
-                total += max(H, 0) * <long long>max(W, 0)
-                width[m] = max(W, 0)
+        for c in range(self.ncomp):
+            used = 0
+            for j in range(self.comps[c].nparts):
+                m = self.comps[c].parts[j].memo
+                for pca in range(2):
+                    f = &self.parts[m].proj if pca else &self.parts[m].full
+                    H = part.h + 2 * part.pady - f.h + 1
+                    W = part.w + 2 * part.padx - f.w + 1
+                    off[2 * m + pca] = used
+                    used += max(H, 0) * <long long>max(W, 0)
+                    width[m] = max(W, 0)
+            total = used if used > total else total
         if total > self.memo_cap:
             free(self.memo_val)
             free(self.memo_stamp)

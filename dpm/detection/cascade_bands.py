@@ -46,7 +46,7 @@ from .cascade import cascade_kernel, cascade_options, check_cascade, level_place
 from .parse import detections_from_placements
 from .results import Detections
 
-__all__ = ["BandGeometry", "MapRows", "band_rows_for", "detect_cascade_raw_bounded", "search_level_in_bands"]
+__all__ = ["BandGeometry", "MapRows", "band_budget", "band_rows_for", "detect_cascade_raw_bounded", "search_level_in_bands"]
 
 log = logging.getLogger(__name__)
 
@@ -235,14 +235,30 @@ def search_level_in_bands(kernel, roots, root: MapRows, part: MapRows, geometry:
     return pos[order], score[order], parts[order]
 
 
+def band_budget(max_memory: int, image) -> tuple:
+    """``(band_bytes, window_bytes)`` for a search in bands under ``max_memory`` bytes: the size of the
+    feature pyramid's bands (:func:`dpm.features.bands.pyramid_plan`'s ``band_bytes`` and
+    ``cache_bytes``) and what is left for the bands' maps, memo planes and search once the process,
+    the image and the pyramid's working bands (a reduction's band and its source's, down to the image,
+    at up to three octaves, and a HOG band: five bands) are counted."""
+    fixed = BASE_BYTES + image.nbytes
+    band_bytes = max(2 ** 16, (max_memory - fixed) // 16)
+    return band_bytes, max_memory - fixed - 5 * band_bytes
+
+
 def band_rows_for(geometry: BandGeometry, *, available: int, root_width: int, part_width: int, channels: int,
-                  projected: int, itemsize: int, components: int, parts: int, max_parts: int) -> int:
+                  projected: int, itemsize: int, components: int, max_parts: int) -> int:
     """Root positions per band such that one band's maps, memo planes and search fit ``available`` bytes
     (at least 8; the caller warns when even that does not fit)."""
     root_row = root_width * (channels * 8 + channels * itemsize + projected * itemsize)
     part_row = part_width * (channels * 8 + channels * itemsize + projected * itemsize)
-    memo_row = 2 * parts * (part_width + 4 * geometry.root_pad + 8) * 12
-    search_row = components * (root_width + 2 * geometry.root_pad + 8) * (36 + 16 * max_parts)
+    # The memo: two planes (projected, full) per part of one component (the components share it), of
+    # a float64 value and a 32-bit stamp per placement.
+    memo_row = 2 * max_parts * (part_width + 4 * geometry.root_pad + 8) * 12
+    # The search: per position of one component, its state; of every component, its root scores in
+    # float64 and room for its detections (position, score, part placements).
+    search_row = (root_width + 2 * geometry.root_xpad + 8) * (36 + 16 * max_parts
+                                                             + components * (28 + 8 * max_parts))
     # Two part rows per root row, each with its memo planes; the held rows move within their buffers.
     per_row = root_row + 2 * part_row + 2 * memo_row + search_row
     extra = 2 * geometry.margin + max(geometry.root_heights) + geometry.window + 2 * geometry.border + 8
@@ -266,8 +282,7 @@ def detect_cascade_raw_bounded(image, model: Model, cascade: Cascade, threshold:
     exact = exact_features is True
     feat_dtype = np.dtype(np.float64 if exact else np.float32)
     h, w = image.shape[:2]
-    fixed = BASE_BYTES + image.nbytes
-    band_bytes = max(2 ** 16, (max_memory - fixed) // 8)
+    band_bytes, window_bytes = band_budget(max_memory, image)
     levels, scales = pyramid_plan(image, model.sbin, model.interval, cache_bytes=band_bytes, band_bytes=band_bytes,
                                   exact=exact)
     kernel, roots = cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, feat_dtype)
@@ -290,12 +305,11 @@ def detect_cascade_raw_bounded(image, model: Model, cascade: Cascade, threshold:
                 rows = band_rows
                 if rows is None:
                     responses = len(model.components) * (root.shape[0] + 2 * pady) * (root.shape[1] + 2 * padx)
-                    available = max_memory - fixed - 2 * band_bytes - responses * feat_dtype.itemsize
+                    available = window_bytes - responses * feat_dtype.itemsize
                     rows = band_rows_for(geometry, available=available, root_width=root.shape[1],
                                          part_width=part.shape[1], channels=root.shape[2],
                                          projected=coeff.shape[1], itemsize=feat_dtype.itemsize,
-                                         components=len(model.components), parts=len(parts),
-                                         max_parts=geometry.part_stages // 2)
+                                         components=len(model.components), max_parts=geometry.part_stages // 2)
                     if rows == 8 and not warned:
                         warned = True
                         warnings.warn(f"star-cascade detection of a {w}x{h} image needs more than "

@@ -29,7 +29,7 @@ from ...features.pyramid_r5 import TRUNCATION_CHANNEL, PaddedPyramid
 from ...limits import format_bytes
 from ...model.release5 import StarModel
 from ..bands import BASE_BYTES, resolve_max_memory
-from ..cascade_bands import BandGeometry, MapRows, band_rows_for, search_level_in_bands
+from ..cascade_bands import BandGeometry, MapRows, band_budget, band_rows_for, search_level_in_bands
 from .cascade import best_per_position, level_biases, star_cascade_kernel, star_cascade_options
 from .parse import StarRaw, merge_levels, placed_detections
 from .scores import loc_features
@@ -133,8 +133,7 @@ def detect_raw_star_cascade_bounded(image, model: StarModel, cascade: Cascade | 
     cascade, thresh, window = star_cascade_options(model, cascade, threshold, window)
     dtype = np.dtype(np.float64 if exact_features else np.float32)
     h, w = image.shape[:2]
-    fixed = BASE_BYTES + image.nbytes
-    band_bytes = max(2 ** 16, (max_memory - fixed) // 8)
+    band_bytes, window_bytes = band_budget(max_memory, image)
     levels, scales = star_levels_plan(image, model, exact=bool(exact_features), cache_bytes=band_bytes,
                                       band_bytes=band_bytes)
     kernel, roots = star_cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, dtype)
@@ -162,11 +161,10 @@ def detect_raw_star_cascade_bounded(image, model: StarModel, cascade: Cascade | 
             n = band_rows
             if n is None:
                 responses = len(model.components) * maps[0].height * maps[0].width
-                n = band_rows_for(geometry, available=max_memory - fixed - 2 * band_bytes - 4 * responses,
+                n = band_rows_for(geometry, available=window_bytes - 4 * responses,
                                   root_width=maps[0].width, part_width=maps[1].width, channels=CHANNELS,
                                   projected=coeff.shape[1], itemsize=dtype.itemsize,
-                                  components=len(model.components), parts=len(parts),
-                                  max_parts=geometry.part_stages // 2)
+                                  components=len(model.components), max_parts=geometry.part_stages // 2)
             pos, score, placed = search_level_in_bands(kernel, roots, maps[0], maps[1], geometry, band_rows=n,
                                                        bias=biases[lev])
             if len(pos):
