@@ -2,8 +2,8 @@
 
 :func:`~dpm.detection.release5.detect_star` holds release 5's whole padded
 32-channel pyramid and, with the cascade, its largest levels in float64 (about
-210 bytes per image pixel for the VOC models: 6.3 GB for a 6000 x 6000 photo,
-measured).  When :func:`star_unbounded_peak` says that is more than ``max_memory``:
+130 to 200 bytes per image pixel for the VOC models: a 6000 x 6000 photo took
+6.3 GB before the cascade's memo was shared by its components, measured).  When :func:`star_unbounded_peak` says that is more than ``max_memory``:
 
 * with the model's star-cascade (the default for the built-in release-5
   models), :func:`detect_raw_star_cascade_bounded` gives the same raw
@@ -77,8 +77,8 @@ def star_unbounded_peak(shape, model: StarModel, cascade: bool = True) -> int:
     (after upsampling), in bytes: the decoded image and its float64 copies, the padded float32 pyramid,
     and with the cascade the largest ``interval + 1`` levels held in float64 with their projections
     (without: the filter responses, transforms and argmax tables of a level).  Measured with
-    ``r5/voc2007/car`` (``/usr/bin/time``) at 3 and 9 million pixels: cascade 0.82 and 1.92 GB, exact
-    0.75 and 1.81 GB; this gives 0.80 and 2.12 GB, 0.80 and 2.15 GB."""
+    ``r5/voc2007/car`` (``/usr/bin/time``) at 3 and 9 million pixels: cascade 0.65 and 1.42 GB, exact
+    0.75 and 1.81 GB; this gives 0.65 and 1.69 GB, 0.80 and 2.15 GB."""
     h, w = int(shape[0]), int(shape[1])
     px = h * w
     sbin, interval = model.sbin, model.interval
@@ -92,7 +92,7 @@ def star_unbounded_peak(shape, model: StarModel, cascade: bool = True) -> int:
     pyramid = sum(padded) * CHANNELS * 4
     if cascade:
         projected = model.cascade.coeff.shape[1] if model.cascade is not None else 6
-        extra = 0.8 * sum(padded[:interval + 1]) * (CHANNELS * 8 + 2 * 4 * projected)
+        extra = 0.4 * sum(padded[:interval + 1]) * (CHANNELS * 8 + 2 * 4 * projected)
     else:
         extra = 100 * px
     return int(BASE_BYTES + 60 * px + pyramid + extra)
