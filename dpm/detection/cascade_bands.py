@@ -197,6 +197,10 @@ def search_level_in_bands(kernel, roots, root: MapRows, part: MapRows, geometry:
         p1 = min(total, p0 + n)
         q0, q1 = max(0, p0 - margin), min(total, p1 + margin)
         c0, c1, e1 = geometry.crop(q0, q1, height, part.height)
+        # Rows above the band are forgotten before new ones are computed (the buffers then hold one
+        # band's rows, not two).
+        root.drop(min(c0, feed.next_row))
+        part.drop(2 * c0)
         # The projected root responses of positions q0 .. q1-1 must be complete: every root row they
         # read fed (the feed keeps back a band of its own that the given rows end inside of).
         root.extend(c1)
@@ -236,14 +240,17 @@ def search_level_in_bands(kernel, roots, root: MapRows, part: MapRows, geometry:
 
 
 def band_budget(max_memory: int, image) -> tuple:
-    """``(band_bytes, window_bytes)`` for a search in bands under ``max_memory`` bytes: the size of the
-    feature pyramid's bands (:func:`dpm.features.bands.pyramid_plan`'s ``band_bytes`` and
-    ``cache_bytes``) and what is left for the bands' maps, memo planes and search once the process,
-    the image and the pyramid's working bands (a reduction's band and its source's, down to the image,
-    at up to three octaves, and a HOG band: five bands) are counted."""
-    fixed = BASE_BYTES + image.nbytes
-    band_bytes = max(2 ** 16, (max_memory - fixed) // 16)
-    return band_bytes, max_memory - fixed - 5 * band_bytes
+    """``(band_bytes, cache_bytes, window_bytes)`` for a search in bands under ``max_memory`` bytes: the
+    feature pyramid's bands and the reduced images it keeps whole
+    (:func:`dpm.features.bands.pyramid_plan`'s ``band_bytes`` and ``cache_bytes``), and what is left for
+    the bands' maps, memo planes and search once the process, the image, the pyramid's working bands (a
+    reduction's band and its source's, down to the image, at up to three octaves, and a HOG band: five
+    bands) and its kept images (those of one chain of octaves: less than twice the largest) are
+    counted."""
+    room = max_memory - BASE_BYTES - image.nbytes
+    band_bytes = max(2 ** 16, room // 32)
+    cache_bytes = max(2 ** 16, room // 16)
+    return band_bytes, cache_bytes, room - 5 * band_bytes - 2 * cache_bytes
 
 
 def band_rows_for(geometry: BandGeometry, *, available: int, root_width: int, part_width: int, channels: int,
@@ -282,8 +289,8 @@ def detect_cascade_raw_bounded(image, model: Model, cascade: Cascade, threshold:
     exact = exact_features is True
     feat_dtype = np.dtype(np.float64 if exact else np.float32)
     h, w = image.shape[:2]
-    band_bytes, window_bytes = band_budget(max_memory, image)
-    levels, scales = pyramid_plan(image, model.sbin, model.interval, cache_bytes=band_bytes, band_bytes=band_bytes,
+    band_bytes, cache_bytes, window_bytes = band_budget(max_memory, image)
+    levels, scales = pyramid_plan(image, model.sbin, model.interval, cache_bytes=cache_bytes, band_bytes=band_bytes,
                                   exact=exact)
     kernel, roots = cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, feat_dtype)
     coeff = np.asarray(cascade.coeff, dtype=np.float64)

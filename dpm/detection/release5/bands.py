@@ -133,8 +133,8 @@ def detect_raw_star_cascade_bounded(image, model: StarModel, cascade: Cascade | 
     cascade, thresh, window = star_cascade_options(model, cascade, threshold, window)
     dtype = np.dtype(np.float64 if exact_features else np.float32)
     h, w = image.shape[:2]
-    band_bytes, window_bytes = band_budget(max_memory, image)
-    levels, scales = star_levels_plan(image, model, exact=bool(exact_features), cache_bytes=band_bytes,
+    band_bytes, cache_bytes, window_bytes = band_budget(max_memory, image)
+    levels, scales = star_levels_plan(image, model, exact=bool(exact_features), cache_bytes=cache_bytes,
                                       band_bytes=band_bytes)
     kernel, roots = star_cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, dtype)
     coeff = np.asarray(cascade.coeff, dtype=np.float64)
