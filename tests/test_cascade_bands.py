@@ -153,13 +153,17 @@ def test_band_geometry_reaches_every_row_a_search_reads():
     g = BandGeometry(root_pad=11, root_xpad=5, part_pad=22, border=6, root_heights=(11, 9), anchors=(0, 3, 12),
                      part_heights=(6, 6, 5), window=4, part_stages=12)
     assert g.margin == 49
-    for q0, q1 in [(0, 10), (30, 31), (60, 200), (150, 200)]:
-        c0, c1, e1 = g.crop(q0, q1, 180, 370)
-        assert 0 <= c0 <= q0 - g.border or c0 == 0
-        # the root rows of positions q0 .. q1-1 and the part rows of their windows
-        assert c0 <= max(0, q0 - g.root_pad) and (c1 >= min(180, q1 - 1 - g.root_pad + 11))
+    height, part_height = 180, 370
+    for q0, q1 in [(0, 10), (30, 31), (60, 200), (150, 200), (100, 180)]:
+        c0, c1, e1 = g.crop(q0, q1, height, part_height)
+        # rows of the maps the searched positions q0 .. q1-1 read: their root filters, their part windows
+        assert c0 <= max(0, q0 - g.root_pad) and c1 >= min(height, q1 - 1 - g.root_pad + 11)
         assert 2 * c0 <= max(0, 2 * q0 + 0 - g.window - g.part_pad)
-        assert e1 >= min(370, 2 * (q1 - 1) + 12 + 5 + g.window - g.part_pad)
+        assert e1 >= min(part_height, 2 * (q1 - 1) + 12 + 5 + g.window - g.part_pad)
+        # the border rows the kernel skips at a map's ends are real ends or outside q0 .. q1-1
+        assert c0 == 0 or q0 - c0 >= g.border
+        positions = (c1 - c0) + 2 * g.root_pad - 11 + 1
+        assert c1 == height or q1 - c0 <= positions - g.border
 
 
 def test_crop_of_a_cascade_model_copy_keeps_the_results(pets):
