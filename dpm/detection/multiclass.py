@@ -31,7 +31,7 @@ from .._alloc import tune_malloc
 from ..image import as_rgb
 from ..model import Model
 from ..model.release5 import StarModel
-from .bands import detect_raw_bounded, needs_bands
+from .bands import detect_raw_bounded, needs_bands, resolve_max_memory
 from .finish import finish_detections, upsampled
 from .cascade import detect_cascade_raw
 from .cascade_bands import detect_cascade_raw_bounded
@@ -137,13 +137,14 @@ def _detect_stars(image, work, models: dict, threshold, cascade, exact_features,
     an image too large for that, each model on its own in bounded memory."""
     from ..features.pyramid_r5 import feature_pyramid_r5, repad_pyramid
     from .release5 import detect_star, use_star_cascade
-    from .release5.bands import check_star_memory, star_needs_bands
+    from .release5.bands import check_star_memory, star_unbounded_peak
 
     out = {}
     for name, m in models.items():
         if not use_star_cascade(m, cascade):
             check_star_memory(work.shape[:2], m, max_memory=max_memory)
-    if any(star_needs_bands(work.shape[:2], m, cascade=True, max_memory=max_memory) for m in models.values()):
+    bound = resolve_max_memory(max_memory)
+    if any(star_unbounded_peak(work.shape[:2], m, cascade=True) > bound for m in models.values()):
         for name, m in models.items():
             t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
             out[name] = detect_star(image, m, threshold=t, cascade=cascade, exact_features=exact_features,

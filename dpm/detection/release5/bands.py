@@ -18,6 +18,8 @@
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..._alloc import tune_malloc
@@ -37,6 +39,8 @@ from .scores import loc_features
 __all__ = ["check_star_memory", "detect_raw_star_cascade_bounded", "star_needs_bands", "star_unbounded_peak"]
 
 CHANNELS = TRUNCATION_CHANNEL + 1
+
+log = logging.getLogger(__name__)
 
 
 def star_levels_plan(image, model: StarModel, *, exact: bool, cache_bytes: int, band_bytes: int):
@@ -102,7 +106,13 @@ def star_needs_bands(shape, model: StarModel, *, cascade: bool, max_memory=None)
     """``max_memory`` in bytes if detecting ``model`` on an image of ``shape`` (after upsampling) the usual
     way would take more (then the banded cascade must be used), else 0."""
     max_memory = resolve_max_memory(max_memory)
-    return max_memory if star_unbounded_peak(shape, model, cascade) > max_memory else 0
+    peak = star_unbounded_peak(shape, model, cascade)
+    if peak <= max_memory:
+        return 0
+    log.info("detecting a %dx%d image with %s in bands (the whole pyramid would take about %s, max_memory is %s)",
+             int(shape[1]), int(shape[0]), model.class_name or "a release-5 model", format_bytes(peak),
+             format_bytes(max_memory))
+    return max_memory
 
 
 def check_star_memory(shape, model: StarModel, *, max_memory=None) -> None:
