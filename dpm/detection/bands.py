@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from ..features.bands import level_layout, pyramid_plan
+from ..features.bands import level_layout, levels_by_chain, pyramid_plan
 from ..features.kernels import hog_shape
 from ..features.pyramid import octave_scale_count
 from ..limits import format_bytes, limit
@@ -198,35 +198,27 @@ def detect_raw_bounded(image, models: dict, thresholds: dict, *, max_memory: int
     for (sbin, interval), names in pyramid_sets.items():
         levels, scales = pyramid_plan(image, sbin, interval, cache_bytes=band_bytes, band_bytes=band_bytes,
                                       exact=exact)
-        # Chain by chain (levels i, i + interval, ...): the reduced images a chain shares are
-        # computed once and kept while small enough.
-        for chain in range(interval):
-            for lev in range(interval + chain, len(levels), interval):
-                root, part = levels[lev], levels[lev - interval]
-                todo = []
-                for name in names:
-                    m = models[name]
-                    pady, padx = m.padding
-                    maxh, maxw = m.maxsize
-                    if root.shape[0] + 2 * pady >= maxh and root.shape[1] + 2 * padx >= maxw:
-                        todo.append(name)
-                if not todo:
-                    continue
-                need = {name: _level_bytes(models[name], root.shape, part.shape, itemsize) for name in todo}
-                available = max_memory - fixed - 2 * band_bytes
-                if not warned and max(need.values()) > available:
-                    warned = True
-                    warnings.warn(f"detection of a {w}x{h} image needs about "
-                                  f"{format_bytes(fixed + 2 * band_bytes + max(need.values()))} "
-                                  f"(one pyramid level's filter responses for one model), more than "
-                                  f"max_memory={format_bytes(max_memory)}; going on", ResourceWarning, stacklevel=3)
-                for group in _groups(todo, models, need, available):
-                    _score_level_group(group, models, prepared, thresholds, root, part, scales[lev], band_bytes,
-                                       dtype, found)
-                if part.source is not root.source:
-                    part.source.release()     # the next root level's part level is this root level
-            for lev in range(chain, len(levels), interval):
-                levels[lev].source.release()
+        for lev, root, part in levels_by_chain(levels, interval):
+            todo = []
+            for name in names:
+                m = models[name]
+                pady, padx = m.padding
+                maxh, maxw = m.maxsize
+                if root.shape[0] + 2 * pady >= maxh and root.shape[1] + 2 * padx >= maxw:
+                    todo.append(name)
+            if not todo:
+                continue
+            need = {name: _level_bytes(models[name], root.shape, part.shape, itemsize) for name in todo}
+            available = max_memory - fixed - 2 * band_bytes
+            if not warned and max(need.values()) > available:
+                warned = True
+                warnings.warn(f"detection of a {w}x{h} image needs about "
+                              f"{format_bytes(fixed + 2 * band_bytes + max(need.values()))} "
+                              f"(one pyramid level's filter responses for one model), more than "
+                              f"max_memory={format_bytes(max_memory)}; going on", ResourceWarning, stacklevel=3)
+            for group in _groups(todo, models, need, available):
+                _score_level_group(group, models, prepared, thresholds, root, part, scales[lev], band_bytes,
+                                   dtype, found)
     out = {}
     for name, m in models.items():
         entries = [e for lev in sorted(found[name]) for e in found[name][lev]]

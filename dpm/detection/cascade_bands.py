@@ -38,7 +38,7 @@ import numpy as np
 
 from .._alloc import tune_malloc
 from ..cascade.types import Cascade, project
-from ..features.bands import pyramid_plan
+from ..features.bands import levels_by_chain, pyramid_plan
 from ..limits import format_bytes
 from ..model import Model
 from .bands import BASE_BYTES
@@ -46,7 +46,8 @@ from .cascade import cascade_kernel, cascade_options, check_cascade, level_place
 from .parse import detections_from_placements
 from .results import Detections
 
-__all__ = ["BandGeometry", "MapRows", "band_budget", "band_rows_for", "detect_cascade_raw_bounded", "search_level_in_bands"]
+__all__ = ["BandGeometry", "BandSizer", "MapRows", "band_budget", "band_rows_for", "detect_cascade_raw_bounded",
+           "search_level_in_bands"]
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +212,6 @@ def search_level_in_bands(kernel, roots, root: MapRows, part: MapRows, geometry:
             if feed.next_row < need:
                 root.extend(root.stop + root.chunk)
         part.extend(e1)
-        root.drop(min(c0, feed.next_row))
-        part.drop(2 * c0)
         feat_full, _ = root.view(c0, c1)
         part_full, part_proj = part.view(2 * c0, e1)
         scores = []
@@ -253,23 +252,52 @@ def band_budget(max_memory: int, image) -> tuple:
     return band_bytes, cache_bytes, room - 5 * band_bytes - 2 * cache_bytes
 
 
-def band_rows_for(geometry: BandGeometry, *, available: int, root_width: int, part_width: int, channels: int,
-                  projected: int, itemsize: int, components: int, max_parts: int) -> int:
+def band_rows_for(geometry: BandGeometry, root: MapRows, part: MapRows, *, available: int, components: int) -> int:
     """Root positions per band such that one band's maps, memo planes and search fit ``available`` bytes
-    (at least 8; the caller warns when even that does not fit)."""
-    root_row = root_width * (channels * 8 + channels * itemsize + projected * itemsize)
-    part_row = part_width * (channels * 8 + channels * itemsize + projected * itemsize)
+    (at least 8)."""
+    itemsize = root.dtype.itemsize
+    max_parts = geometry.part_stages // 2
+    root_row = root.width * (root.channels * (8 + itemsize) + root.coeff.shape[1] * itemsize)
+    part_row = part.width * (part.channels * (8 + itemsize) + part.coeff.shape[1] * itemsize)
     # The memo: two planes (projected, full) per part of one component (the components share it), of
     # a float64 value and a 32-bit stamp per placement.
-    memo_row = 2 * max_parts * (part_width + 4 * geometry.root_pad + 8) * 12
+    memo_row = 2 * max_parts * (part.width + 4 * geometry.root_pad + 8) * 12
     # The search: per position of one component, its state; of every component, its root scores in
     # float64 and room for its detections (position, score, part placements).
-    search_row = (root_width + 2 * geometry.root_xpad + 8) * (36 + 16 * max_parts
+    search_row = (root.width + 2 * geometry.root_xpad + 8) * (36 + 16 * max_parts
                                                              + components * (28 + 8 * max_parts))
     # Two part rows per root row, each with its memo planes; the held rows move within their buffers.
     per_row = root_row + 2 * part_row + 2 * memo_row + search_row
     extra = 2 * geometry.margin + max(geometry.root_heights) + geometry.window + 2 * geometry.border + 8
     return max(8, int(available // max(per_row, 1)) - extra)
+
+
+class BandSizer:
+    """The band height of each level of one image's search (:func:`band_rows_for` with what
+    :func:`band_budget` leaves once the level's projected root responses are counted), or ``band_rows``
+    if given; warns once when even the smallest bands do not fit ``max_memory``."""
+
+    def __init__(self, geometry: BandGeometry, image, *, max_memory: int, components: int,
+                 band_rows: int | None = None):
+        self.geometry, self.components, self.band_rows = geometry, components, band_rows
+        self.max_memory, self.shape = max_memory, image.shape[:2]
+        self.band_bytes, self.cache_bytes, self.window_bytes = band_budget(max_memory, image)
+        self._warned = False
+
+    def rows(self, root: MapRows, part: MapRows) -> int:
+        if self.band_rows is not None:
+            return self.band_rows
+        g = self.geometry
+        responses = self.components * (root.height + 2 * g.root_pad) * (root.width + 2 * g.root_xpad)
+        n = band_rows_for(g, root, part, available=self.window_bytes - responses * root.dtype.itemsize,
+                          components=self.components)
+        if n == 8 and not self._warned:
+            self._warned = True
+            h, w = self.shape
+            warnings.warn(f"star-cascade detection of a {w}x{h} image needs more than "
+                          f"max_memory={format_bytes(self.max_memory)} for its smallest bands; going on",
+                          ResourceWarning, stacklevel=4)
+        return n
 
 
 def detect_cascade_raw_bounded(image, model: Model, cascade: Cascade, threshold: float | None = None, *,
@@ -289,11 +317,6 @@ def detect_cascade_raw_bounded(image, model: Model, cascade: Cascade, threshold:
     exact = exact_features is True
     feat_dtype = np.dtype(np.float64 if exact else np.float32)
     h, w = image.shape[:2]
-    band_bytes, cache_bytes, window_bytes = band_budget(max_memory, image)
-    levels, scales = pyramid_plan(image, model.sbin, model.interval, cache_bytes=cache_bytes, band_bytes=band_bytes,
-                                  exact=exact)
-    kernel, roots = cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, feat_dtype)
-    coeff = np.asarray(cascade.coeff, dtype=np.float64)
     pady, padx = model.padding
     maxh, maxw = model.maxsize
     parts = [p for c in model.components for p in c.parts]
@@ -303,36 +326,22 @@ def detect_cascade_raw_bounded(image, model: Model, cascade: Cascade, threshold:
                             anchors=tuple(int(p.anchor[1]) for p in parts),
                             part_heights=tuple(int(p.filter.shape[0]) for p in parts), window=window,
                             part_stages=2 * max((len(c.parts) for c in model.components), default=0))
-    interval = model.interval
-    found, warned = {}, False
-    for chain in range(interval):
-        for lev in range(interval + chain, len(levels), interval):
-            root, part = levels[lev], levels[lev - interval]
-            if root.shape[0] + 2 * pady >= maxh and root.shape[1] + 2 * padx >= maxw:
-                rows = band_rows
-                if rows is None:
-                    responses = len(model.components) * (root.shape[0] + 2 * pady) * (root.shape[1] + 2 * padx)
-                    available = window_bytes - responses * feat_dtype.itemsize
-                    rows = band_rows_for(geometry, available=available, root_width=root.shape[1],
-                                         part_width=part.shape[1], channels=root.shape[2],
-                                         projected=coeff.shape[1], itemsize=feat_dtype.itemsize,
-                                         components=len(model.components), max_parts=geometry.part_stages // 2)
-                    if rows == 8 and not warned:
-                        warned = True
-                        warnings.warn(f"star-cascade detection of a {w}x{h} image needs more than "
-                                      f"max_memory={format_bytes(max_memory)} for its smallest bands; going on",
-                                      ResourceWarning, stacklevel=3)
-                chunk = max(1, band_bytes // max(1, root.bytes_per_row()))
-                maps = [MapRows(lambda a, b, lv=lv: lv.rows(a, b, feat_dtype), lv.shape[0], lv.shape[1],
-                                lv.shape[2], coeff=coeff, dtype=feat_dtype, chunk=chunk)
-                        for lv in (root, part)]
-                pos, score, placed = search_level_in_bands(kernel, roots, maps[0], maps[1], geometry,
-                                                           band_rows=rows)
-                found[lev] = level_placements(model, lev, model.sbin / scales[lev], pos, score, placed)
-                log.debug("level %d searched in bands of %d rows", lev, rows)
-            if part.source is not root.source:
-                part.source.release()
-        for lev in range(chain, len(levels), interval):
-            levels[lev].source.release()
+    sizer = BandSizer(geometry, image, max_memory=max_memory, components=len(model.components),
+                      band_rows=band_rows)
+    levels, scales = pyramid_plan(image, model.sbin, model.interval, cache_bytes=sizer.cache_bytes,
+                                  band_bytes=sizer.band_bytes, exact=exact)
+    kernel, roots = cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, feat_dtype)
+    coeff = np.asarray(cascade.coeff, dtype=np.float64)
+    found = {}
+    for lev, root, part in levels_by_chain(levels, model.interval):
+        if root.shape[0] + 2 * pady < maxh or root.shape[1] + 2 * padx < maxw:
+            continue
+        maps = [MapRows(lambda a, b, lv=lv: lv.rows(a, b, feat_dtype), lv.shape[0], lv.shape[1], lv.shape[2],
+                        coeff=coeff, dtype=feat_dtype, chunk=sizer.band_bytes // max(1, lv.bytes_per_row()))
+                for lv in (root, part)]
+        rows = sizer.rows(*maps)
+        pos, score, placed = search_level_in_bands(kernel, roots, maps[0], maps[1], geometry, band_rows=rows)
+        found[lev] = level_placements(model, lev, model.sbin / scales[lev], pos, score, placed)
+        log.debug("level %d searched in bands of %d rows", lev, rows)
     entries = [e for lev in sorted(found) for e in found[lev]]
     return detections_from_placements(model, entries, (h, w))

@@ -140,15 +140,16 @@ def _detect_stars(image, work, models: dict, threshold, cascade, exact_features,
     from .release5.bands import check_star_memory, star_unbounded_peak
 
     out = {}
-    for name, m in models.items():
-        if not use_star_cascade(m, cascade):
-            check_star_memory(work.shape[:2], m, max_memory=max_memory)
-    bound = resolve_max_memory(max_memory)
-    if any(star_unbounded_peak(work.shape[:2], m, cascade=True) > bound for m in models.values()):
+    bound, too_large = resolve_max_memory(max_memory), False
+    for m in models.values():
+        if use_star_cascade(m, cascade):
+            too_large |= star_unbounded_peak(work.shape[:2], m, cascade=True) > bound
+        else:
+            check_star_memory(work.shape[:2], m, max_memory=bound)
+    if too_large:
         for name, m in models.items():
-            t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
-            out[name] = detect_star(image, m, threshold=t, cascade=cascade, exact_features=exact_features,
-                                    max_memory=max_memory, **kwargs)
+            out[name] = detect_star(image, m, threshold=_given(threshold, name), cascade=cascade,
+                                    exact_features=exact_features, max_memory=max_memory, **kwargs)
         return out
     groups = {}
     for name, m in models.items():
@@ -159,8 +160,8 @@ def _detect_stars(image, work, models: dict, threshold, cascade, exact_features,
         for name in names:
             m = models[name]
             pady, padx = m.padding
-            t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
-            out[name] = detect_star(image, m, threshold=t, cascade=cascade, exact_features=exact_features,
+            out[name] = detect_star(image, m, threshold=_given(threshold, name), cascade=cascade,
+                                    exact_features=exact_features,
                                     pyramid=repad_pyramid(base, padx=padx, pady=pady), **kwargs)
         del base
     return out
@@ -180,9 +181,8 @@ def _detect_r31(image, work, models: dict, threshold, *, dtype, exact_features, 
                                   exact_features=exact_features) if exact else {}
         for name, m in models.items():
             if cascaded[name]:
-                t = threshold.get(name) if isinstance(threshold, Mapping) else threshold   # None: the cascade's
-                raws[name] = detect_cascade_raw_bounded(work, m, m.cascade, t, max_memory=bands,
-                                                        exact_features=exact_features)
+                raws[name] = detect_cascade_raw_bounded(work, m, m.cascade, _given(threshold, name),
+                                                        max_memory=bands, exact_features=exact_features)
         return {name: finish_detections(raws[name], models[name], image.shape[:2], **kwargs) for name in models}
     out = {}
     for (sbin, interval), names in pyramid_groups(models).items():
@@ -191,8 +191,7 @@ def _detect_r31(image, work, models: dict, threshold, *, dtype, exact_features, 
         for name in names:
             m = models[name]
             if cascaded[name]:
-                t = threshold.get(name) if isinstance(threshold, Mapping) else threshold   # None: the cascade's
-                raw = detect_cascade_raw(work, m, m.cascade, t, pyramid=pyramid)
+                raw = detect_cascade_raw(work, m, m.cascade, _given(threshold, name), pyramid=pyramid)
             else:
                 raw = detect_raw(work, m, thresholds[name], pyramid=pyramid, dtype=dtype)
             out[name] = finish_detections(raw, m, image.shape[:2], **kwargs)
@@ -200,8 +199,13 @@ def _detect_r31(image, work, models: dict, threshold, *, dtype, exact_features, 
     return out
 
 
+def _given(threshold, name: str):
+    """The threshold given for class ``name`` (None: the model's own; a cascade's, for a cascade)."""
+    return threshold.get(name) if isinstance(threshold, Mapping) else threshold
+
+
 def _threshold(threshold, name: str, model: Model) -> float:
-    t = threshold.get(name) if isinstance(threshold, Mapping) else threshold
+    t = _given(threshold, name)
     return model.thresh if t is None else float(t)
 
 

@@ -29,7 +29,7 @@ from .hog import float_image
 from .kernels import NUM_FEATURES, hog_kernels, hog_shape, mround, resize_kernels, resize_shape
 from .pyramid import check_pyramid_args, octave_scale_count, pyramid_scales
 
-__all__ = ["ImageRows", "LevelPlan", "level_layout", "pyramid_plan"]
+__all__ = ["ImageRows", "LevelPlan", "level_layout", "levels_by_chain", "pyramid_plan"]
 
 
 class ImageRows:
@@ -216,3 +216,19 @@ def pyramid_plan(image, sbin: int = 8, interval: int = 10, *, cache_bytes: int =
             chains[key] = parent.reduced(shape, cache_bytes)
         levels.append(LevelPlan(level, chains[key], cell, hog_shape(*shape, cell), bool(exact)))
     return levels, scales
+
+
+def levels_by_chain(levels, interval: int):
+    """``(lev, root, part)`` for every root level of :func:`pyramid_plan`'s ``levels`` (from ``interval``
+    on) and its part level ``interval`` below, chain by chain (levels ``i, i + interval, ...``), so that
+    the reduced images a chain shares are computed once and kept while small enough; each is released
+    once the chain no longer needs it (a part level's after its root level: the next root level's part
+    level is this root level)."""
+    for chain in range(interval):
+        for lev in range(interval + chain, len(levels), interval):
+            root, part = levels[lev], levels[lev - interval]
+            yield lev, root, part
+            if part.source is not root.source:
+                part.source.release()
+        for lev in range(chain, len(levels), interval):
+            levels[lev].source.release()

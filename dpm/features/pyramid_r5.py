@@ -27,7 +27,7 @@ from .hog import hog, resize
 from .kernels import fast_hog
 from .pyramid import feature_pyramid, pyramid_scales
 
-__all__ = ["PaddedPyramid", "TRUNCATION_CHANNEL", "feature_pyramid_r5", "hog32", "repad_pyramid"]
+__all__ = ["PaddedPyramid", "TRUNCATION_CHANNEL", "feature_pyramid_r5", "hog32", "pad_level", "repad_pyramid"]
 
 #: 0-based channel of the truncation feature (release 5's ``truncation_dim`` = 32).
 TRUNCATION_CHANNEL = 31
@@ -73,9 +73,10 @@ def hog32(image, sbin: int = 8) -> np.ndarray:
     return out
 
 
-def _pad(feat: np.ndarray, pady: int, padx: int) -> np.ndarray:
-    # The padded 32-channel level of 31 (or 32, the last one zero) feature channels: one copy of the
-    # features; zeros and the truncation feature around them.
+def pad_level(feat: np.ndarray, pady: int, padx: int) -> np.ndarray:
+    """The padded 32-channel level (float32) of ``(h, w, 31)`` (or 32, the last one zero) features: one
+    copy of them, and zeros with the truncation feature set in ``pady + 1`` rows and ``padx + 1``
+    columns around them."""
     h, w = feat.shape[:2]
     y, x = pady + 1, padx + 1
     out = np.empty((h + 2 * y, w + 2 * x, TRUNCATION_CHANNEL + 1), dtype=np.float32)
@@ -141,7 +142,7 @@ def feature_pyramid_r5(image, sbin: int = 8, interval: int = 10, *, padx: int, p
         for i in range(1, interval + 1):
             scaled = resize(image, 1 / sc ** (i - 1))
             levels[i - 1] = hog(scaled, sbin // 4) if exact else fast_hog(scaled, sbin // 4)[0]
-    levels = [_pad(f, int(pady), int(padx)) for f in levels]
+    levels = [pad_level(f, int(pady), int(padx)) for f in levels]
     return PaddedPyramid(levels=levels, scales=scales, sbin=int(sbin), interval=int(interval), padx=int(padx),
                          pady=int(pady), extra_octave=bool(extra), image_shape=(h, w))
 
@@ -154,7 +155,7 @@ def repad_pyramid(pyramid: PaddedPyramid, *, padx: int, pady: int) -> PaddedPyra
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
             raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
     y, x = pyramid.pady + 1, pyramid.padx + 1
-    levels = [_pad(f[y:f.shape[0] - y, x:f.shape[1] - x], int(pady), int(padx)) for f in pyramid.levels]
+    levels = [pad_level(f[y:f.shape[0] - y, x:f.shape[1] - x], int(pady), int(padx)) for f in pyramid.levels]
     return PaddedPyramid(levels=levels, scales=pyramid.scales, sbin=pyramid.sbin, interval=pyramid.interval,
                          padx=int(padx), pady=int(pady), extra_octave=pyramid.extra_octave,
                          image_shape=pyramid.image_shape)

@@ -3,7 +3,8 @@
 :func:`~dpm.detection.release5.detect_star` holds release 5's whole padded
 32-channel pyramid and, with the cascade, its largest levels in float64 (about
 130 to 200 bytes per image pixel for the VOC models: a 6000 x 6000 photo took
-6.3 GB before the cascade's memo was shared by its components, measured).  When :func:`star_unbounded_peak` says that is more than ``max_memory``:
+6.3 GB before the cascade's memo was shared by its components, measured).
+When :func:`star_unbounded_peak` says that is more than ``max_memory``:
 
 * with the model's star-cascade (the default for the built-in release-5
   models), :func:`detect_raw_star_cascade_bounded` gives the same raw
@@ -24,14 +25,14 @@ import numpy as np
 
 from ..._alloc import tune_malloc
 from ...cascade.types import Cascade
-from ...features.bands import LevelPlan, level_layout, pyramid_plan
+from ...features.bands import LevelPlan, level_layout, levels_by_chain, pyramid_plan
 from ...features.kernels import hog_shape
 from ...features.pyramid import pyramid_scales
-from ...features.pyramid_r5 import TRUNCATION_CHANNEL, PaddedPyramid
+from ...features.pyramid_r5 import TRUNCATION_CHANNEL, PaddedPyramid, pad_level
 from ...limits import format_bytes
 from ...model.release5 import StarModel
 from ..bands import BASE_BYTES, resolve_max_memory
-from ..cascade_bands import BandGeometry, MapRows, band_budget, band_rows_for, search_level_in_bands
+from ..cascade_bands import BandGeometry, BandSizer, MapRows, search_level_in_bands
 from .cascade import best_per_position, level_biases, star_cascade_kernel, star_cascade_options
 from .parse import StarRaw, merge_levels, placed_detections
 from .scores import loc_features
@@ -59,19 +60,16 @@ def star_levels_plan(image, model: StarModel, *, exact: bool, cache_bytes: int, 
 
 def padded_rows(plan: LevelPlan, pady: int, padx: int):
     """``(rows, height, width)``: rows ``a .. b-1`` of the padded float32 level ``feature_pyramid_r5``
-    makes of ``plan``'s features (zeros and the truncation feature in ``pady + 1`` rows and ``padx + 1``
-    columns around them), computed on demand."""
+    makes of ``plan``'s features (:func:`~dpm.features.pyramid_r5.pad_level`), computed on demand."""
     y, x = pady + 1, padx + 1
     h, w = plan.shape[:2]
 
     def rows(a: int, b: int) -> np.ndarray:
-        out = np.zeros((b - a, w + 2 * x, CHANNELS), dtype=np.float32)
-        out[:, :, TRUNCATION_CHANNEL] = 1
-        lo, hi = max(a, y), min(b, y + h)
-        if hi > lo:
-            out[lo - a:hi - a, x:x + w, :TRUNCATION_CHANNEL] = plan.rows(lo - y, hi - y, np.float32)
-            out[lo - a:hi - a, x:x + w, TRUNCATION_CHANNEL] = 0
-        return out
+        # The feature rows a .. b-1 reach, padded: padded rows lo - y .. hi + y - 1, of which the padding
+        # rows the slice keeps are real padding (they lie beyond the level's first or last row).
+        lo = max(a, y)
+        hi = max(lo, min(b, y + h))
+        return pad_level(plan.rows(lo - y, hi - y, np.float32), pady, padx)[a - lo + y:b - lo + y]
 
     return rows, h + 2 * y, w + 2 * x
 
@@ -143,47 +141,33 @@ def detect_raw_star_cascade_bounded(image, model: StarModel, cascade: Cascade | 
     cascade, thresh, window = star_cascade_options(model, cascade, threshold, window)
     dtype = np.dtype(np.float64 if exact_features else np.float32)
     h, w = image.shape[:2]
-    band_bytes, cache_bytes, window_bytes = band_budget(max_memory, image)
-    levels, scales = star_levels_plan(image, model, exact=bool(exact_features), cache_bytes=cache_bytes,
-                                      band_bytes=band_bytes)
-    kernel, roots = star_cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, dtype)
-    coeff = np.asarray(cascade.coeff, dtype=np.float64)
     pady, padx = model.padding
     interval = model.interval
-    biases = level_biases(model, loc_features(len(levels), interval), interval)
     parts = [p for c in model.components for p in c.parts]
     geometry = BandGeometry(root_pad=0, root_xpad=0, part_pad=0, border=(pady + 1) // 2 if skip_border else 0,
                             root_heights=tuple(int(c.root.size[0]) for c in model.components),
                             anchors=tuple(int(p.anchor[1]) - pady for p in parts),
                             part_heights=tuple(int(p.size[0]) for p in parts), window=window,
                             part_stages=2 * max((len(c.parts) for c in model.components), default=0))
+    sizer = BandSizer(geometry, image, max_memory=max_memory, components=len(model.components),
+                      band_rows=band_rows)
+    levels, scales = star_levels_plan(image, model, exact=bool(exact_features), cache_bytes=sizer.cache_bytes,
+                                      band_bytes=sizer.band_bytes)
+    kernel, roots = star_cascade_kernel(model, cascade, thresh, window, bool(skip_border), None, dtype)
+    coeff = np.asarray(cascade.coeff, dtype=np.float64)
+    biases = level_biases(model, loc_features(len(levels), interval), interval)
     pyramid = PaddedPyramid(levels=[], scales=scales, sbin=model.sbin, interval=interval, padx=padx, pady=pady,
                             extra_octave=bool(model.extra_octave), image_shape=(h, w))
     found = {}
-    for chain in range(interval):
-        for lev in range(interval + chain, len(levels), interval):
-            root, part = levels[lev], levels[lev - interval]
-            maps = []
-            for plan in (root, part):
-                rows, height, width = padded_rows(plan, pady, padx)
-                maps.append(MapRows(rows, height, width, CHANNELS, coeff=coeff, dtype=dtype,
-                                    chunk=max(1, band_bytes // max(1, plan.bytes_per_row()))))
-            n = band_rows
-            if n is None:
-                responses = len(model.components) * maps[0].height * maps[0].width
-                n = band_rows_for(geometry, available=window_bytes - 4 * responses,
-                                  root_width=maps[0].width, part_width=maps[1].width, channels=CHANNELS,
-                                  projected=coeff.shape[1], itemsize=dtype.itemsize,
-                                  components=len(model.components), max_parts=geometry.part_stages // 2)
-            pos, score, placed = search_level_in_bands(kernel, roots, maps[0], maps[1], geometry, band_rows=n,
-                                                       bias=biases[lev])
-            if len(pos):
-                keep = best_per_position(pos, score)
-                found[lev] = (np.full(len(keep), lev, dtype=np.intp), pos[keep], score[keep], placed[keep])
-            if part.source is not root.source:
-                part.source.release()
-        for lev in range(chain, len(levels), interval):
-            levels[lev].source.release()
+    for lev, root, part in levels_by_chain(levels, interval):
+        maps = [MapRows(*padded_rows(plan, pady, padx), CHANNELS, coeff=coeff, dtype=dtype,
+                        chunk=sizer.band_bytes // max(1, plan.bytes_per_row()))
+                for plan in (root, part)]
+        pos, score, placed = search_level_in_bands(kernel, roots, maps[0], maps[1], geometry,
+                                                   band_rows=sizer.rows(*maps), bias=biases[lev])
+        if len(pos):
+            keep = best_per_position(pos, score)
+            found[lev] = (np.full(len(keep), lev, dtype=np.intp), pos[keep], score[keep], placed[keep])
     if not found:
         return merge_levels(model, [])
     lev, pos, score, placed = (np.concatenate(x) for x in zip(*(found[k] for k in sorted(found))))
